@@ -1,0 +1,19 @@
+"""embrm: embedding-based reward-model research as one cached DAG.
+
+Rules are wiring only; all logic lives in the `embrm` package (src/embrm).
+"""
+
+
+configfile: "config.yaml"
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/data.smk"
+include: "workflow/rules/orm.smk"
+include: "workflow/rules/calibrate.smk"
+
+
+rule all:
+    input:
+        final_targets(MAIN),
+    default_target: True

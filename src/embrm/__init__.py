@@ -1,0 +1,3 @@
+"""embrm: embedding-based reward-model research (ORM ensembles, calibration, distillation)."""
+
+__version__ = "0.1.0"

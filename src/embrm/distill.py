@@ -1,0 +1,148 @@
+"""Step 7b: distil the calibrated teacher into one student MLP, then calibrate the student.
+
+The student learns embedding -> calibrated reward (MSE) on the student-train prompts,
+whose targets are out-of-fold teacher-map predictions (see calibration.py). A tenth of
+those prompts is held back for early stopping. The student map (student -> golden) is
+fit on the calibration prompts, which the student never trained on.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import joblib
+import numpy as np
+import torch
+
+from embrm.arrays import load_split, save_array
+from embrm.calibration import SPLITS, fit_isotonic, mse, save_map
+from embrm.errors import InputError
+from embrm.evaluation import score_array
+from embrm.jsonio import read_json, write_json
+from embrm.precision import autocast, storage_dtype
+from embrm.stacked_mlp import StackedMLP
+from embrm.training import MICRO_BATCH, fit
+
+log = logging.getLogger(__name__)
+
+FORMAT = "embrm.student/1"
+STUDENT_PATIENCE = 3
+
+
+def _load_split_file(path, n_prompts: int):
+    data = np.load(path)
+    if data["split"].shape != (n_prompts,):
+        raise InputError(f"{path}: split for {data['split'].shape} prompts, data has {n_prompts}")
+    return data["split"], data["targets"]
+
+
+def train_student(
+    test_embeddings, test_rewards, split_file, out_ckpt, out_scores, out_stats,
+    distill_cfg: dict, *, seed: int, chunk_prompts: int, precision: str = "fp32",
+) -> dict:
+    emb, golden = load_split(test_embeddings, test_rewards, check_values=False)
+    n, k, d = emb.shape
+    split, targets = _load_split_file(split_file, n)
+    prompts = np.flatnonzero(split == 1)
+    rng = np.random.default_rng([seed, 9])
+    n_val = max(1, len(prompts) // 10)
+    if len(prompts) - n_val < 1:
+        raise InputError(f"{split_file}: {len(prompts)} student-train prompts are too few")
+    val_prompts = rng.choice(prompts, n_val, replace=False)
+    train_prompts = np.setdiff1d(prompts, val_prompts)
+    x = torch.from_numpy(np.asarray(emb[prompts], dtype=np.float32).reshape(-1, d))
+    x = x.to(storage_dtype(precision))
+    y = torch.from_numpy(targets[prompts].reshape(-1).astype(np.float32))
+    row_prompt = np.repeat(prompts, k)
+    train_items = np.flatnonzero(np.isin(row_prompt, train_prompts))[None, :]
+    val_items = torch.from_numpy(np.flatnonzero(np.isin(row_prompt, val_prompts)))
+
+    def loss_fn(model, idx):
+        idx = torch.as_tensor(idx)
+        return ((model(x[idx]).float() - y[idx]) ** 2).mean(1)
+
+    def val_fn(model):
+        pred = torch.cat([model(x[val_items[s : s + MICRO_BATCH]][None]).float()[0]
+                          for s in range(0, len(val_items), MICRO_BATCH)])
+        return [float(((pred - y[val_items]) ** 2).mean())]
+
+    model = StackedMLP(d, distill_cfg["hidden_sizes"], [seed])
+    result = fit(
+        model, train_items, loss_fn, val_fn,
+        lr=distill_cfg["lr"], batch_size=distill_cfg["batch_size"],
+        max_epochs=distill_cfg["distill_epochs"], patience=STUDENT_PATIENCE, seeds=[seed],
+        precision=precision,
+    )
+    model.eval()
+    scores = score_array(model, emb, chunk_prompts, precision)[..., 0]
+    save_array(out_scores, scores)
+    Path(out_ckpt).parent.mkdir(parents=True, exist_ok=True)
+    torch.save(
+        {
+            "format": FORMAT,
+            "input_dim": d,
+            "hidden_sizes": model.hidden_sizes,
+            "state_dict": model.member_state(0),
+            "target": "teacher isotonic map (out-of-fold), golden-reward scale",
+        },
+        out_ckpt,
+    )
+    stats = {
+        "student_train_prompts": int(len(train_prompts)),
+        "student_val_prompts": int(n_val),
+        "epochs_run": int(result.epochs_run[0]),
+        "best_epoch": int(result.best_epoch[0]),
+        "best_val_mse": float(result.best_val_loss[0]),
+    }
+    write_json(out_stats, stats)
+    return stats
+
+
+def load_student(path, input_dim: int | None = None) -> torch.nn.Sequential:
+    """The distilled student as a plain ``nn.Sequential`` (loaded with ``weights_only``)."""
+    payload = torch.load(path, map_location="cpu", weights_only=True)
+    if payload.get("format") != FORMAT:
+        raise InputError(f"{path}: not an {FORMAT} checkpoint")
+    if input_dim is not None and payload["input_dim"] != input_dim:
+        raise InputError(
+            f"{path}: student expects dimension {payload['input_dim']}, data has {input_dim}"
+        )
+    sizes = [payload["input_dim"], *payload["hidden_sizes"], 1]
+    layers = []
+    for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:])):
+        layers.append(torch.nn.Linear(a, b))
+        if i < len(sizes) - 2:
+            layers.append(torch.nn.ReLU())
+    net = torch.nn.Sequential(*layers)
+    net.load_state_dict(payload["state_dict"])
+    return net.eval()
+
+
+def calibrate_student(
+    student_scores, test_embeddings, test_rewards, split_file, teacher_report, student_stats,
+    out_map, out_map_json, out_config, distill_cfg: dict, *, seed: int, precision: str,
+) -> dict:
+    """Fit the student map on calibration prompts; write distillation_config.json."""
+    _, golden = load_split(test_embeddings, test_rewards, check_values=False)
+    golden = np.asarray(golden, dtype=np.float64)
+    split, _ = _load_split_file(split_file, golden.shape[0])
+    scores = np.load(student_scores)
+    cal = split == 0
+    iso = fit_isotonic(scores[cal], golden[cal])
+    save_map(iso, [out_map], out_map_json)
+    teacher = read_json(teacher_report)
+    config = {
+        "hyperparameters": {**distill_cfg, "seed": seed, "precision": precision,
+                            "student_patience": STUDENT_PATIENCE},
+        "split_sizes": {name: int((split == i).sum()) for i, name in enumerate(SPLITS)},
+        "teacher_map": teacher,
+        "student": read_json(student_stats),
+        "student_map_mse_in_sample": mse(iso.predict(scores[cal].ravel()), golden[cal].ravel()),
+    }
+    write_json(out_config, config)
+    return config
+
+
+def apply_map(path, x: np.ndarray) -> np.ndarray:
+    return joblib.load(path).predict(np.ravel(x)).reshape(np.shape(x))

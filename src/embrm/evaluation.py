@@ -1,0 +1,84 @@
+"""Step 6: score the test split with every ensemble member and measure ranking quality.
+
+The test embeddings stream from disk in chunks of prompts through all members at once
+(one wide GEMM for the first layer), so memory is bounded by the chunk, not by N. The
+per-member scores ``(N, K, M)`` are saved: steps 7-8 reuse them instead of re-scoring.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import torch
+
+from embrm.arrays import iter_chunks, load_split, save_array
+from embrm.jsonio import write_json
+from embrm.metrics import best_of_n, pairwise_accuracy, per_prompt_spearman
+from embrm.orm import load_ensemble
+from embrm.plots import plot_best_of_n
+from embrm.precision import autocast
+
+log = logging.getLogger(__name__)
+
+AGGREGATIONS = ("mean", "min", "first")
+
+
+@torch.no_grad()
+def score_array(model, emb: np.ndarray, chunk_prompts: int, precision: str) -> np.ndarray:
+    """Scores ``(N, K, M)`` of every response under every member of a StackedMLP."""
+    n, k, d = emb.shape
+    out = np.empty((n, k, model.members), dtype=np.float32)
+    for start, block in iter_chunks(emb, chunk_prompts):
+        x = torch.from_numpy(block.reshape(-1, d))
+        with autocast(precision):
+            s = model.score_shared(x)
+        out[start : start + block.shape[0]] = s.float().numpy().reshape(block.shape[0], k, -1)
+    return out
+
+
+def aggregate(scores: np.ndarray, how: str) -> np.ndarray:
+    """Ensemble scores ``(N, K, M)`` -> ``(N, K)`` by mean, min (conservative) or first."""
+    if how == "mean":
+        return scores.mean(-1)
+    if how == "min":
+        return scores.min(-1)
+    if how == "first":
+        return scores[..., 0]
+    raise ValueError(f"unknown aggregation {how!r}")
+
+
+def ranking_metrics(scores: np.ndarray, golden: np.ndarray) -> dict:
+    return {
+        "per_prompt_spearman": per_prompt_spearman(scores, golden),
+        "pairwise_accuracy": pairwise_accuracy(scores, golden),
+    }
+
+
+def evaluate(
+    ensemble_ckpt, test_embeddings, test_rewards, out_json, out_scores, out_plot, eval_cfg: dict,
+    *, seed: int, precision: str = "fp32",
+) -> dict:
+    emb, golden = load_split(test_embeddings, test_rewards)
+    model, payload = load_ensemble(ensemble_ckpt, input_dim=emb.shape[-1])
+    scores = score_array(model, emb, eval_cfg["chunk_prompts"], precision)
+    save_array(out_scores, scores)
+    golden = np.asarray(golden, dtype=np.float64)
+    results = {
+        "members": len(payload["members"]),
+        "test_prompts": golden.shape[0],
+        "responses_per_prompt": golden.shape[1],
+        "aggregations": {},
+    }
+    for how in AGGREGATIONS:
+        agg = aggregate(scores, how)
+        results["aggregations"][how] = {
+            **ranking_metrics(agg, golden),
+            "best_of_n": best_of_n(agg, golden, eval_cfg["bon_n"], eval_cfg["bon_subsets"], seed),
+        }
+    results["per_member_spearman"] = [
+        per_prompt_spearman(scores[..., i], golden) for i in range(scores.shape[-1])
+    ]
+    write_json(out_json, results)
+    plot_best_of_n(results, out_plot)
+    return results

@@ -1,0 +1,205 @@
+"""Step 5: train the ORM ensemble on simulated preferences over embeddings.
+
+The ensemble is one StackedMLP (all members in one model); it is saved as ONE
+checkpoint file whose ``members`` entry carries each member's reference-style name
+(``XPrompt_mlp_bt_<i>_seed<s>_...ckpt``), seed, epochs and validation metrics.
+``member_state_dict`` turns any member back into a plain ``nn.Sequential`` state dict.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from embrm.arrays import load_split
+from embrm.errors import InputError
+from embrm.jsonio import write_json
+from embrm.pairs import Pairs, build_pairs, member_splits
+from embrm.precision import autocast, storage_dtype
+from embrm.stacked_mlp import StackedMLP
+from embrm.training import MICRO_BATCH, fit
+
+log = logging.getLogger(__name__)
+
+FORMAT = "embrm.orm_ensemble/1"
+
+
+def member_seeds(seed: int, members: int) -> list[int]:
+    return [seed + i for i in range(members)]
+
+
+def member_names(orm_cfg: dict, task: str, seeds) -> list[str]:
+    prefix = "XPrompt" if orm_cfg["comparison"] == "cross_prompt" else "SamePrompt"
+    tail = (
+        f"{task}_n{orm_cfg['n_sample']}_q{orm_cfg['annotation_quality']}"
+        f"_first{orm_cfg['consider_first_n']}"
+    )
+    return [f"{prefix}_mlp_{orm_cfg['objective']}_{i}_seed{s}_{tail}.ckpt" for i, s in enumerate(seeds)]
+
+
+class PairData:
+    """The embeddings of every response some pair uses, gathered once from disk."""
+
+    def __init__(self, embeddings: np.ndarray, pairs: Pairs, dtype: torch.dtype):
+        flat = embeddings.reshape(-1, embeddings.shape[-1])
+        rows, inverse = np.unique(np.concatenate([pairs.first, pairs.second]), return_inverse=True)
+        self.bank = torch.from_numpy(np.asarray(flat[rows], dtype=np.float32)).to(dtype)
+        self.a = torch.from_numpy(inverse[: len(pairs)])
+        self.b = torch.from_numpy(inverse[len(pairs) :])
+        self.label = torch.from_numpy(pairs.label)
+
+    def margins(self, model: StackedMLP, idx) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Scores of both sides of pairs ``idx`` ``(M, b)`` and their labels."""
+        idx = torch.as_tensor(idx)
+        b = idx.shape[1]
+        x = torch.cat([self.bank[self.a[idx]], self.bank[self.b[idx]]], dim=1)
+        s = model(x)
+        return s[:, :b], s[:, b:], self.label[idx]
+
+
+def pair_loss(objective: str):
+    """``bt``: -log sigmoid(r_win - r_lose); ``clf``: BCE on each response's own score."""
+
+    def bt(data: PairData, model, idx):
+        sa, sb, y = data.margins(model, idx)
+        return F.binary_cross_entropy_with_logits(sa - sb, y, reduction="none").mean(1)
+
+    def clf(data: PairData, model, idx):
+        sa, sb, y = data.margins(model, idx)
+        la = F.binary_cross_entropy_with_logits(sa, y, reduction="none")
+        lb = F.binary_cross_entropy_with_logits(sb, 1 - y, reduction="none")
+        return ((la + lb) / 2).mean(1)
+
+    return {"bt": bt, "clf": clf}[objective]
+
+
+@torch.no_grad()
+def evaluate_pairs(data: PairData, model, idx: np.ndarray, loss) -> tuple[np.ndarray, np.ndarray]:
+    """Per-member mean loss and accuracy (sign of the score difference) on pairs ``idx``."""
+    total_loss = torch.zeros(idx.shape[0])
+    correct = torch.zeros(idx.shape[0])
+    for start in range(0, idx.shape[1], MICRO_BATCH):
+        part = idx[:, start : start + MICRO_BATCH]
+        total_loss += loss(data, model, part).float() * part.shape[1]
+        sa, sb, y = data.margins(model, part)
+        correct += (((sa - sb) > 0).float() == y).float().sum(1)
+    return (total_loss / idx.shape[1]).numpy(), (correct / idx.shape[1]).numpy()
+
+
+def train_ensemble(
+    train_embeddings, train_rewards, out_ckpt, out_json, orm_cfg: dict, *, seed: int, task: str,
+    precision: str = "fp32",
+) -> dict:
+    """Build pairs, train all members at once, save the ensemble and a summary JSON."""
+    emb, rew = load_split(train_embeddings, train_rewards)
+    pairs, scale = build_pairs(
+        rew,
+        n_sample=orm_cfg["n_sample"],
+        consider_first_n=orm_cfg["consider_first_n"],
+        comparison=orm_cfg["comparison"],
+        n_pairs=orm_cfg["n_pairs"],
+        annotation_quality=orm_cfg["annotation_quality"],
+        reward_scale_setting=orm_cfg["reward_scale"],
+        seed=seed,
+    )
+    seeds = member_seeds(seed, orm_cfg["ensemble_number"])
+    train_idx, val_idx = member_splits(len(pairs), seeds, orm_cfg["val_fraction"])
+    log.info("%d pairs (scale %.3f), %d members, %d train / %d val pairs each",
+             len(pairs), scale, len(seeds), train_idx.shape[1], val_idx.shape[1])
+    data = PairData(emb, pairs, storage_dtype(precision))
+    torch.manual_seed(seed)
+    model = StackedMLP(emb.shape[-1], orm_cfg["hidden_sizes"], seeds)
+    loss = pair_loss(orm_cfg["objective"])
+    result = fit(
+        model,
+        train_idx,
+        lambda mdl, idx: loss(data, mdl, idx),
+        lambda mdl: evaluate_pairs(data, mdl, val_idx, loss)[0],
+        lr=orm_cfg["lr"],
+        batch_size=orm_cfg["batch_size"],
+        max_epochs=orm_cfg["max_epochs"],
+        patience=orm_cfg["patience"],
+        seeds=seeds,
+        precision=precision,
+    )
+    model.eval()
+    with autocast(precision):
+        val_loss, val_acc = evaluate_pairs(data, model, val_idx, loss)
+    names = member_names(orm_cfg, task, seeds)
+    members = [
+        {
+            "name": names[i],
+            "seed": seeds[i],
+            "epochs_run": int(result.epochs_run[i]),
+            "best_epoch": int(result.best_epoch[i]),
+            "val_loss": float(val_loss[i]),
+            "val_accuracy": float(val_acc[i]),
+        }
+        for i in range(len(seeds))
+    ]
+    summary = {
+        "config": orm_cfg,
+        "seed": seed,
+        "precision": precision,
+        "n_pairs": len(pairs),
+        "reward_scale": scale,
+        "label_agreement_with_golden": _label_agreement(rew, pairs),
+        "members": members,
+        "history": result.history,
+    }
+    save_ensemble(out_ckpt, model, orm_cfg["objective"], members)
+    write_json(out_json, summary)
+    return summary
+
+
+def _label_agreement(rewards: np.ndarray, pairs: Pairs) -> float:
+    """Fraction of simulated labels that agree with the golden order (label noise check)."""
+    flat = np.asarray(rewards, dtype=np.float64).reshape(-1)
+    golden = (flat[pairs.first] > flat[pairs.second]).astype(np.float32)
+    return float((golden == pairs.label).mean())
+
+
+def save_ensemble(path, model: StackedMLP, objective: str, members: list[dict]) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    payload = {
+        "format": FORMAT,
+        "input_dim": model.input_dim,
+        "hidden_sizes": model.hidden_sizes,
+        "objective": objective,
+        "members": members,
+        "state_dict": {k: v.detach().clone() for k, v in model.state_dict().items()},
+    }
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(payload, tmp)
+    tmp.replace(path)
+
+
+def load_ensemble(path, input_dim: int | None = None) -> tuple[StackedMLP, dict]:
+    """Load with ``weights_only=True``; a wrong input dimension names file and shapes."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"{path}: checkpoint not found")
+    payload = torch.load(path, map_location="cpu", weights_only=True)
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+        raise InputError(f"{path}: not an {FORMAT} checkpoint")
+    if input_dim is not None and payload["input_dim"] != input_dim:
+        raise InputError(
+            f"{path}: checkpoint expects embeddings of dimension {payload['input_dim']}, "
+            f"data has dimension {input_dim}"
+        )
+    members = payload["members"]
+    model = StackedMLP(payload["input_dim"], payload["hidden_sizes"], [0] * len(members))
+    model.load_state_dict(payload["state_dict"])
+    model.eval()
+    return model, payload
+
+
+def member_state_dict(path, i: int) -> dict:
+    """Member ``i`` of an ensemble file as a standalone ``nn.Sequential`` state dict."""
+    model, _ = load_ensemble(path)
+    return model.member_state(i)

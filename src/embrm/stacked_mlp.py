@@ -1,0 +1,76 @@
+"""M independent MLPs trained and evaluated as one model with stacked weights.
+
+An ensemble of M small MLPs spends its time in M matrix products per layer; stacking
+the weights as ``(M, in, out)`` turns them into one ``bmm`` per layer (training, where
+every member sees its own batch) or one wide GEMM for the first layer (scoring, where
+all members read the same embeddings). The ORM ensemble and the student both use it.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+
+class StackedMLP(nn.Module):
+    """``M`` MLPs ``D -> hidden... -> 1`` with ReLU; member ``i`` is initialised from ``seeds[i]``."""
+
+    def __init__(self, input_dim: int, hidden_sizes, seeds):
+        super().__init__()
+        self.input_dim = int(input_dim)
+        self.hidden_sizes = [int(h) for h in hidden_sizes]
+        sizes = [self.input_dim, *self.hidden_sizes, 1]
+        m = len(seeds)
+        self.weights = nn.ParameterList()
+        self.biases = nn.ParameterList()
+        for fan_in, fan_out in zip(sizes[:-1], sizes[1:]):
+            self.weights.append(nn.Parameter(torch.empty(m, fan_in, fan_out)))
+            self.biases.append(nn.Parameter(torch.empty(m, 1, fan_out)))
+        for i, seed in enumerate(seeds):
+            gen = torch.Generator().manual_seed(int(seed))
+            for w, b in zip(self.weights, self.biases):
+                # nn.Linear's default: uniform(+-1/sqrt(fan_in)) for weights and biases
+                bound = 1.0 / math.sqrt(w.shape[1])
+                with torch.no_grad():
+                    w[i].uniform_(-bound, bound, generator=gen)
+                    b[i].uniform_(-bound, bound, generator=gen)
+
+    @property
+    def members(self) -> int:
+        return self.weights[0].shape[0]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Per-member inputs ``(M, B, D)`` -> scores ``(M, B)``."""
+        h = x
+        last = len(self.weights) - 1
+        for i, (w, b) in enumerate(zip(self.weights, self.biases)):
+            h = torch.baddbmm(b, h, w)
+            if i < last:
+                h = torch.relu(h)
+        return h.squeeze(-1)
+
+    @torch.no_grad()
+    def score_shared(self, x: torch.Tensor) -> torch.Tensor:
+        """Shared inputs ``(B, D)`` -> scores ``(B, M)``: the first layer as one wide GEMM."""
+        m, d, h1 = self.weights[0].shape
+        w1 = self.weights[0].permute(1, 0, 2).reshape(d, m * h1)
+        h = torch.addmm(self.biases[0].reshape(1, m * h1), x, w1)
+        h = h.view(x.shape[0], m, h1).transpose(0, 1)
+        if len(self.weights) == 1:
+            return h.squeeze(-1).T
+        h = torch.relu(h)
+        for i, (w, b) in enumerate(zip(self.weights[1:], self.biases[1:])):
+            h = torch.baddbmm(b, h, w)
+            if i < len(self.weights) - 2:
+                h = torch.relu(h)
+        return h.squeeze(-1).T
+
+    def member_state(self, i: int) -> dict:
+        """Member ``i`` as a plain ``nn.Sequential``-style state dict (``0.weight``, ...)."""
+        out = {}
+        for layer, (w, b) in enumerate(zip(self.weights, self.biases)):
+            out[f"{2 * layer}.weight"] = w[i].T.detach().clone()
+            out[f"{2 * layer}.bias"] = b[i, 0].detach().clone()
+        return out

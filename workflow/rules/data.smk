@@ -1,0 +1,42 @@
+"""Canonical data arrays from the synthetic generator or the published release."""
+
+
+localrules:
+    synthetic_data,
+    import_release,
+
+
+rule synthetic_data:
+    output:
+        train_embeddings=f"{MAIN}/data/synthetic/train_embeddings.npy",
+        train_rewards=f"{MAIN}/data/synthetic/train_rewards.npy",
+        test_embeddings=f"{MAIN}/data/synthetic/test_embeddings.npy",
+        test_rewards=f"{MAIN}/data/synthetic/test_rewards.npy",
+    params:
+        synthetic=config["data"]["synthetic"],
+    log:
+        f"{MAIN}/logs/synthetic_data.log",
+    benchmark:
+        f"{MAIN}/benchmarks/synthetic_data.tsv"
+    conda:
+        CPU_ENV
+    script:
+        "../scripts/synthetic_data.py"
+
+
+rule import_release:
+    input:
+        release=lambda wc: wcfg.release_files(config, wc.split),
+    output:
+        embeddings=f"{MAIN}/data/import/{{tag}}/{{split}}_embeddings.npy",
+        rewards=f"{MAIN}/data/import/{{tag}}/{{split}}_rewards.npy",
+    params:
+        release=config["data"]["import"],
+    log:
+        f"{MAIN}/logs/import_release/{{tag}}_{{split}}.log",
+    benchmark:
+        f"{MAIN}/benchmarks/import_release/{{tag}}_{{split}}.tsv"
+    conda:
+        CPU_ENV
+    script:
+        "../scripts/import_release.py"

@@ -1,0 +1,51 @@
+"""Step 5 (ORM ensemble training) and step 6 (evaluation on the test split)."""
+
+
+localrules:
+    train_orm,
+    evaluate_orm,
+
+
+rule train_orm:
+    input:
+        embeddings=data_file("embeddings", "train"),
+        rewards=data_file("rewards", "train"),
+    output:
+        ckpt="{exp}/orm/ensemble.ckpt",
+        summary="{exp}/orm/training.json",
+    params:
+        orm=lambda wc: cfg(wc)["orm"],
+        seed=lambda wc: cfg(wc)["seed"],
+        task=lambda wc: cfg(wc)["task"],
+        precision=lambda wc: cfg(wc)["precision"],
+    log:
+        "{exp}/logs/train_orm.log",
+    benchmark:
+        "{exp}/benchmarks/train_orm.tsv"
+    conda:
+        CPU_ENV
+    script:
+        "../scripts/train_orm.py"
+
+
+rule evaluate_orm:
+    input:
+        ckpt="{exp}/orm/ensemble.ckpt",
+        embeddings=data_file("embeddings", "test"),
+        rewards=data_file("rewards", "test"),
+    output:
+        results="{exp}/eval_results.json",
+        scores="{exp}/eval/test_scores.npy",
+        plot=report("{exp}/bon_curve.png", caption="../report/bon_curve.rst", category="Evaluation"),
+    params:
+        evaluation=lambda wc: cfg(wc)["evaluation"],
+        seed=lambda wc: cfg(wc)["seed"],
+        precision=lambda wc: cfg(wc)["precision"],
+    log:
+        "{exp}/logs/evaluate_orm.log",
+    benchmark:
+        "{exp}/benchmarks/evaluate_orm.tsv"
+    conda:
+        CPU_ENV
+    script:
+        "../scripts/evaluate_orm.py"
