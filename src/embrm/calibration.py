@@ -20,7 +20,7 @@ from sklearn.isotonic import IsotonicRegression
 
 from embrm.arrays import load_split, open_array
 from embrm.errors import InputError
-from embrm.jsonio import write_json
+from embrm.jsonio import read_json, write_json
 
 SPLITS = ("calibration", "student_train", "held_out")
 
@@ -45,18 +45,23 @@ def fit_isotonic(x: np.ndarray, y: np.ndarray) -> IsotonicRegression:
     )
 
 
-def grouped_oof(x: np.ndarray, y: np.ndarray, folds: int, seed: int) -> np.ndarray:
-    """Out-of-fold isotonic predictions for ``(P, K)`` arrays, folds over prompts (rows)."""
+def grouped_oof(x: np.ndarray, y: np.ndarray, folds: int, seed: int):
+    """Out-of-fold isotonic predictions for ``(P, K)`` arrays and each prompt's fold.
+
+    Folds are over prompts (rows): a response is mapped by a map fitted on other prompts.
+    """
     p = x.shape[0]
     if p < folds:
         raise InputError(f"distill.cv_folds={folds} but only {p} prompts are available")
     fold = np.random.default_rng([seed, 8]).permutation(np.arange(p) % folds)
     out = np.empty_like(x, dtype=np.float64)
     for f in range(folds):
-        out[fold == f] = fit_isotonic(x[fold != f], y[fold != f]).predict(
-            x[fold == f].ravel()
-        ).reshape(x[fold == f].shape)
-    return out
+        out[fold == f] = (
+            fit_isotonic(x[fold != f], y[fold != f])
+            .predict(x[fold == f].ravel())
+            .reshape(x[fold == f].shape)
+        )
+    return out, fold
 
 
 def save_map(iso: IsotonicRegression, joblib_paths, json_path) -> None:
@@ -84,8 +89,17 @@ def mse(a, b) -> float:
 
 
 def calibrate_teacher(
-    test_scores, test_embeddings, test_rewards, out_maps, out_map_json, out_split, out_report,
-    distill_cfg: dict, *, seed: int,
+    test_scores,
+    test_embeddings,
+    test_rewards,
+    out_maps,
+    out_map_json,
+    out_split,
+    out_report,
+    split_fractions,
+    cv_folds: int,
+    *,
+    seed: int,
 ) -> dict:
     """Split prompts, fit the teacher map, write the student's out-of-fold targets."""
     _, golden = load_split(test_embeddings, test_rewards, check_values=False)
@@ -97,11 +111,11 @@ def calibrate_teacher(
         )
     teacher = np.asarray(scores, dtype=np.float64).mean(-1)
     golden = np.asarray(golden, dtype=np.float64)
-    split = split_prompts(golden.shape[0], distill_cfg["split"], seed)
+    split = split_prompts(golden.shape[0], split_fractions, seed)
     cal = split == 0
     iso = fit_isotonic(teacher[cal], golden[cal])
     pool = split < 2
-    oof_pool = grouped_oof(teacher[pool], golden[pool], distill_cfg["cv_folds"], seed)
+    oof_pool, _ = grouped_oof(teacher[pool], golden[pool], cv_folds, seed)
     targets = np.full(golden.shape, np.nan)
     targets[pool] = oof_pool
     save_map(iso, out_maps, out_map_json)
@@ -113,7 +127,51 @@ def calibrate_teacher(
         "calibration_mse_in_sample": mse(iso.predict(teacher[cal].ravel()), golden[cal].ravel()),
         "calibration_mse_out_of_fold": mse(targets[cal], golden[cal]),
         "student_target_mse_vs_golden": mse(targets[split == 1], golden[split == 1]),
-        "cv_folds": distill_cfg["cv_folds"],
+        "cv_folds": cv_folds,
     }
     write_json(out_report, report)
     return report
+
+
+def calibrate_student(
+    student_scores,
+    test_embeddings,
+    test_rewards,
+    split_file,
+    teacher_report,
+    student_stats,
+    out_map,
+    out_map_json,
+    out_config,
+    distill_cfg: dict,
+    *,
+    seed: int,
+    precision: str,
+) -> dict:
+    """Fit the student map on calibration prompts; write distillation_config.json."""
+    _, golden = load_split(test_embeddings, test_rewards, check_values=False)
+    golden = np.asarray(golden, dtype=np.float64)
+    split = np.load(split_file)["split"]
+    scores = np.load(student_scores)
+    cal = split == 0
+    iso = fit_isotonic(scores[cal], golden[cal])
+    save_map(iso, [out_map], out_map_json)
+    student = read_json(student_stats)
+    config = {
+        "hyperparameters": {
+            **distill_cfg,
+            "seed": seed,
+            "precision": precision,
+            "student_patience": student["patience"],
+        },
+        "split_sizes": {name: int((split == i).sum()) for i, name in enumerate(SPLITS)},
+        "teacher_map": read_json(teacher_report),
+        "student": student,
+        "student_map_mse_in_sample": mse(iso.predict(scores[cal].ravel()), golden[cal].ravel()),
+    }
+    write_json(out_config, config)
+    return config
+
+
+def apply_map(path, x: np.ndarray) -> np.ndarray:
+    return joblib.load(path).predict(np.ravel(x)).reshape(np.shape(x))

@@ -3,7 +3,7 @@
 The student learns embedding -> calibrated reward (MSE) on the student-train prompts,
 whose targets are out-of-fold teacher-map predictions (see calibration.py). A tenth of
 those prompts is held back for early stopping. The student map (student -> golden) is
-fit on the calibration prompts, which the student never trained on.
+fit on the calibration prompts, which the student never trained on (calibration.py).
 """
 
 from __future__ import annotations
@@ -11,16 +11,14 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-import joblib
 import numpy as np
 import torch
 
 from embrm.arrays import load_split, save_array
-from embrm.calibration import SPLITS, fit_isotonic, mse, save_map
 from embrm.errors import InputError
-from embrm.evaluation import score_array
-from embrm.jsonio import read_json, write_json
-from embrm.precision import autocast, storage_dtype
+from embrm.jsonio import write_json
+from embrm.precision import storage_dtype
+from embrm.scoring import score_array
 from embrm.stacked_mlp import StackedMLP
 from embrm.training import MICRO_BATCH, fit
 
@@ -38,8 +36,17 @@ def _load_split_file(path, n_prompts: int):
 
 
 def train_student(
-    test_embeddings, test_rewards, split_file, out_ckpt, out_scores, out_stats,
-    distill_cfg: dict, *, seed: int, chunk_prompts: int, precision: str = "fp32",
+    test_embeddings,
+    test_rewards,
+    split_file,
+    out_ckpt,
+    out_scores,
+    out_stats,
+    distill_cfg: dict,
+    *,
+    seed: int,
+    chunk_prompts: int,
+    precision: str = "fp32",
 ) -> dict:
     emb, golden = load_split(test_embeddings, test_rewards, check_values=False)
     n, k, d = emb.shape
@@ -63,15 +70,25 @@ def train_student(
         return ((model(x[idx]).float() - y[idx]) ** 2).mean(1)
 
     def val_fn(model):
-        pred = torch.cat([model(x[val_items[s : s + MICRO_BATCH]][None]).float()[0]
-                          for s in range(0, len(val_items), MICRO_BATCH)])
+        pred = torch.cat(
+            [
+                model(x[val_items[s : s + MICRO_BATCH]][None]).float()[0]
+                for s in range(0, len(val_items), MICRO_BATCH)
+            ]
+        )
         return [float(((pred - y[val_items]) ** 2).mean())]
 
     model = StackedMLP(d, distill_cfg["hidden_sizes"], [seed])
     result = fit(
-        model, train_items, loss_fn, val_fn,
-        lr=distill_cfg["lr"], batch_size=distill_cfg["batch_size"],
-        max_epochs=distill_cfg["distill_epochs"], patience=STUDENT_PATIENCE, seeds=[seed],
+        model,
+        train_items,
+        loss_fn,
+        val_fn,
+        lr=distill_cfg["lr"],
+        batch_size=distill_cfg["batch_size"],
+        max_epochs=distill_cfg["distill_epochs"],
+        patience=STUDENT_PATIENCE,
+        seeds=[seed],
         precision=precision,
     )
     model.eval()
@@ -94,6 +111,7 @@ def train_student(
         "epochs_run": int(result.epochs_run[0]),
         "best_epoch": int(result.best_epoch[0]),
         "best_val_mse": float(result.best_val_loss[0]),
+        "patience": STUDENT_PATIENCE,
     }
     write_json(out_stats, stats)
     return stats
@@ -117,32 +135,3 @@ def load_student(path, input_dim: int | None = None) -> torch.nn.Sequential:
     net = torch.nn.Sequential(*layers)
     net.load_state_dict(payload["state_dict"])
     return net.eval()
-
-
-def calibrate_student(
-    student_scores, test_embeddings, test_rewards, split_file, teacher_report, student_stats,
-    out_map, out_map_json, out_config, distill_cfg: dict, *, seed: int, precision: str,
-) -> dict:
-    """Fit the student map on calibration prompts; write distillation_config.json."""
-    _, golden = load_split(test_embeddings, test_rewards, check_values=False)
-    golden = np.asarray(golden, dtype=np.float64)
-    split, _ = _load_split_file(split_file, golden.shape[0])
-    scores = np.load(student_scores)
-    cal = split == 0
-    iso = fit_isotonic(scores[cal], golden[cal])
-    save_map(iso, [out_map], out_map_json)
-    teacher = read_json(teacher_report)
-    config = {
-        "hyperparameters": {**distill_cfg, "seed": seed, "precision": precision,
-                            "student_patience": STUDENT_PATIENCE},
-        "split_sizes": {name: int((split == i).sum()) for i, name in enumerate(SPLITS)},
-        "teacher_map": teacher,
-        "student": read_json(student_stats),
-        "student_map_mse_in_sample": mse(iso.predict(scores[cal].ravel()), golden[cal].ravel()),
-    }
-    write_json(out_config, config)
-    return config
-
-
-def apply_map(path, x: np.ndarray) -> np.ndarray:
-    return joblib.load(path).predict(np.ravel(x)).reshape(np.shape(x))

@@ -10,31 +10,17 @@ from __future__ import annotations
 import logging
 
 import numpy as np
-import torch
 
-from embrm.arrays import iter_chunks, load_split, save_array
+from embrm.arrays import load_split, save_array
 from embrm.jsonio import write_json
 from embrm.metrics import best_of_n, pairwise_accuracy, per_prompt_spearman
 from embrm.orm import load_ensemble
 from embrm.plots import plot_best_of_n
-from embrm.precision import autocast
+from embrm.scoring import score_array
 
 log = logging.getLogger(__name__)
 
 AGGREGATIONS = ("mean", "min", "first")
-
-
-@torch.no_grad()
-def score_array(model, emb: np.ndarray, chunk_prompts: int, precision: str) -> np.ndarray:
-    """Scores ``(N, K, M)`` of every response under every member of a StackedMLP."""
-    n, k, d = emb.shape
-    out = np.empty((n, k, model.members), dtype=np.float32)
-    for start, block in iter_chunks(emb, chunk_prompts):
-        x = torch.from_numpy(block.reshape(-1, d))
-        with autocast(precision):
-            s = model.score_shared(x)
-        out[start : start + block.shape[0]] = s.float().numpy().reshape(block.shape[0], k, -1)
-    return out
 
 
 def aggregate(scores: np.ndarray, how: str) -> np.ndarray:
@@ -56,8 +42,16 @@ def ranking_metrics(scores: np.ndarray, golden: np.ndarray) -> dict:
 
 
 def evaluate(
-    ensemble_ckpt, test_embeddings, test_rewards, out_json, out_scores, out_plot, eval_cfg: dict,
-    *, seed: int, precision: str = "fp32",
+    ensemble_ckpt,
+    test_embeddings,
+    test_rewards,
+    out_json,
+    out_scores,
+    out_plot,
+    eval_cfg: dict,
+    *,
+    seed: int,
+    precision: str = "fp32",
 ) -> dict:
     emb, golden = load_split(test_embeddings, test_rewards)
     model, payload = load_ensemble(ensemble_ckpt, input_dim=emb.shape[-1])

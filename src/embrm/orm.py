@@ -38,7 +38,9 @@ def member_names(orm_cfg: dict, task: str, seeds) -> list[str]:
         f"{task}_n{orm_cfg['n_sample']}_q{orm_cfg['annotation_quality']}"
         f"_first{orm_cfg['consider_first_n']}"
     )
-    return [f"{prefix}_mlp_{orm_cfg['objective']}_{i}_seed{s}_{tail}.ckpt" for i, s in enumerate(seeds)]
+    return [
+        f"{prefix}_mlp_{orm_cfg['objective']}_{i}_seed{s}_{tail}.ckpt" for i, s in enumerate(seeds)
+    ]
 
 
 class PairData:
@@ -91,7 +93,14 @@ def evaluate_pairs(data: PairData, model, idx: np.ndarray, loss) -> tuple[np.nda
 
 
 def train_ensemble(
-    train_embeddings, train_rewards, out_ckpt, out_json, orm_cfg: dict, *, seed: int, task: str,
+    train_embeddings,
+    train_rewards,
+    out_ckpt,
+    out_json,
+    orm_cfg: dict,
+    *,
+    seed: int,
+    task: str,
     precision: str = "fp32",
 ) -> dict:
     """Build pairs, train all members at once, save the ensemble and a summary JSON."""
@@ -108,8 +117,14 @@ def train_ensemble(
     )
     seeds = member_seeds(seed, orm_cfg["ensemble_number"])
     train_idx, val_idx = member_splits(len(pairs), seeds, orm_cfg["val_fraction"])
-    log.info("%d pairs (scale %.3f), %d members, %d train / %d val pairs each",
-             len(pairs), scale, len(seeds), train_idx.shape[1], val_idx.shape[1])
+    log.info(
+        "%d pairs (scale %.3f), %d members, %d train / %d val pairs each",
+        len(pairs),
+        scale,
+        len(seeds),
+        train_idx.shape[1],
+        val_idx.shape[1],
+    )
     data = PairData(emb, pairs, storage_dtype(precision))
     torch.manual_seed(seed)
     model = StackedMLP(emb.shape[-1], orm_cfg["hidden_sizes"], seeds)

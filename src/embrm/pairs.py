@@ -31,21 +31,22 @@ class Pairs:
         return self.first // self.k, self.second // self.k
 
 
-def candidate_columns(rewards: np.ndarray, consider_first_n: int) -> np.ndarray:
-    """``(N, C)`` response columns each prompt may use (ranks computed from rewards)."""
+def candidate_columns(rewards: np.ndarray, consider_first_n: int, rng) -> np.ndarray:
+    """``(N, 2)`` response columns each prompt may use, by rank of golden reward.
+
+    ``2``: two random ranks (a random pair of distinct columns, so a file sorted by
+    reward gives no bias); ``-1``: ranks {0, K-1} (maximal diversity); ``-2``: the two
+    middle ranks (minimal diversity).
+    """
     n, k = rewards.shape
-    if consider_first_n >= 2:
-        if consider_first_n > k:
-            raise InputError(
-                f"orm.consider_first_n={consider_first_n} but prompts have only K={k} responses"
-            )
-        return np.broadcast_to(np.arange(consider_first_n), (n, consider_first_n))
+    if consider_first_n == 2:
+        return np.argsort(rng.random((n, k)), axis=1)[:, :2]
     order = np.argsort(rewards, axis=1, kind="stable")
     if consider_first_n == -1:
         return order[:, [0, k - 1]]
     if consider_first_n == -2:
         return order[:, [k // 2 - 1, k // 2]]
-    raise InputError(f"orm.consider_first_n must be >= 2, -1 or -2, got {consider_first_n}")
+    raise InputError(f"orm.consider_first_n must be 2, -1 or -2, got {consider_first_n}")
 
 
 def reward_scale(rewards: np.ndarray, setting) -> float:
@@ -88,7 +89,7 @@ def build_pairs(
         raise InputError("orm.comparison=cross_prompt needs orm.n_sample >= 2")
     rew = np.asarray(rewards[:n_sample], dtype=np.float64)
     rng = np.random.default_rng([seed, 2])
-    cand = candidate_columns(rew, consider_first_n)
+    cand = candidate_columns(rew, consider_first_n, rng)
     c = cand.shape[1]
     prompt = np.repeat(np.arange(n_sample), n_pairs)
     pick_a = rng.integers(0, c, prompt.size)

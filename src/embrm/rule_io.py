@@ -13,8 +13,10 @@ def run(smk, func, *args, **kwargs):
     if len(smk.log):
         handlers.append(logging.FileHandler(smk.log[0], mode="w"))
     logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s",
-        handlers=handlers, force=True,
+        level=logging.INFO,
+        format="%(asctime)s %(name)s %(levelname)s %(message)s",
+        handlers=handlers,
+        force=True,
     )
     log = logging.getLogger(f"rule.{smk.rule}")
     start = time.perf_counter()

@@ -15,7 +15,7 @@ from torch import nn
 
 
 class StackedMLP(nn.Module):
-    """``M`` MLPs ``D -> hidden... -> 1`` with ReLU; member ``i`` is initialised from ``seeds[i]``."""
+    """``M`` MLPs ``D -> hidden... -> 1`` (ReLU); member ``i`` starts from ``seeds[i]``."""
 
     def __init__(self, input_dim: int, hidden_sizes, seeds):
         super().__init__()

@@ -5,15 +5,21 @@ from __future__ import annotations
 import numpy as np
 
 from embrm.arrays import load_split
-from embrm.distill import apply_map
+from embrm.calibration import apply_map
 from embrm.jsonio import write_json
 from embrm.metrics import global_spearman, pairwise_accuracy, per_prompt_spearman
 from embrm.plots import plot_calibration
 
 
 def validate(
-    split_file, student_scores, test_embeddings, test_rewards, teacher_map, student_map,
-    out_json, out_plot,
+    split_file,
+    student_scores,
+    test_embeddings,
+    test_rewards,
+    teacher_map,
+    student_map,
+    out_json,
+    out_plot,
 ) -> dict:
     _, golden = load_split(test_embeddings, test_rewards, check_values=False)
     data = np.load(split_file)

@@ -16,29 +16,9 @@ MAIN = "results"
 EXP_PATTERN = r"results(/studies/[^/]+/[^/]+)?"
 
 
-def responses_per_prompt(config: dict) -> dict:
-    """K of each split where the config fixes it (imported data reveal K only at run time)."""
-    source = config["data"]["source"]
-    if source == "synthetic":
-        syn = config["data"]["synthetic"]
-        return {"train": syn["k_train"], "test": syn["k_test"]}
-    if source == "generate":
-        gen = config.get("generation", {})
-        if "k_train" in gen and "k_test" in gen:
-            return {"train": gen["k_train"], "test": gen["k_test"]}
-    return {}
-
-
 def check_config(config: dict) -> None:
     """Raise InputError naming the key whose value contradicts another."""
     orm = config["orm"]
-    k = responses_per_prompt(config)
-    first_n = orm["consider_first_n"]
-    if "train" in k and first_n > k["train"]:
-        raise InputError(
-            f"config key orm.consider_first_n={first_n} is impossible with "
-            f"{k['train']} responses per train prompt"
-        )
     source = config["data"]["source"]
     if source == "synthetic" and orm["n_sample"] > config["data"]["synthetic"]["n_train"]:
         raise InputError(
@@ -46,9 +26,13 @@ def check_config(config: dict) -> None:
             f"data.synthetic.n_train={config['data']['synthetic']['n_train']}"
         )
     if source == "import" and not config["data"].get("import", {}).get("dir"):
-        raise InputError("config key data.import.dir must name the release folder for source=import")
+        raise InputError(
+            "config key data.import.dir must name the release folder for source=import"
+        )
     if abs(sum(config["distill"]["split"]) - 1.0) > 1e-6:
-        raise InputError(f"config key distill.split must sum to 1, got {config['distill']['split']}")
+        raise InputError(
+            f"config key distill.split must sum to 1, got {config['distill']['split']}"
+        )
 
 
 def exp_config(config: dict, exp: str) -> dict:

@@ -31,7 +31,9 @@ rule calibrate_teacher:
         split="{exp}/calibration/split.npz",
         report="{exp}/calibration/teacher_calibration.json",
     params:
-        distill=lambda wc: cfg(wc)["distill"],
+        # only the keys this step reads: a student hyperparameter must not refit the map
+        split=lambda wc: cfg(wc)["distill"]["split"],
+        cv_folds=lambda wc: cfg(wc)["distill"]["cv_folds"],
         seed=lambda wc: cfg(wc)["seed"],
     log:
         "{exp}/logs/calibrate_teacher.log",

@@ -29,3 +29,27 @@ def data_file(kind, split):
 def final_targets(exp):
     c = wcfg.exp_config(config, exp)
     return [f"{exp}/{name}" for name in wcfg.final_artifacts(c)]
+
+
+# Resources of the rules that run on a cluster's GPU nodes (those not in `localrules`).
+GPU_RES_KEYS = ("partition", "account", "gpus", "cpus_per_gpu", "mem_mb", "runtime")
+
+
+def gpu_res(key):
+    """A GPU rule's resource from config["cluster"]["gpu"][key], for a `resources:` directive.
+
+    Maps to the SLURM plugin's resources: partition -> slurm_partition (sbatch -p),
+    account -> slurm_account (-A; null leaves it unset), gpus -> gpu (--gpus),
+    cpus_per_gpu (--cpus-per-gpu), mem_mb (--mem), runtime (-t, minutes). mem_mb and
+    runtime grow with the attempt: a job retried after a timeout or OOM asks for more.
+    Local runs accept these resources and constrain nothing by them.
+    """
+    if key not in GPU_RES_KEYS:
+        raise ValueError(f"gpu_res: unknown key {key!r}; use one of {GPU_RES_KEYS}")
+    try:
+        value = config["cluster"]["gpu"].get(key)
+    except (KeyError, AttributeError, TypeError):
+        raise ValueError("config key cluster.gpu is missing (config.yaml)") from None
+    if key in ("mem_mb", "runtime"):
+        return lambda wildcards, attempt: value * attempt
+    return value

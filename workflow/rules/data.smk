@@ -13,7 +13,7 @@ rule synthetic_data:
         test_embeddings=f"{MAIN}/data/synthetic/test_embeddings.npy",
         test_rewards=f"{MAIN}/data/synthetic/test_rewards.npy",
     params:
-        synthetic=config["data"]["synthetic"],
+        synthetic=lambda wc: config["data"]["synthetic"],
     log:
         f"{MAIN}/logs/synthetic_data.log",
     benchmark:
@@ -31,7 +31,7 @@ rule import_release:
         embeddings=f"{MAIN}/data/import/{{tag}}/{{split}}_embeddings.npy",
         rewards=f"{MAIN}/data/import/{{tag}}/{{split}}_rewards.npy",
     params:
-        release=config["data"]["import"],
+        release=lambda wc: config["data"]["import"],
     log:
         f"{MAIN}/logs/import_release/{{tag}}_{{split}}.log",
     benchmark:

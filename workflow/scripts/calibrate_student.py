@@ -1,4 +1,4 @@
-from embrm.distill import calibrate_student
+from embrm.calibration import calibrate_student
 from embrm.rule_io import run
 
 i, o, p = snakemake.input, snakemake.output, snakemake.params

@@ -12,6 +12,7 @@ run(
     o.map_json,
     o.split,
     o.report,
-    snakemake.params.distill,
+    snakemake.params.split,
+    snakemake.params.cv_folds,
     seed=snakemake.params.seed,
 )

@@ -1,0 +1,22 @@
+"""Streaming scores of a StackedMLP over an ``(N, K, D)`` array, chunk by chunk."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from embrm.arrays import iter_chunks
+from embrm.precision import autocast
+
+
+@torch.no_grad()
+def score_array(model, emb: np.ndarray, chunk_prompts: int, precision: str) -> np.ndarray:
+    """Scores ``(N, K, M)`` of every response under every member of a StackedMLP."""
+    n, k, d = emb.shape
+    out = np.empty((n, k, model.members), dtype=np.float32)
+    for start, block in iter_chunks(emb, chunk_prompts):
+        x = torch.from_numpy(block.reshape(-1, d))
+        with autocast(precision):
+            s = model.score_shared(x)
+        out[start : start + block.shape[0]] = s.float().numpy().reshape(block.shape[0], k, -1)
+    return out

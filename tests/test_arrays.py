@@ -1,0 +1,87 @@
+import numpy as np
+import pytest
+
+from embrm.arrays import iter_chunks, load_split
+from embrm.errors import InputError
+from embrm.importer import convert, release_paths
+from embrm.synthetic import generate
+
+
+def test_import_round_trips_a_response_major_release(tmp_path):
+    rng = np.random.default_rng(0)
+    emb = rng.standard_normal((4, 7, 3)).astype(np.float32)  # (K, N, D)
+    rew = rng.standard_normal((4, 7)).astype(np.float32)  # (K, N)
+    src_e, src_r = release_paths(tmp_path, "hh", "gemma2b", "gemma7b", "ray", "train")
+    np.save(src_e, emb)
+    np.save(src_r, rew)
+    assert src_e.name == "EMBD_hh_gemma2b_gemma7b_train.npy"
+    assert src_r.name == "REWARD_hh_ray_gemma2b_train.npy"
+    shape = convert(src_e, src_r, tmp_path / "e.npy", tmp_path / "r.npy", chunk=3)
+    assert shape == (7, 4, 3)
+    out_e, out_r = load_split(tmp_path / "e.npy", tmp_path / "r.npy")
+    assert np.array_equal(out_e, emb.transpose(1, 0, 2))
+    assert np.array_equal(out_r, rew.T)
+    convert(src_e, src_r, tmp_path / "e5.npy", tmp_path / "r5.npy", max_prompts=5, chunk=2)
+    assert np.array_equal(np.load(tmp_path / "e5.npy"), emb.transpose(1, 0, 2)[:5])
+
+
+def test_import_rejects_mismatched_release(tmp_path):
+    np.save(tmp_path / "e.npy", np.zeros((4, 7, 3), np.float32))
+    np.save(tmp_path / "r.npy", np.zeros((4, 6), np.float32))
+    with pytest.raises(
+        InputError, match=r"e\.npy has shape \(4, 7, 3\).*r\.npy has shape \(4, 6\)"
+    ):
+        convert(tmp_path / "e.npy", tmp_path / "r.npy", tmp_path / "o.npy", tmp_path / "p.npy")
+
+
+def test_shape_mismatch_names_both_files_and_shapes(tmp_path):
+    np.save(tmp_path / "emb.npy", np.zeros((5, 3, 2), np.float32))
+    np.save(tmp_path / "rew.npy", np.zeros((5, 4), np.float32))
+    with pytest.raises(
+        InputError, match=r"emb\.npy has shape \(5, 3, 2\).*rew\.npy has shape \(5, 4\)"
+    ):
+        load_split(tmp_path / "emb.npy", tmp_path / "rew.npy")
+
+
+def test_nan_names_the_file_and_row(tmp_path):
+    emb = np.zeros((6, 3, 2), np.float32)
+    emb[4, 1, 0] = np.nan
+    np.save(tmp_path / "emb.npy", emb)
+    np.save(tmp_path / "rew.npy", np.zeros((6, 3), np.float32))
+    with pytest.raises(InputError, match=r"emb\.npy: non-finite .* row 4"):
+        load_split(tmp_path / "emb.npy", tmp_path / "rew.npy")
+
+
+def test_missing_and_wrong_rank_files_are_named(tmp_path):
+    with pytest.raises(InputError, match=r"nope\.npy: file not found"):
+        load_split(tmp_path / "nope.npy", tmp_path / "rew.npy")
+    np.save(tmp_path / "emb.npy", np.zeros((5, 3), np.float32))
+    with pytest.raises(InputError, match=r"emb\.npy: expected 3 dimensions, found shape \(5, 3\)"):
+        load_split(tmp_path / "emb.npy", tmp_path / "rew.npy")
+
+
+def test_chunked_reads_equal_the_array(tmp_path):
+    arr = np.arange(7 * 3 * 2, dtype=np.float32).reshape(7, 3, 2)
+    np.save(tmp_path / "a.npy", arr)
+    mm = np.load(tmp_path / "a.npy", mmap_mode="r")
+    blocks = [b for _, b in iter_chunks(mm, 3)]
+    assert [b.shape[0] for b in blocks] == [3, 3, 1]
+    assert np.array_equal(np.concatenate(blocks), arr)
+
+
+def test_synthetic_data_is_deterministic_and_on_a_realistic_scale(tmp_path):
+    def make(d):
+        out = {
+            f"{s}_{k}": d / f"{s}_{k}.npy"
+            for s in ("train", "test")
+            for k in ("embeddings", "rewards")
+        }
+        generate(out, n_train=600, n_test=20, k_train=10, k_test=30, dim=32, seed=5)
+        return out
+
+    a, b = make(tmp_path / "a"), make(tmp_path / "b")
+    for key in a:
+        assert np.array_equal(np.load(a[key]), np.load(b[key]))
+    rew = np.load(a["train_rewards"])
+    assert rew.shape == (600, 10) and np.load(a["test_embeddings"]).shape == (20, 30, 32)
+    assert 1.5 < rew.std() < 2.5

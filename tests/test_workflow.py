@@ -1,0 +1,98 @@
+"""The real `snakemake` on a small synthetic config: end to end, targets, reruns, bad config."""
+
+import json
+import math
+
+import joblib
+import numpy as np
+import pytest
+import torch
+
+from conftest import planned_jobs, run_snakemake, small_config
+
+pytestmark = pytest.mark.workflow
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory):
+    workdir = tmp_path_factory.mktemp("wf")
+    cfg = small_config()
+    run_snakemake(workdir, cfg)
+    return workdir, cfg
+
+
+def _finite(tree):
+    if isinstance(tree, dict):
+        return all(_finite(v) for v in tree.values())
+    if isinstance(tree, list):
+        return all(_finite(v) for v in tree)
+    return not isinstance(tree, float) or math.isfinite(tree)
+
+
+def test_end_to_end_artifacts(finished_run):
+    workdir, cfg = finished_run
+    res = workdir / "results"
+    ens = torch.load(res / "orm/ensemble.ckpt", weights_only=True)
+    assert len(ens["members"]) == cfg["orm"]["ensemble_number"]
+    ev = json.loads((res / "eval_results.json").read_text())
+    assert set(ev["aggregations"]) == {"mean", "min", "first"}
+    assert ev["aggregations"]["mean"]["per_prompt_spearman"] > 0.5
+    assert set(ev["aggregations"]["mean"]["best_of_n"]) == {"2", "5", "10", "30"}  # K_test=40
+    val = json.loads((res / "validation_results.json").read_text())
+    assert set(val["variants"]) == {"teacher", "teacher_isotonic", "student", "student_isotonic"}
+    assert _finite(ev) and _finite(val)
+    assert val["variants"]["teacher_isotonic"]["mse"] < val["variants"]["teacher"]["mse"]
+    teacher = joblib.load(res / "isotonic_teacher_map.joblib")
+    legacy = joblib.load(res / "isotonic_map.joblib")
+    assert np.array_equal(teacher.X_thresholds_, legacy.X_thresholds_)
+    dist = json.loads((res / "distillation_config.json").read_text())
+    assert sum(dist["split_sizes"].values()) == cfg["data"]["synthetic"]["n_test"]
+    assert (res / "distilled_rm_harmless_bt.ckpt").is_file()
+    for png in ("bon_curve.png", "calibration_plot.png"):
+        assert (res / png).stat().st_size > 1000
+    for rule in ("train_orm", "evaluate_orm", "calibrate_teacher", "validate_variants"):
+        assert (res / "logs" / f"{rule}.log").read_text().strip()
+        assert (res / "benchmarks" / f"{rule}.tsv").is_file()
+
+
+def test_single_target_rebuilds_only_what_it_needs(finished_run):
+    workdir, cfg = finished_run
+    target = workdir / "results/isotonic_teacher_map.joblib"
+    target.unlink()
+    proc = run_snakemake(workdir, cfg, "results/isotonic_teacher_map.joblib")
+    assert planned_jobs(proc.stdout + proc.stderr) == {"calibrate_teacher": 1}
+    assert target.is_file()
+
+
+def test_changing_distill_epochs_reruns_only_steps_7_and_8(finished_run):
+    workdir, cfg = finished_run
+    changed = small_config(distill={"distill_epochs": 3})
+    proc = run_snakemake(workdir, changed, "-n")
+    jobs = planned_jobs(proc.stdout + proc.stderr)
+    assert set(jobs) == {"distill_student", "calibrate_student", "validate_variants", "all"}
+
+
+def test_dry_run_of_fresh_dir_shows_the_whole_dag(tmp_path):
+    proc = run_snakemake(tmp_path, small_config(), "-n")
+    jobs = planned_jobs(proc.stdout + proc.stderr)
+    assert {"synthetic_data", "train_orm", "evaluate_orm", "calibrate_teacher"} <= set(jobs)
+    assert not (tmp_path / "results").exists()
+
+
+@pytest.mark.parametrize(
+    ("mutate", "message"),
+    [
+        (lambda c: c["orm"].update(learning_rate=0.1), "learning_rate"),
+        (lambda c: c["orm"].update(consider_first_n=7), "consider_first_n"),
+        (lambda c: c["orm"].update(n_sample="many"), "n_sample"),
+        (lambda c: c["orm"].update(n_sample=10_000), "orm.n_sample"),
+        (lambda c: c["distill"].update(split=[0.5, 0.2, 0.2]), "distill.split"),
+    ],
+)
+def test_bad_config_fails_before_any_job_naming_the_key(tmp_path, mutate, message):
+    cfg = small_config()
+    mutate(cfg)
+    proc = run_snakemake(tmp_path, cfg, "-n", check=False)
+    assert proc.returncode != 0
+    assert message in proc.stdout + proc.stderr
+    assert not (tmp_path / "results").exists()
