@@ -95,7 +95,7 @@ def test_checkpoint_loads_with_weights_only_and_names_members(linear_data):
         torch.nn.Linear(32, 1),
     )
     net.load_state_dict(member_state_dict(d / "ens.ckpt", 2))
-    assert torch.allclose(net(x)[:, 0], model.score_shared(x)[:, 2], atol=1e-5)
+    assert torch.allclose(net(x)[:, 0], model.shared_scorer()(x)[:, 2], atol=1e-5)
 
 
 def test_wrong_dimension_checkpoint_names_file_and_shapes(linear_data):

@@ -14,9 +14,10 @@ def score_array(model, emb: np.ndarray, chunk_prompts: int, precision: str) -> n
     """Scores ``(N, K, M)`` of every response under every member of a StackedMLP."""
     n, k, d = emb.shape
     out = np.empty((n, k, model.members), dtype=np.float32)
+    score = model.shared_scorer()
     for start, block in iter_chunks(emb, chunk_prompts):
         x = torch.from_numpy(block.reshape(-1, d))
         with autocast(precision):
-            s = model.score_shared(x)
+            s = score(x)
         out[start : start + block.shape[0]] = s.float().numpy().reshape(block.shape[0], k, -1)
     return out

@@ -52,20 +52,24 @@ class StackedMLP(nn.Module):
         return h.squeeze(-1)
 
     @torch.no_grad()
-    def score_shared(self, x: torch.Tensor) -> torch.Tensor:
-        """Shared inputs ``(B, D)`` -> scores ``(B, M)``: the first layer as one wide GEMM."""
+    def shared_scorer(self):
+        """A function scoring shared inputs ``(B, D)`` -> ``(B, M)`` with every member.
+
+        The members' first layers are concatenated once into a ``(D, M * H)`` matrix, so
+        each call runs the first (largest) layer as one wide GEMM.
+        """
         m, d, h1 = self.weights[0].shape
-        w1 = self.weights[0].permute(1, 0, 2).reshape(d, m * h1)
-        h = torch.addmm(self.biases[0].reshape(1, m * h1), x, w1)
-        h = h.view(x.shape[0], m, h1).transpose(0, 1)
-        if len(self.weights) == 1:
+        w1 = self.weights[0].permute(1, 0, 2).reshape(d, m * h1).contiguous()
+        b1 = self.biases[0].reshape(1, m * h1)
+        rest = list(zip(self.weights[1:], self.biases[1:]))
+
+        def score(x: torch.Tensor) -> torch.Tensor:
+            h = torch.addmm(b1, x, w1).view(x.shape[0], m, h1).transpose(0, 1)
+            for w, b in rest:
+                h = torch.baddbmm(b, torch.relu(h), w)
             return h.squeeze(-1).T
-        h = torch.relu(h)
-        for i, (w, b) in enumerate(zip(self.weights[1:], self.biases[1:])):
-            h = torch.baddbmm(b, h, w)
-            if i < len(self.weights) - 2:
-                h = torch.relu(h)
-        return h.squeeze(-1).T
+
+        return score
 
     def member_state(self, i: int) -> dict:
         """Member ``i`` as a plain ``nn.Sequential``-style state dict (``0.weight``, ...)."""

@@ -8,17 +8,6 @@ localrules:
     validate_variants,
 
 
-def student_file(kind):
-    """Input function: the student artifact named after the experiment's task/objective."""
-    ext = {"scores": "npy", "stats": "json"}[kind]
-
-    def path(wc):
-        c = cfg(wc)
-        return f"{wc.exp}/calibration/student_{kind}_{c['task']}_{c['orm']['objective']}.{ext}"
-
-    return path
-
-
 rule calibrate_teacher:
     input:
         scores="{exp}/eval/test_scores.npy",
@@ -30,17 +19,17 @@ rule calibrate_teacher:
         map_json="{exp}/isotonic_teacher_map.json",
         split="{exp}/calibration/split.npz",
         report="{exp}/calibration/teacher_calibration.json",
-    params:
-        # only the keys this step reads: a student hyperparameter must not refit the map
-        split=lambda wc: cfg(wc)["distill"]["split"],
-        cv_folds=lambda wc: cfg(wc)["distill"]["cv_folds"],
-        seed=lambda wc: cfg(wc)["seed"],
     log:
         "{exp}/logs/calibrate_teacher.log",
     benchmark:
         "{exp}/benchmarks/calibrate_teacher.tsv"
     conda:
         CPU_ENV
+    params:
+        # only the keys this step reads: a student hyperparameter must not refit the map
+        split=lambda wc: cfg(wc)["distill"]["split"],
+        cv_folds=lambda wc: cfg(wc)["distill"]["cv_folds"],
+        seed=lambda wc: cfg(wc)["seed"],
     script:
         "../scripts/calibrate_teacher.py"
 
@@ -54,17 +43,19 @@ rule distill_student:
         ckpt="{exp}/distilled_rm_{task}_{objective}.ckpt",
         scores="{exp}/calibration/student_scores_{task}_{objective}.npy",
         stats="{exp}/calibration/student_stats_{task}_{objective}.json",
-    params:
-        distill=lambda wc: wcfg.check_student_name(cfg(wc), wc.task, wc.objective)["distill"],
-        seed=lambda wc: cfg(wc)["seed"],
-        chunk_prompts=lambda wc: cfg(wc)["evaluation"]["chunk_prompts"],
-        precision=lambda wc: cfg(wc)["precision"],
     log:
         "{exp}/logs/distill_student_{task}_{objective}.log",
     benchmark:
         "{exp}/benchmarks/distill_student_{task}_{objective}.tsv"
     conda:
         CPU_ENV
+    params:
+        distill=lambda wc: wcfg.check_student_name(cfg(wc), wc.task, wc.objective)[
+            "distill"
+        ],
+        seed=lambda wc: cfg(wc)["seed"],
+        chunk_prompts=lambda wc: cfg(wc)["evaluation"]["chunk_prompts"],
+        precision=lambda wc: cfg(wc)["precision"],
     script:
         "../scripts/distill_student.py"
 
@@ -81,16 +72,16 @@ rule calibrate_student:
         student_map="{exp}/isotonic_student_map.joblib",
         map_json="{exp}/isotonic_student_map.json",
         config="{exp}/distillation_config.json",
-    params:
-        distill=lambda wc: cfg(wc)["distill"],
-        seed=lambda wc: cfg(wc)["seed"],
-        precision=lambda wc: cfg(wc)["precision"],
     log:
         "{exp}/logs/calibrate_student.log",
     benchmark:
         "{exp}/benchmarks/calibrate_student.tsv"
     conda:
         CPU_ENV
+    params:
+        distill=lambda wc: cfg(wc)["distill"],
+        seed=lambda wc: cfg(wc)["seed"],
+        precision=lambda wc: cfg(wc)["precision"],
     script:
         "../scripts/calibrate_student.py"
 

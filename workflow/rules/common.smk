@@ -26,6 +26,17 @@ def data_file(kind, split):
     return lambda wc: wcfg.data_path(cfg(wc), kind, split)
 
 
+def student_file(kind):
+    """Input function: the student artifact named after the experiment's task/objective."""
+    ext = {"scores": "npy", "stats": "json"}[kind]
+
+    def path(wc):
+        c = cfg(wc)
+        return f"{wc.exp}/calibration/student_{kind}_{c['task']}_{c['orm']['objective']}.{ext}"
+
+    return path
+
+
 def final_targets(exp):
     c = wcfg.exp_config(config, exp)
     return [f"{exp}/{name}" for name in wcfg.final_artifacts(c)]

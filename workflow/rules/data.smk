@@ -12,14 +12,14 @@ rule synthetic_data:
         train_rewards=f"{MAIN}/data/synthetic/train_rewards.npy",
         test_embeddings=f"{MAIN}/data/synthetic/test_embeddings.npy",
         test_rewards=f"{MAIN}/data/synthetic/test_rewards.npy",
-    params:
-        synthetic=lambda wc: config["data"]["synthetic"],
     log:
         f"{MAIN}/logs/synthetic_data.log",
     benchmark:
         f"{MAIN}/benchmarks/synthetic_data.tsv"
     conda:
         CPU_ENV
+    params:
+        synthetic=lambda wc: config["data"]["synthetic"],
     script:
         "../scripts/synthetic_data.py"
 
@@ -30,13 +30,13 @@ rule import_release:
     output:
         embeddings=f"{MAIN}/data/import/{{tag}}/{{split}}_embeddings.npy",
         rewards=f"{MAIN}/data/import/{{tag}}/{{split}}_rewards.npy",
-    params:
-        release=lambda wc: config["data"]["import"],
     log:
         f"{MAIN}/logs/import_release/{{tag}}_{{split}}.log",
     benchmark:
         f"{MAIN}/benchmarks/import_release/{{tag}}_{{split}}.tsv"
     conda:
         CPU_ENV
+    params:
+        release=lambda wc: config["data"]["import"],
     script:
         "../scripts/import_release.py"

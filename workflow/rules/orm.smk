@@ -13,17 +13,17 @@ rule train_orm:
     output:
         ckpt="{exp}/orm/ensemble.ckpt",
         summary="{exp}/orm/training.json",
-    params:
-        orm=lambda wc: cfg(wc)["orm"],
-        seed=lambda wc: cfg(wc)["seed"],
-        task=lambda wc: cfg(wc)["task"],
-        precision=lambda wc: cfg(wc)["precision"],
     log:
         "{exp}/logs/train_orm.log",
     benchmark:
         "{exp}/benchmarks/train_orm.tsv"
     conda:
         CPU_ENV
+    params:
+        orm=lambda wc: cfg(wc)["orm"],
+        seed=lambda wc: cfg(wc)["seed"],
+        task=lambda wc: cfg(wc)["task"],
+        precision=lambda wc: cfg(wc)["precision"],
     script:
         "../scripts/train_orm.py"
 
@@ -36,16 +36,20 @@ rule evaluate_orm:
     output:
         results="{exp}/eval_results.json",
         scores="{exp}/eval/test_scores.npy",
-        plot=report("{exp}/bon_curve.png", caption="../report/bon_curve.rst", category="Evaluation"),
-    params:
-        evaluation=lambda wc: cfg(wc)["evaluation"],
-        seed=lambda wc: cfg(wc)["seed"],
-        precision=lambda wc: cfg(wc)["precision"],
+        plot=report(
+            "{exp}/bon_curve.png",
+            caption="../report/bon_curve.rst",
+            category="Evaluation",
+        ),
     log:
         "{exp}/logs/evaluate_orm.log",
     benchmark:
         "{exp}/benchmarks/evaluate_orm.tsv"
     conda:
         CPU_ENV
+    params:
+        evaluation=lambda wc: cfg(wc)["evaluation"],
+        seed=lambda wc: cfg(wc)["seed"],
+        precision=lambda wc: cfg(wc)["precision"],
     script:
         "../scripts/evaluate_orm.py"
