@@ -82,11 +82,9 @@ def test_annotation_probability_matches_sigmoid():
 
 
 def test_member_splits_never_leak_a_pair_into_validation():
-    train, val = member_splits(1000, [1, 2, 3], 0.2)
-    assert train.shape == (3, 800) and val.shape == (3, 200)
-    for t, v in zip(train, val):
-        assert not set(t) & set(v)
-        assert len(set(t) | set(v)) == 1000
+    val = member_splits(1000, [1, 2, 3], 0.2)
+    assert val.shape == (3, 1000) and (val.sum(1) == 200).all()
+    # a member trains on ~val: a pair is on exactly one side of each member's split
     assert not np.array_equal(val[0], val[1])  # each member its own split
 
 

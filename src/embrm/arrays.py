@@ -53,9 +53,13 @@ def iter_chunks(arr: np.ndarray, chunk: int, dtype=np.float32):
             yield start, block.reshape((n,) + arr.shape[1:]).astype(dtype, copy=False)
 
 
-def check_finite(arr: np.ndarray, path: str | Path, chunk: int = 256) -> None:
+CHECK_BYTES = 64 * 2**20
+
+
+def check_finite(arr: np.ndarray, path: str | Path) -> None:
     """Raise if any value is NaN or infinite, naming the first bad prompt row."""
-    for start, block in iter_chunks(arr, chunk, dtype=arr.dtype):
+    row_bytes = max(1, arr[:1].nbytes)
+    for start, block in iter_chunks(arr, max(1, CHECK_BYTES // row_bytes), dtype=arr.dtype):
         bad = ~np.isfinite(block.reshape(block.shape[0], -1)).all(axis=1)
         if bad.any():
             row = start + int(np.argmax(bad))

@@ -61,34 +61,31 @@ def train_student(
     x = torch.from_numpy(np.asarray(emb[prompts], dtype=np.float32).reshape(-1, d))
     x = x.to(storage_dtype(precision))
     y = torch.from_numpy(targets[prompts].reshape(-1).astype(np.float32))
-    row_prompt = np.repeat(prompts, k)
-    train_items = np.flatnonzero(np.isin(row_prompt, train_prompts))[None, :]
-    val_items = torch.from_numpy(np.flatnonzero(np.isin(row_prompt, val_prompts)))
+    in_train = np.isin(np.repeat(prompts, k), train_prompts)
+    val_items = np.flatnonzero(~in_train)
 
-    def loss_fn(model, idx):
+    def item_loss(model, idx):
         idx = torch.as_tensor(idx)
-        return ((model(x[idx]).float() - y[idx]) ** 2).mean(1)
+        return (model(x[idx]).float() - y[idx]) ** 2
 
     def val_fn(model):
-        pred = torch.cat(
-            [
-                model(x[val_items[s : s + MICRO_BATCH]][None]).float()[0]
-                for s in range(0, len(val_items), MICRO_BATCH)
-            ]
+        sums = sum(
+            item_loss(model, val_items[s : s + MICRO_BATCH]).sum()
+            for s in range(0, len(val_items), MICRO_BATCH)
         )
-        return [float(((pred - y[val_items]) ** 2).mean())]
+        return [float(sums) / len(val_items)]
 
     model = StackedMLP(d, distill_cfg["hidden_sizes"], [seed])
     result = fit(
         model,
-        train_items,
-        loss_fn,
+        in_train[None, :],
+        item_loss,
         val_fn,
         lr=distill_cfg["lr"],
         batch_size=distill_cfg["batch_size"],
         max_epochs=distill_cfg["distill_epochs"],
         patience=STUDENT_PATIENCE,
-        seeds=[seed],
+        seed=seed,
         precision=precision,
     )
     model.eval()

@@ -64,12 +64,10 @@ def evaluate(
         "responses_per_prompt": golden.shape[1],
         "aggregations": {},
     }
-    for how in AGGREGATIONS:
-        agg = aggregate(scores, how)
-        results["aggregations"][how] = {
-            **ranking_metrics(agg, golden),
-            "best_of_n": best_of_n(agg, golden, eval_cfg["bon_n"], eval_cfg["bon_subsets"], seed),
-        }
+    aggregated = {how: aggregate(scores, how) for how in AGGREGATIONS}
+    bon = best_of_n(aggregated, golden, eval_cfg["bon_n"], eval_cfg["bon_subsets"], seed)
+    for how, agg in aggregated.items():
+        results["aggregations"][how] = {**ranking_metrics(agg, golden), "best_of_n": bon[how]}
     results["per_member_spearman"] = [
         per_prompt_spearman(scores[..., i], golden) for i in range(scores.shape[-1])
     ]

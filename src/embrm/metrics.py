@@ -45,33 +45,38 @@ def pairwise_accuracy(scores: np.ndarray, golden: np.ndarray, chunk: int = 16) -
     return float(right / total) if total else float("nan")
 
 
-def best_of_n(scores: np.ndarray, golden: np.ndarray, ns, subsets: int, seed: int) -> dict:
-    """Best-of-N: golden reward and within-prompt quantile of the top-scored response.
+def best_of_n(scores: dict, golden: np.ndarray, ns, subsets: int, seed: int) -> dict:
+    """Best-of-N for several score arrays: golden reward and within-prompt quantile of
+    the top-scored response, keyed like ``scores``.
 
     For each N (at most K) and prompt, ``subsets`` random N-subsets of the prompt's
-    responses are drawn; the same subsets serve the model, the oracle (highest golden
-    reward) and the random baseline (expected golden reward of a uniform pick). One
-    random permutation per (prompt, subset) is drawn and its first N entries used for
-    every N, so the curve's points share their randomness.
+    responses are drawn; the same subsets serve every score array, the oracle (highest
+    golden reward) and the random baseline (expected golden reward of a uniform pick).
+    One random permutation per (prompt, subset) is drawn and its first N entries used
+    for every N, so the curve's points share their randomness.
     """
     n_prompts, k = golden.shape
     quantile = (rankdata(golden, axis=1, method="min") - 1) / max(k - 1, 1)
     rng = np.random.default_rng([seed, 6])
     perm = np.argsort(rng.random((n_prompts, subsets, k), dtype=np.float32), axis=2)
-    out = {}
+    out = {name: {} for name in scores}
     for n in (n for n in ns if n <= k):
         sub = perm[:, :, :n]
         g = np.take_along_axis(golden[:, None, :], sub, axis=2)
-        s = np.take_along_axis(scores[:, None, :], sub, axis=2)
         q = np.take_along_axis(quantile[:, None, :], sub, axis=2)
-        pick = np.argmax(s, axis=2)[..., None]
         best = np.argmax(g, axis=2)[..., None]
-        out[str(n)] = {
-            "reward": float(np.take_along_axis(g, pick, 2).mean()),
-            "quantile": float(np.take_along_axis(q, pick, 2).mean()),
+        baselines = {
             "oracle_reward": float(np.take_along_axis(g, best, 2).mean()),
             "oracle_quantile": float(np.take_along_axis(q, best, 2).mean()),
             "random_reward": float(g.mean()),
             "random_quantile": float(q.mean()),
         }
+        for name, s in scores.items():
+            picked = np.take_along_axis(s[:, None, :], sub, axis=2)
+            pick = np.argmax(picked, axis=2)[..., None]
+            out[name][str(n)] = {
+                "reward": float(np.take_along_axis(g, pick, 2).mean()),
+                "quantile": float(np.take_along_axis(q, pick, 2).mean()),
+                **baselines,
+            }
     return out

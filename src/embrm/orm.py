@@ -21,7 +21,7 @@ from embrm.jsonio import write_json
 from embrm.pairs import Pairs, build_pairs, member_splits
 from embrm.precision import autocast, storage_dtype
 from embrm.stacked_mlp import StackedMLP
-from embrm.training import MICRO_BATCH, fit
+from embrm.training import MICRO_BATCH, fit, masked_means
 
 log = logging.getLogger(__name__)
 
@@ -55,41 +55,46 @@ class PairData:
         self.label = torch.from_numpy(pairs.label)
 
     def margins(self, model: StackedMLP, idx) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Scores of both sides of pairs ``idx`` ``(M, b)`` and their labels."""
+        """Every member's scores ``(M, b)`` of both sides of pairs ``idx`` and the labels."""
         idx = torch.as_tensor(idx)
-        b = idx.shape[1]
-        x = torch.cat([self.bank[self.a[idx]], self.bank[self.b[idx]]], dim=1)
-        s = model(x)
-        return s[:, :b], s[:, b:], self.label[idx]
+        s = model(torch.cat([self.bank[self.a[idx]], self.bank[self.b[idx]]]))
+        return s[:, : len(idx)], s[:, len(idx) :], self.label[idx]
 
 
 def pair_loss(objective: str):
-    """``bt``: -log sigmoid(r_win - r_lose); ``clf``: BCE on each response's own score."""
+    """Per-pair losses ``(M, b)``. ``bt``: -log sigmoid(r_win - r_lose); ``clf``: each
+    response of a comparison is a sample labelled 1 if it won, BCE on sigmoid(r(x))."""
 
     def bt(data: PairData, model, idx):
         sa, sb, y = data.margins(model, idx)
-        return F.binary_cross_entropy_with_logits(sa - sb, y, reduction="none").mean(1)
+        return F.binary_cross_entropy_with_logits(sa - sb, y.expand_as(sa), reduction="none")
 
     def clf(data: PairData, model, idx):
         sa, sb, y = data.margins(model, idx)
+        y = y.expand_as(sa)
         la = F.binary_cross_entropy_with_logits(sa, y, reduction="none")
         lb = F.binary_cross_entropy_with_logits(sb, 1 - y, reduction="none")
-        return ((la + lb) / 2).mean(1)
+        return (la + lb) / 2
 
     return {"bt": bt, "clf": clf}[objective]
 
 
 @torch.no_grad()
-def evaluate_pairs(data: PairData, model, idx: np.ndarray, loss) -> tuple[np.ndarray, np.ndarray]:
-    """Per-member mean loss and accuracy (sign of the score difference) on pairs ``idx``."""
-    total_loss = torch.zeros(idx.shape[0])
-    correct = torch.zeros(idx.shape[0])
-    for start in range(0, idx.shape[1], MICRO_BATCH):
-        part = idx[:, start : start + MICRO_BATCH]
-        total_loss += loss(data, model, part).float() * part.shape[1]
+def evaluate_pairs(data: PairData, model, mask: np.ndarray, loss) -> tuple[np.ndarray, np.ndarray]:
+    """Per-member mean loss and accuracy (sign of the score difference) on the pairs
+    each member's row of ``mask`` ``(M, n_pairs)`` selects."""
+    weights = torch.from_numpy(mask.astype(np.float32))
+    counts = weights.sum(1)
+    items = np.flatnonzero(mask.any(0))
+    total_loss = torch.zeros(mask.shape[0])
+    correct = torch.zeros(mask.shape[0])
+    for start in range(0, len(items), MICRO_BATCH):
+        part = items[start : start + MICRO_BATCH]
+        w = weights[:, part]
+        total_loss += masked_means(loss(data, model, part).float(), w, counts)
         sa, sb, y = data.margins(model, part)
-        correct += (((sa - sb) > 0).float() == y).float().sum(1)
-    return (total_loss / idx.shape[1]).numpy(), (correct / idx.shape[1]).numpy()
+        correct += masked_means((((sa - sb) > 0).float() == y).float(), w, counts)
+    return total_loss.numpy(), correct.numpy()
 
 
 def train_ensemble(
@@ -116,14 +121,13 @@ def train_ensemble(
         seed=seed,
     )
     seeds = member_seeds(seed, orm_cfg["ensemble_number"])
-    train_idx, val_idx = member_splits(len(pairs), seeds, orm_cfg["val_fraction"])
+    val_mask = member_splits(len(pairs), seeds, orm_cfg["val_fraction"])
     log.info(
-        "%d pairs (scale %.3f), %d members, %d train / %d val pairs each",
+        "%d pairs (scale %.3f), %d members, %d validation pairs each",
         len(pairs),
         scale,
         len(seeds),
-        train_idx.shape[1],
-        val_idx.shape[1],
+        val_mask[0].sum(),
     )
     data = PairData(emb, pairs, storage_dtype(precision))
     torch.manual_seed(seed)
@@ -131,19 +135,19 @@ def train_ensemble(
     loss = pair_loss(orm_cfg["objective"])
     result = fit(
         model,
-        train_idx,
+        ~val_mask,
         lambda mdl, idx: loss(data, mdl, idx),
-        lambda mdl: evaluate_pairs(data, mdl, val_idx, loss)[0],
+        lambda mdl: evaluate_pairs(data, mdl, val_mask, loss)[0],
         lr=orm_cfg["lr"],
         batch_size=orm_cfg["batch_size"],
         max_epochs=orm_cfg["max_epochs"],
         patience=orm_cfg["patience"],
-        seeds=seeds,
+        seed=seed,
         precision=precision,
     )
     model.eval()
     with autocast(precision):
-        val_loss, val_acc = evaluate_pairs(data, model, val_idx, loss)
+        val_loss, val_acc = evaluate_pairs(data, model, val_mask, loss)
     names = member_names(orm_cfg, task, seeds)
     members = [
         {

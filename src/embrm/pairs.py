@@ -116,13 +116,18 @@ def build_pairs(
     return Pairs(first.astype(np.int64), second.astype(np.int64), label, k), scale
 
 
-def member_splits(n_pairs: int, seeds, val_fraction: float):
-    """Per member, its own train/validation split of pair indices: ``(M, T)``, ``(M, V)``."""
+def member_splits(n_pairs: int, seeds, val_fraction: float) -> np.ndarray:
+    """Per member, its own validation set of pairs: a boolean mask ``(M, n_pairs)``.
+
+    A member trains on the complement, so no pair is ever on both of its sides.
+    """
     n_val = max(1, int(round(n_pairs * val_fraction)))
     if n_val >= n_pairs:
         raise InputError(
             f"{n_pairs} pairs are too few for orm.val_fraction={val_fraction}: "
             "raise orm.n_sample or orm.n_pairs"
         )
-    perms = np.stack([np.random.default_rng([int(s), 0]).permutation(n_pairs) for s in seeds])
-    return perms[:, n_val:], perms[:, :n_val]
+    val = np.zeros((len(seeds), n_pairs), dtype=bool)
+    for i, seed in enumerate(seeds):
+        val[i, np.random.default_rng([int(seed), 0]).permutation(n_pairs)[:n_val]] = True
+    return val

@@ -1,9 +1,10 @@
 """M independent MLPs trained and evaluated as one model with stacked weights.
 
-An ensemble of M small MLPs spends its time in M matrix products per layer; stacking
-the weights as ``(M, in, out)`` turns them into one ``bmm`` per layer (training, where
-every member sees its own batch) or one wide GEMM for the first layer (scoring, where
-all members read the same embeddings). The ORM ensemble and the student both use it.
+An ensemble of M small MLPs spends its time in M matrix products per layer. Here all
+members read the same input rows, so the members' first layers (the largest, D x H)
+run as ONE wide GEMM ``(B, D) @ (D, M * H)``, and the remaining layers as one ``bmm``
+over the stacked ``(M, in, out)`` weights. On a CPU the wide GEMM runs at about twice
+the rate of M separate products. The ORM ensemble and the student both use it.
 """
 
 from __future__ import annotations
@@ -41,35 +42,25 @@ class StackedMLP(nn.Module):
     def members(self) -> int:
         return self.weights[0].shape[0]
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Per-member inputs ``(M, B, D)`` -> scores ``(M, B)``."""
-        h = x
-        last = len(self.weights) - 1
-        for i, (w, b) in enumerate(zip(self.weights, self.biases)):
-            h = torch.baddbmm(b, h, w)
-            if i < last:
-                h = torch.relu(h)
+    def _wide_first_layer(self):
+        m, d, h1 = self.weights[0].shape
+        return self.weights[0].permute(1, 0, 2).reshape(d, m * h1), self.biases[0].reshape(1, -1)
+
+    def _score(self, x: torch.Tensor, w1: torch.Tensor, b1: torch.Tensor) -> torch.Tensor:
+        h = torch.addmm(b1, x, w1).view(x.shape[0], self.members, -1).transpose(0, 1)
+        for w, b in zip(self.weights[1:], self.biases[1:]):
+            h = torch.baddbmm(b, torch.relu(h), w)
         return h.squeeze(-1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Shared inputs ``(B, D)`` -> scores ``(M, B)`` of every member."""
+        return self._score(x, *self._wide_first_layer())
 
     @torch.no_grad()
     def shared_scorer(self):
-        """A function scoring shared inputs ``(B, D)`` -> ``(B, M)`` with every member.
-
-        The members' first layers are concatenated once into a ``(D, M * H)`` matrix, so
-        each call runs the first (largest) layer as one wide GEMM.
-        """
-        m, d, h1 = self.weights[0].shape
-        w1 = self.weights[0].permute(1, 0, 2).reshape(d, m * h1).contiguous()
-        b1 = self.biases[0].reshape(1, m * h1)
-        rest = list(zip(self.weights[1:], self.biases[1:]))
-
-        def score(x: torch.Tensor) -> torch.Tensor:
-            h = torch.addmm(b1, x, w1).view(x.shape[0], m, h1).transpose(0, 1)
-            for w, b in rest:
-                h = torch.baddbmm(b, torch.relu(h), w)
-            return h.squeeze(-1).T
-
-        return score
+        """``forward`` for inference, with the wide first-layer matrix built once."""
+        w1, b1 = (t.contiguous() for t in self._wide_first_layer())
+        return lambda x: self._score(x, w1, b1).T
 
     def member_state(self, i: int) -> dict:
         """Member ``i`` as a plain ``nn.Sequential``-style state dict (``0.weight``, ...)."""

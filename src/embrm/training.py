@@ -1,10 +1,12 @@
-"""Mini-batch training of a StackedMLP with per-member early stopping.
+"""Mini-batch training of a StackedMLP with per-member data and early stopping.
 
-Every member has its own shuffled order of its own training indices; an epoch visits
-each index exactly once (no sampling with replacement). Large batches are split into
-micro-batches whose gradients are accumulated, so memory is bounded by the micro-batch,
-not by ``batch_size``. Each member keeps the weights of its best validation epoch and
-gets them back at the end (early stopping that restores the best weights).
+All members walk the same shuffled order of items, so each batch is one set of input
+rows for the wide first-layer GEMM; ``train_mask[m]`` says which items member ``m``
+trains on (its own split), and an item outside it weighs zero in that member's loss.
+An epoch visits each of a member's training items exactly once (no sampling with
+replacement). Large batches are split into micro-batches whose gradients accumulate,
+so memory is bounded by the micro-batch, not by ``batch_size``. Each member keeps the
+weights of its best validation epoch and gets them back at the end.
 """
 
 from __future__ import annotations
@@ -31,27 +33,34 @@ class FitResult:
     history: list = field(default_factory=list)
 
 
+def masked_means(values: torch.Tensor, weights: torch.Tensor, counts: torch.Tensor):
+    """Per-member mean of ``values`` ``(M, b)`` over the items each member counts."""
+    return (values * weights).sum(1) / counts.clamp(min=1)
+
+
 def fit(
     model: StackedMLP,
-    train_index: np.ndarray,
-    loss_fn,
+    train_mask: np.ndarray,
+    item_loss,
     val_fn,
     *,
     lr: float,
     batch_size: int,
     max_epochs: int,
     patience: int,
-    seeds,
+    seed: int,
     precision: str = "fp32",
 ) -> FitResult:
     """Train ``model`` in place.
 
-    ``train_index`` is ``(M, T)``: member ``m`` trains on items ``train_index[m]``.
-    ``loss_fn(model, idx)`` with ``idx`` of shape ``(M, b)`` returns per-member mean
-    losses ``(M,)``; ``val_fn(model)`` returns per-member validation losses ``(M,)``.
+    ``train_mask`` ``(M, n)``: which of the ``n`` items each member trains on.
+    ``item_loss(model, idx)`` returns per-item losses ``(M, len(idx))``;
+    ``val_fn(model)`` returns per-member validation losses ``(M,)``.
     """
-    m, t = train_index.shape
-    rngs = [np.random.default_rng([int(s), 1]) for s in seeds]
+    m = train_mask.shape[0]
+    items = np.flatnonzero(train_mask.any(0))
+    mask = torch.from_numpy(train_mask.astype(np.float32))
+    rng = np.random.default_rng([seed, 1])
     opt = torch.optim.Adam(model.parameters(), lr=lr)
     best_loss = np.full(m, np.inf)
     best_epoch = np.zeros(m, dtype=int)
@@ -59,16 +68,17 @@ def fit(
     best_params = [p.detach().clone() for p in model.parameters()]
     history = []
     for epoch in range(1, max_epochs + 1):
-        order = np.stack([train_index[i, rngs[i].permutation(t)] for i in range(m)])
+        order = rng.permutation(items)
         model.train()
-        for start in range(0, t, batch_size):
-            batch = order[:, start : start + batch_size]
+        for start in range(0, len(order), batch_size):
+            batch = order[start : start + batch_size]
+            counts = mask[:, batch].sum(1)
             opt.zero_grad(set_to_none=True)
-            for mstart in range(0, batch.shape[1], MICRO_BATCH):
-                micro = batch[:, mstart : mstart + MICRO_BATCH]
+            for mstart in range(0, len(batch), MICRO_BATCH):
+                micro = batch[mstart : mstart + MICRO_BATCH]
                 with autocast(precision):
-                    loss = loss_fn(model, micro).float()
-                (loss.sum() * (micro.shape[1] / batch.shape[1])).backward()
+                    losses = item_loss(model, micro).float()
+                masked_means(losses, mask[:, micro], counts).sum().backward()
             opt.step()
         model.eval()
         with torch.no_grad(), autocast(precision):

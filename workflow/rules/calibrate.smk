@@ -49,6 +49,7 @@ rule distill_student:
         "{exp}/benchmarks/distill_student_{task}_{objective}.tsv"
     conda:
         CPU_ENV
+    threads: ALL_CORES
     params:
         distill=lambda wc: wcfg.check_student_name(cfg(wc), wc.task, wc.objective)[
             "distill"

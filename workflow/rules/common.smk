@@ -7,6 +7,9 @@ wcfg.check_config(config)
 
 MAIN = "results"
 CPU_ENV = "../../envs/cpu.yaml"
+# Snakemake exports OMP/MKL_NUM_THREADS=threads to every job (default 1):
+# the torch-heavy rules ask for all cores, capped by --cores.
+ALL_CORES = 1024
 
 
 wildcard_constraints:

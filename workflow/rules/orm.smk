@@ -19,6 +19,7 @@ rule train_orm:
         "{exp}/benchmarks/train_orm.tsv"
     conda:
         CPU_ENV
+    threads: ALL_CORES
     params:
         orm=lambda wc: cfg(wc)["orm"],
         seed=lambda wc: cfg(wc)["seed"],
@@ -47,6 +48,7 @@ rule evaluate_orm:
         "{exp}/benchmarks/evaluate_orm.tsv"
     conda:
         CPU_ENV
+    threads: ALL_CORES
     params:
         evaluation=lambda wc: cfg(wc)["evaluation"],
         seed=lambda wc: cfg(wc)["seed"],
