@@ -9,6 +9,7 @@ configfile: "config.yaml"
 
 include: "workflow/rules/common.smk"
 include: "workflow/rules/data.smk"
+include: "workflow/rules/generate.smk"
 include: "workflow/rules/orm.smk"
 include: "workflow/rules/calibrate.smk"
 

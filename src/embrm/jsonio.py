@@ -28,3 +28,18 @@ def write_json(path: str | Path, data) -> None:
 
 def read_json(path: str | Path):
     return json.loads(Path(path).read_text())
+
+
+def write_jsonl(path: str | Path, rows) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    with tmp.open("w") as fh:
+        for row in rows:
+            fh.write(json.dumps(row, default=_plain) + "\n")
+    tmp.replace(path)
+
+
+def read_jsonl(path: str | Path) -> list:
+    with Path(path).open() as fh:
+        return [json.loads(line) for line in fh if line.strip()]

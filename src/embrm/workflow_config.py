@@ -25,6 +25,18 @@ def check_config(config: dict) -> None:
             f"config key orm.n_sample={orm['n_sample']} exceeds "
             f"data.synthetic.n_train={config['data']['synthetic']['n_train']}"
         )
+    if source == "generate":
+        gen = config["generation"]
+        train = gen["prompts"]["max_train_prompts"]
+        if train is not None and orm["n_sample"] > train:
+            raise InputError(
+                f"config key orm.n_sample={orm['n_sample']} exceeds "
+                f"generation.prompts.max_train_prompts={train}"
+            )
+        if config["task"] not in gen["golden"]["models"]:
+            raise InputError(
+                f"config key generation.golden.models has no golden RM for task {config['task']!r}"
+            )
     if source == "import" and not config["data"].get("import", {}).get("dir"):
         raise InputError(
             "config key data.import.dir must name the release folder for source=import"
@@ -110,3 +122,13 @@ def check_student_name(config: dict, task: str, objective: str) -> dict:
             f"(task={want[0]}, orm.objective={want[1]})"
         )
     return config
+
+
+def generation_model(config: dict, role: str) -> str:
+    """The configured model name of a generation stage (``policy``, ``golden``, ``embedder``)."""
+    gen = config["generation"]
+    if role == "policy":
+        return gen["policy"]
+    if role == "golden":
+        return gen["golden"]["models"][config["task"]]
+    return gen["embedding"]["model"]

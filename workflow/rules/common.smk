@@ -1,12 +1,14 @@
 from snakemake.utils import validate
 
 from embrm import workflow_config as wcfg
+from embrm.generation import models as gen_models
 
 validate(config, "../schemas/config.schema.yaml")
 wcfg.check_config(config)
 
 MAIN = "results"
 CPU_ENV = "../../envs/cpu.yaml"
+GPU_ENV = "../../envs/gpu.yaml"
 # Snakemake exports OMP/MKL_NUM_THREADS=threads to every job (default 1):
 # the torch-heavy rules ask for all cores, capped by --cores.
 ALL_CORES = 1024
@@ -38,6 +40,21 @@ def student_file(kind):
         return f"{wc.exp}/calibration/student_{kind}_{c['task']}_{c['orm']['objective']}.{ext}"
 
     return path
+
+
+def model_input(role):
+    """Input function: the locally built model folder a stage needs (none for hub ids)."""
+
+    def folder(wc):
+        name = wcfg.generation_model(config, role)
+        return [gen_models.resolve(name, role)] if name == "tiny" else []
+
+    return folder
+
+
+def model_path(role):
+    """Params function: where a stage loads its model from."""
+    return lambda wc: gen_models.resolve(wcfg.generation_model(config, role), role)
 
 
 def final_targets(exp):

