@@ -96,3 +96,37 @@ def test_bad_config_fails_before_any_job_naming_the_key(tmp_path, mutate, messag
     assert proc.returncode != 0
     assert message in proc.stdout + proc.stderr
     assert not (tmp_path / "results").exists()
+
+
+def test_embedded_default_runs_all_eight_stages_offline(tmp_path):
+    """config.yaml as shipped: tiny local models, steps 1-8, no hub, no GPU."""
+    import yaml
+
+    from conftest import ROOT
+
+    cfg = yaml.safe_load((ROOT / "config.yaml").read_text())
+    assert cfg["data"]["source"] == "generate"
+    proc = run_snakemake(tmp_path, cfg, timeout=900)
+    jobs = planned_jobs(proc.stdout + proc.stderr)
+    for rule in (
+        "build_tiny_models",
+        "sft",
+        "sample_shard",
+        "annotate_golden",
+        "embed_responses",
+        "train_orm",
+        "validate_variants",
+    ):
+        assert rule in jobs
+    assert jobs["sample_shard"] == 2 * cfg["generation"]["sampling"]["shards"]
+    data = tmp_path / "results/data/generate"
+    gen = cfg["generation"]
+    n_train, n_test = gen["prompts"]["max_train_prompts"], gen["prompts"]["max_test_prompts"]
+    emb = np.load(data / "train_embeddings.npy", mmap_mode="r")
+    assert emb.shape == (n_train, gen["sampling"]["k_train"], 384)  # all-MiniLM-L6-v2
+    assert np.load(data / "test_rewards.npy").shape == (n_test, gen["sampling"]["k_test"])
+    samples = [json.loads(line) for line in (data / "test_samples.jsonl").open()]
+    assert len(samples) == n_test
+    assert all(len(s["responses"]) == gen["sampling"]["k_test"] for s in samples)
+    assert (tmp_path / "results/generate/sft/adapter/adapter_config.json").is_file()
+    assert (tmp_path / "results/validation_results.json").is_file()
