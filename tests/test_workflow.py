@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import planned_jobs, run_snakemake, small_config
+from conftest import ROOT, planned_jobs, run_snakemake, small_config
 
 pytestmark = pytest.mark.workflow
 
@@ -102,8 +102,6 @@ def test_embedded_default_runs_all_eight_stages_offline(tmp_path):
     """config.yaml as shipped: tiny local models, steps 1-8, no hub, no GPU."""
     import yaml
 
-    from conftest import ROOT
-
     cfg = yaml.safe_load((ROOT / "config.yaml").read_text())
     assert cfg["data"]["source"] == "generate"
     proc = run_snakemake(tmp_path, cfg, timeout=900)
@@ -130,3 +128,19 @@ def test_embedded_default_runs_all_eight_stages_offline(tmp_path):
     assert all(len(s["responses"]) == gen["sampling"]["k_test"] for s in samples)
     assert (tmp_path / "results/generate/sft/adapter/adapter_config.json").is_file()
     assert (tmp_path / "results/validation_results.json").is_file()
+
+
+@pytest.mark.parametrize(
+    "preset", sorted((ROOT / "config").glob("paper_*.yaml")), ids=lambda p: p.stem
+)
+def test_paper_presets_validate_and_plan_the_cluster_dag(tmp_path, preset):
+    import yaml
+    from snakemake.utils import update_config
+
+    cfg = yaml.safe_load((ROOT / "config.yaml").read_text())
+    update_config(cfg, yaml.safe_load(preset.read_text()))  # as --configfile merges it
+    proc = run_snakemake(tmp_path, cfg, "-n")
+    jobs = planned_jobs(proc.stdout + proc.stderr)
+    assert "build_tiny_models" not in jobs  # real checkpoints come from the hub
+    assert jobs["sample_shard"] == 2 * 5  # the paper's five shards per split
+    assert {"sft", "annotate_golden", "embed_responses", "validate_variants"} <= set(jobs)
