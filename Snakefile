@@ -12,6 +12,8 @@ include: "workflow/rules/data.smk"
 include: "workflow/rules/generate.smk"
 include: "workflow/rules/orm.smk"
 include: "workflow/rules/calibrate.smk"
+include: "workflow/rules/studies.smk"
+include: "workflow/rules/report.smk"
 
 
 rule all:

@@ -11,7 +11,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 
-def _save(fig, path) -> None:
+def save_figure(fig, path) -> None:
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
@@ -34,7 +34,7 @@ def plot_best_of_n(results: dict, path) -> None:
         ax.set_ylabel(f"golden {metric} of best-of-N pick")
     axes[0].legend()
     fig.suptitle("Best-of-N with the ORM ensemble")
-    _save(fig, path)
+    save_figure(fig, path)
 
 
 def plot_calibration(predictions: dict, golden: np.ndarray, path, bins: int = 15) -> None:
@@ -54,4 +54,4 @@ def plot_calibration(predictions: dict, golden: np.ndarray, path, bins: int = 15
         ax.set_title(name)
         ax.set_xlabel("predicted (bin mean)")
         ax.set_ylabel("golden (bin mean)")
-    _save(fig, path)
+    save_figure(fig, path)

@@ -83,6 +83,8 @@ def final_artifacts(config: dict) -> list[str]:
         "distillation_config.json",
         "validation_results.json",
         "calibration_plot.png",
+        "report/reliability.png",
+        "report/runtimes.png",
     ]
 
 

@@ -1,12 +1,14 @@
 from snakemake.utils import validate
 
 from embrm import workflow_config as wcfg
+from embrm import studies
 from embrm.generation import models as gen_models
 
 validate(config, "../schemas/config.schema.yaml")
 wcfg.check_config(config)
 
 MAIN = "results"
+STUDY_INPUTS = ("eval_results.json", "validation_results.json")
 CPU_ENV = "../../envs/cpu.yaml"
 GPU_ENV = "../../envs/gpu.yaml"
 # Snakemake exports OMP/MKL_NUM_THREADS=threads to every job (default 1):

@@ -1,0 +1,101 @@
+"""One table of every study point's step-6 and step-8 metrics, seed means with a 95% CI,
+and the study plots."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from embrm.plots import save_figure
+
+METRICS = {
+    "test_spearman": ("eval_results.json", ["aggregations", "mean", "per_prompt_spearman"]),
+    "test_pairwise_acc": ("eval_results.json", ["aggregations", "mean", "pairwise_accuracy"]),
+    "heldout_mse_teacher_iso": ("validation_results.json", ["variants", "teacher_isotonic", "mse"]),
+    "heldout_mse_student_iso": ("validation_results.json", ["variants", "student_isotonic", "mse"]),
+    "heldout_acc_student": (
+        "validation_results.json",
+        ["variants", "student", "pairwise_accuracy"],
+    ),
+}
+
+
+def _get(tree, path):
+    for key in path:
+        tree = tree[key]
+    return tree
+
+
+def point_rows(points: dict[str, dict]) -> pd.DataFrame:
+    """One row per point folder: its overrides, then its metrics."""
+    rows = []
+    for folder, overrides in points.items():
+        row = {"point": Path(folder).name, **overrides}
+        for metric, (file, path) in METRICS.items():
+            row[metric] = _get(json.loads((Path(folder) / file).read_text()), path)
+        for n, bon in json.loads((Path(folder) / "eval_results.json").read_text())["aggregations"][
+            "mean"
+        ]["best_of_n"].items():
+            row[f"bon{n}_reward"] = bon["reward"]
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def summarise(table: pd.DataFrame, knobs: list[str]) -> pd.DataFrame:
+    """Mean and 95% t-interval half-width over seeds for each grid setting."""
+    metrics = [c for c in table.columns if c not in knobs + ["point", "seed"]]
+    groups = table.groupby(knobs, dropna=False) if knobs else [((), table)]
+    out = []
+    for key, group in groups:
+        row = dict(zip(knobs, key if isinstance(key, tuple) else (key,)))
+        row["seeds"] = len(group)
+        for m in metrics:
+            values = group[m].to_numpy(dtype=float)
+            row[m] = values.mean()
+            half = stats.t.ppf(0.975, len(values) - 1) * values.std(ddof=1) / np.sqrt(len(values))
+            row[f"{m}_ci95"] = half if len(values) > 1 else float("nan")
+        out.append(row)
+    return pd.DataFrame(out)
+
+
+def plot_study(summary: pd.DataFrame, knobs: list[str], path) -> None:
+    """Each metric against the study's first knob (log x for n_sample), with 95% CIs;
+    categorical knobs (objective, comparison, models) become side-by-side bars."""
+    import matplotlib.pyplot as plt
+
+    names = [m for m in METRICS if m in summary]
+    fig, axes = plt.subplots(1, len(names), figsize=(4 * len(names), 3.6))
+    x_key = knobs[0] if knobs else None
+    for ax, m in zip(np.atleast_1d(axes), names):
+        err = summary.get(f"{m}_ci95")
+        if x_key is None:
+            ax.bar(["all"], summary[m], yerr=err)
+        elif pd.api.types.is_numeric_dtype(summary[x_key]):
+            s = summary.sort_values(x_key)
+            ax.errorbar(s[x_key], s[m], yerr=s.get(f"{m}_ci95"), marker="o", capsize=3)
+            if x_key.endswith("n_sample"):
+                ax.set_xscale("log")
+        else:
+            ax.bar(summary[x_key].astype(str), summary[m], yerr=err, capsize=3)
+        ax.set_xlabel(x_key.split(".")[-1] if x_key else "")
+        ax.set_title(m, fontsize=9)
+    save_figure(fig, path)
+
+
+def aggregate(study: str, points: dict[str, dict], out_csv, out_md, out_summary_md, out_plot):
+    table = point_rows(points)
+    knobs = [k for k in table.columns if "." in k]
+    summary = summarise(table, knobs)
+    Path(out_csv).parent.mkdir(parents=True, exist_ok=True)
+    table.to_csv(out_csv, index=False)
+    Path(out_md).write_text(f"# Study {study}: every point\n\n{table.to_markdown(index=False)}\n")
+    Path(out_summary_md).write_text(
+        f"# Study {study}: mean over seeds (95% CI half-width)\n\n"
+        f"{summary.to_markdown(index=False)}\n"
+    )
+    plot_study(summary, knobs, out_plot)
+    return table

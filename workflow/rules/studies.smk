@@ -1,0 +1,40 @@
+"""Studies: one target per study (`snakemake study_<name>`) and `all_studies`."""
+
+STUDIES = studies.expand(config)
+
+
+for _study, _points in STUDIES.items():
+
+    rule:
+        name:
+            f"study_{_study}"
+        input:
+            [f"{exp}/{f}" for exp in _points for f in STUDY_INPUTS],
+        output:
+            table=f"{studies.STUDY_ROOT}/{_study}/table.csv",
+            markdown=f"{studies.STUDY_ROOT}/{_study}/table.md",
+            summary=f"{studies.STUDY_ROOT}/{_study}/summary.md",
+            plot=report(
+                f"{studies.STUDY_ROOT}/{_study}/study_plot.png",
+                caption="../report/study_plot.rst",
+                category="Studies",
+                subcategory=_study,
+            ),
+        log:
+            f"{studies.STUDY_ROOT}/{_study}/aggregate.log",
+        benchmark:
+            f"{studies.STUDY_ROOT}/{_study}/aggregate.tsv"
+        localrule: True
+        conda:
+            CPU_ENV
+        params:
+            study=_study,
+            points=_points,
+        script:
+            "../scripts/study_aggregate.py"
+
+
+rule all_studies:
+    input:
+        [f"{studies.STUDY_ROOT}/{s}/summary.md" for s in STUDIES],
+    localrule: True
