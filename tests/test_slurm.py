@@ -125,13 +125,16 @@ def job_env(job_id: str) -> dict:
 
 
 def artifacts(workdir: Path) -> dict[str, Path]:
-    """Every result file of a run, minus per-run logs and benchmarks."""
+    """Every result file of a run, minus per-run logs, benchmarks and the runtime table
+    drawn from them (timings differ between any two runs)."""
     base = workdir / "results"
     skip = {"logs", "benchmarks"}
     return {
         str(p.relative_to(base)): p
         for p in sorted(base.rglob("*"))
-        if p.is_file() and not skip & set(p.relative_to(base).parts)
+        if p.is_file()
+        and not skip & set(p.relative_to(base).parts)
+        and not p.name.startswith("runtimes.")
     }
 
 
@@ -340,7 +343,9 @@ def test_failed_slurm_job_fails_the_run_and_a_rerun_resumes(cluster, dry_run, lo
     first_jobs = slurm_jobs(run_id(log))
     by_id = {job["JobId"]: job for job in first_jobs}
     assert {by_id[i]["rule"] for i in bad_ids} == {target}
-    slurm_log = re.search(rf"^    log: (\S+/slurm_logs/rule_{target}/\S+\.log)", log, re.MULTILINE)
+    slurm_log = re.search(
+        rf"^    log: .*?(\S+/slurm_logs/rule_{target}/\S+\.log)", log, re.MULTILINE
+    )
     assert slurm_log and "injected failure" in Path(slurm_log.group(1)).read_text(), log
     done_before = {j["Comment"] for j in first_jobs if j["JobState"] == "COMPLETED"}
     assert not any(j["rule"] in downstream for j in first_jobs), "ran past the failed stage"
