@@ -18,7 +18,7 @@ import torch
 from embrm.errors import InputError
 from embrm.generation.encode import batches_by_length, last_token, mean_pool
 from embrm.generation.golden import texts_of
-from embrm.generation.models import device, dtype_for, load_tokenizer
+from embrm.generation.models import load_for_scoring
 from embrm.jsonio import read_jsonl
 
 log = logging.getLogger(__name__)
@@ -29,14 +29,7 @@ POOLING = {"last": last_token, "mean": mean_pool}
 def load_embedder(path: str, trust_remote_code: bool):
     from transformers import AutoModel
 
-    dev = device()
-    tok = load_tokenizer(path, trust_remote_code, padding_side="right")
-    model = AutoModel.from_pretrained(
-        path, dtype=dtype_for(dev), trust_remote_code=trust_remote_code
-    )
-    if len(tok) > model.get_input_embeddings().num_embeddings:
-        model.resize_token_embeddings(len(tok))
-    return tok, model.to(dev).eval()
+    return load_for_scoring(AutoModel, path, trust_remote_code)
 
 
 @torch.no_grad()

@@ -15,7 +15,7 @@ import torch
 from embrm.arrays import save_array
 from embrm.errors import InputError
 from embrm.generation.encode import batches_by_length
-from embrm.generation.models import device, dtype_for, load_tokenizer
+from embrm.generation.models import load_for_scoring
 from embrm.jsonio import read_jsonl
 
 log = logging.getLogger(__name__)
@@ -41,19 +41,13 @@ def texts_of(rows: list[dict]) -> tuple[list[str], int]:
 def load_reward_model(path: str, trust_remote_code: bool):
     from transformers import AutoModelForSequenceClassification
 
-    dev = device()
-    tok = load_tokenizer(path, trust_remote_code, padding_side="right")
-    model = AutoModelForSequenceClassification.from_pretrained(
-        path, dtype=dtype_for(dev), trust_remote_code=trust_remote_code
-    )
+    tok, model = load_for_scoring(AutoModelForSequenceClassification, path, trust_remote_code)
     if model.config.num_labels != 1:
         raise InputError(
             f"{path}: a golden reward model needs one logit, has {model.config.num_labels}"
         )
-    if len(tok) > model.get_input_embeddings().num_embeddings:
-        model.resize_token_embeddings(len(tok))
     model.config.pad_token_id = tok.pad_token_id
-    return tok, model.to(dev).eval()
+    return tok, model
 
 
 @torch.no_grad()

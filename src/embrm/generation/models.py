@@ -44,3 +44,18 @@ def load_tokenizer(path: str, trust_remote_code: bool, padding_side: str):
         # a pad token distinct from EOS: a text ending in EOS must not be read as padding
         tok.add_special_tokens({"pad_token": "<pad>"})
     return tok
+
+
+def load_for_scoring(auto_class, path: str, trust_remote_code: bool):
+    """Tokenizer (right padding, distinct pad token) and model in eval mode on the device.
+
+    Shared by golden annotation and embedding: both read a batch of right-padded texts.
+    """
+    dev = device()
+    tok = load_tokenizer(path, trust_remote_code, padding_side="right")
+    model = auto_class.from_pretrained(
+        path, dtype=dtype_for(dev), trust_remote_code=trust_remote_code
+    )
+    if len(tok) > model.get_input_embeddings().num_embeddings:
+        model.resize_token_embeddings(len(tok))
+    return tok, model.to(dev).eval()
