@@ -55,7 +55,7 @@ rule sft:
         f"{MAIN}/benchmarks/sft.tsv"
     conda:
         GPU_ENV
-    threads: ALL_CORES
+    threads: gpu_res("cpus_per_gpu")
     resources:
         slurm_partition=gpu_res("partition"),
         slurm_account=gpu_res("account"),
@@ -85,7 +85,7 @@ rule sample_shard:
         f"{MAIN}/benchmarks/sample_shard/{{split}}.shard{{shard}}.tsv"
     conda:
         GPU_ENV
-    threads: ALL_CORES
+    threads: gpu_res("cpus_per_gpu")
     resources:
         slurm_partition=gpu_res("partition"),
         slurm_account=gpu_res("account"),
@@ -134,7 +134,7 @@ rule annotate_golden:
         f"{MAIN}/benchmarks/annotate_golden_{{split}}.tsv"
     conda:
         GPU_ENV
-    threads: ALL_CORES
+    threads: gpu_res("cpus_per_gpu")
     resources:
         slurm_partition=gpu_res("partition"),
         slurm_account=gpu_res("account"),
@@ -162,7 +162,7 @@ rule embed_responses:
         f"{MAIN}/benchmarks/embed_responses_{{split}}.tsv"
     conda:
         GPU_ENV
-    threads: ALL_CORES
+    threads: gpu_res("cpus_per_gpu")
     resources:
         slurm_partition=gpu_res("partition"),
         slurm_account=gpu_res("account"),
