@@ -185,3 +185,39 @@ def test_shards_gather_back_in_prompt_order(tmp_path):
     assert [r["id"] for r in read_jsonl(tmp_path / "all.jsonl")] == [r["id"] for r in rows]
     with pytest.raises(InputError, match="missing from the shards"):
         sampling.gather_shards(tmp_path / "p.jsonl", shards[:2], tmp_path / "x.jsonl")
+
+
+def test_sft_is_reproducible_across_processes(tiny, tmp_path):
+    """Same seed, same adapter: the LoRA init must not depend on the process's RNG state."""
+    import subprocess
+    import sys
+
+    from embrm.jsonio import write_jsonl
+
+    rows = [
+        {"id": str(i), "prompt": "\n\nHuman: hi\n\nAssistant:", "completion": " hello"}
+        for i in range(4)
+    ]
+    write_jsonl(tmp_path / "p.jsonl", rows)
+    cfg = dict(
+        lora_r=4,
+        lora_alpha=8,
+        lora_dropout=0.0,
+        lr=1e-3,
+        epochs=1,
+        batch_size=2,
+        max_length=32,
+        min_completion_tokens=4,
+        gradient_checkpointing=False,
+        deepspeed=None,
+    )
+    code = (
+        "import sys, torch; from embrm.generation.sft import train_sft; "
+        "torch.manual_seed(int(sys.argv[2])); "  # a different RNG state in each process
+        f"train_sft({str(tiny / 'policy')!r}, {str(tmp_path / 'p.jsonl')!r}, "
+        "sys.argv[1] + '/a', sys.argv[1] + '/m', " + repr(cfg) + ", seed=0)"
+    )
+    for run, state in (("one", "1"), ("two", "2")):
+        subprocess.run([sys.executable, "-c", code, str(tmp_path / run), state], check=True)
+    a = (tmp_path / "one/a/adapter_model.safetensors").read_bytes()
+    assert a == (tmp_path / "two/a/adapter_model.safetensors").read_bytes()

@@ -67,8 +67,9 @@ def train_sft(
     trust_remote_code: bool = False,
 ) -> dict:
     from peft import LoraConfig, get_peft_model
-    from transformers import AutoModelForCausalLM, Trainer, TrainingArguments
+    from transformers import AutoModelForCausalLM, Trainer, TrainingArguments, set_seed
 
+    set_seed(seed)  # the LoRA matrices are initialised before the Trainer seeds anything
     tok = load_tokenizer(base_model, trust_remote_code, padding_side="right")
     model = AutoModelForCausalLM.from_pretrained(base_model, trust_remote_code=trust_remote_code)
     if len(tok) > model.get_input_embeddings().num_embeddings:
