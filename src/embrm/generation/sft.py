@@ -10,6 +10,7 @@ config file (launch the job with ``accelerate launch`` or ``deepspeed``).
 
 from __future__ import annotations
 
+import json
 import logging
 from pathlib import Path
 
@@ -54,6 +55,15 @@ def lora_targets(model) -> tuple[list[str] | str, bool]:
     if model.config.model_type == "gpt2":
         return ["c_attn", "c_proj"], True
     return "all-linear", False
+
+
+def stable_target_modules(config_file: Path) -> None:
+    """peft writes ``target_modules`` from a set, in per-process hash order: sort it, so
+    the same run writes the same bytes (artifacts compare equal across machines)."""
+    cfg = json.loads(config_file.read_text())
+    if isinstance(cfg.get("target_modules"), list):
+        cfg["target_modules"] = sorted(cfg["target_modules"])
+    config_file.write_text(json.dumps(cfg, indent=2, sort_keys=True) + "\n")
 
 
 def train_sft(
@@ -112,6 +122,7 @@ def train_sft(
     )
     result = trainer.train()
     model.save_pretrained(out_adapter)
+    stable_target_modules(Path(out_adapter) / "adapter_config.json")
     tok.save_pretrained(out_adapter)
     merged = model.merge_and_unload()
     merged.save_pretrained(out_merged)
