@@ -1,6 +1,9 @@
 """Steps 1-4 on locally built tiny models: pooling, scoring, truncation, prompts, SFT."""
 
+import json
 import logging
+import os
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -11,6 +14,8 @@ from embrm.errors import InputError
 from embrm.generation import golden, prompts, sampling, sft
 from embrm.generation.embeddings import embed_texts, load_embedder
 from embrm.generation.tiny_models import build
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")  # everything here is local
 
 ROOT = Path(__file__).resolve().parents[1]
 HH_TEST = ROOT.parent / "shared" / "data" / "hh-rlhf-harmless-base-test.jsonl.gz"
@@ -65,7 +70,7 @@ def test_response_is_cut_at_the_next_human_turn():
     assert golden.cut_response(" Sure.\n\nHuman: and more?\n\nAssistant: x") == " Sure."
     assert golden.cut_response(" No follow-up.") == " No follow-up."
     texts, k = golden.texts_of([{"prompt": "P:", "responses": [" a\n\nHuman: b", " c"]}])
-    assert texts == ["P: a", "P: c"] and k == 2
+    assert list(texts) == ["P: a", "P: c"] and k == 2
 
 
 def test_vllm_backend_without_vllm_is_a_clear_error(tmp_path):
@@ -132,7 +137,21 @@ def test_sft_labels_cover_only_the_completion_and_never_drop_an_example(tiny):
     assert ex["labels"][: 64 - len(target)] == [sft.IGNORE] * (64 - len(target))
 
 
-def test_sft_trains_a_lora_adapter_and_a_merged_model(tiny, tmp_path):
+SFT_CFG = dict(
+    lora_r=4,
+    lora_alpha=8,
+    lora_dropout=0.0,
+    lr=1e-3,
+    epochs=1,
+    batch_size=4,
+    max_length=64,
+    min_completion_tokens=4,
+    gradient_checkpointing=False,
+    deepspeed=None,
+)
+
+
+def _sft_rows(path):
     from embrm.jsonio import write_jsonl
 
     rows = [
@@ -143,19 +162,19 @@ def test_sft_trains_a_lora_adapter_and_a_merged_model(tiny, tmp_path):
         }
         for i, t in enumerate(TEXTS * 4)
     ]
-    write_jsonl(tmp_path / "p.jsonl", rows)
-    cfg = dict(
-        lora_r=4,
-        lora_alpha=8,
-        lora_dropout=0.0,
-        lr=1e-3,
-        epochs=1,
-        batch_size=4,
-        max_length=64,
-        min_completion_tokens=4,
-        gradient_checkpointing=False,
-        deepspeed=None,
-    )
+    write_jsonl(path, rows)
+    return path
+
+
+def _adapter_tensors(folder):
+    from safetensors.numpy import load_file
+
+    return load_file(str(Path(folder) / "adapter_model.safetensors"))
+
+
+def test_sft_trains_a_lora_adapter_and_a_merged_model(tiny, tmp_path):
+    _sft_rows(tmp_path / "p.jsonl")
+    cfg = SFT_CFG
     res = sft.train_sft(
         str(tiny / "policy"),
         tmp_path / "p.jsonl",
@@ -166,9 +185,20 @@ def test_sft_trains_a_lora_adapter_and_a_merged_model(tiny, tmp_path):
     )
     assert res["examples"] == 16 and np.isfinite(res["train_loss"])
     assert (tmp_path / "adapter" / "adapter_config.json").is_file()
+    assert not (tmp_path / "adapter" / "training_args.bin").exists()  # no pickles shipped
+    from peft import PeftModel
     from transformers import AutoModelForCausalLM
 
-    AutoModelForCausalLM.from_pretrained(tmp_path / "merged")
+    def policy():
+        return AutoModelForCausalLM.from_pretrained(tiny / "policy")
+
+    ids = torch.tensor([[5, 17, 42, 99, 7]])
+    with torch.no_grad():
+        base = policy()(ids).logits
+        with_adapter = PeftModel.from_pretrained(policy(), tmp_path / "adapter")(ids).logits
+        merged = AutoModelForCausalLM.from_pretrained(tmp_path / "merged")(ids).logits
+    assert torch.allclose(merged, with_adapter, atol=1e-5)
+    assert not torch.allclose(merged, base, atol=1e-4)  # training moved the weights
 
 
 def test_shards_gather_back_in_prompt_order(tmp_path):
@@ -221,3 +251,171 @@ def test_sft_is_reproducible_across_processes(tiny, tmp_path):
         subprocess.run([sys.executable, "-c", code, str(tmp_path / run), state], check=True)
     a = (tmp_path / "one/a/adapter_model.safetensors").read_bytes()
     assert a == (tmp_path / "two/a/adapter_model.safetensors").read_bytes()
+
+
+def test_sft_gradient_checkpointing_trains_the_same_adapter(tiny, tmp_path):
+    rows = _sft_rows(tmp_path / "p.jsonl")
+    for gc in (False, True):
+        cfg = {**SFT_CFG, "gradient_checkpointing": gc}
+        sft.train_sft(
+            str(tiny / "policy"), rows, tmp_path / f"a{gc}", tmp_path / f"m{gc}", cfg, seed=0
+        )
+    plain, checkpointed = (
+        _adapter_tensors(tmp_path / "aFalse"),
+        _adapter_tensors(tmp_path / "aTrue"),
+    )
+    assert plain.keys() == checkpointed.keys()
+    assert any(np.abs(v).max() > 0 for k, v in plain.items() if "lora_B" in k)  # B starts at 0
+    for key in plain:
+        assert np.allclose(plain[key], checkpointed[key], atol=1e-6), key
+
+
+def test_multi_gpu_launch_runs_the_same_training_under_torchrun(tiny, tmp_path):
+    """The path a job with several GPUs takes (torchrun, one process per GPU), run with
+    one CPU process: same adapter bytes as the in-process run."""
+    assert sft.launch_command(4, "job.json")[2:5] == [
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node=4",
+    ]
+    rows = _sft_rows(tmp_path / "p.jsonl")
+    job = dict(
+        base_model=str(tiny / "policy"),
+        prompts_file=str(rows),
+        out_adapter=str(tmp_path / "dist" / "adapter"),
+        cfg=SFT_CFG,
+        seed=0,
+        trust_remote_code=False,
+    )
+    stats = sft.launch(job, 1)
+    local = sft.fit_adapter(**{**job, "out_adapter": str(tmp_path / "local" / "adapter")})
+    assert stats == local
+    a = (tmp_path / "dist/adapter/adapter_model.safetensors").read_bytes()
+    assert a == (tmp_path / "local/adapter/adapter_model.safetensors").read_bytes()
+
+
+@pytest.mark.gpu
+def test_deepspeed_zero3_trains_the_same_adapter(tiny, tmp_path):
+    """ZeRO-3 (+ gradient checkpointing) under torchrun; needs the GPU stack (envs/gpu.yaml)."""
+    rows = _sft_rows(tmp_path / "p.jsonl")
+    ds = str(ROOT / "config" / "deepspeed_zero3.json")
+    for name, extra in (
+        ("plain", {}),
+        ("zero3", {"deepspeed": ds, "gradient_checkpointing": True}),
+    ):
+        cfg = {**SFT_CFG, **extra}
+        sft.train_sft(
+            str(tiny / "policy"), rows, tmp_path / name / "a", tmp_path / name / "m", cfg, seed=0
+        )
+    plain, zero3 = _adapter_tensors(tmp_path / "plain/a"), _adapter_tensors(tmp_path / "zero3/a")
+    for key in plain:
+        assert np.allclose(plain[key], zero3[key], atol=1e-5), key
+
+
+def test_sft_rejects_a_missing_deepspeed_config_before_training(tiny, tmp_path):
+    rows = _sft_rows(tmp_path / "p.jsonl")
+    cfg = {**SFT_CFG, "deepspeed": str(tmp_path / "missing.json")}
+    with pytest.raises(InputError, match="generation.sft.deepspeed"):
+        sft.train_sft(str(tiny / "policy"), rows, tmp_path / "a", tmp_path / "m", cfg, seed=0)
+    assert not (tmp_path / "trainer").exists()
+
+
+def test_sft_keeps_the_tokenizers_bos_first_when_trimming_the_prompt():
+    """Llama/Gemma tokenisers put BOS before every prompt at sampling time; the trimmed
+    training prompt must start with it too."""
+    from tokenizers import processors
+
+    from embrm.generation.tiny_models import train_tokenizer
+
+    tok = train_tokenizer([t * 5 for t in TEXTS], vocab_size=300)
+    bos = tok.bos_token_id
+    tok._tokenizer.post_processor = processors.TemplateProcessing(
+        single=f"{tok.bos_token} $A", special_tokens=[(tok.bos_token, bos)]
+    )
+    assert sft.special_prefix(tok) == [bos]
+    long_prompt = "\n\nHuman: " + "why is the sky blue " * 40 + "\n\nAssistant:"
+    ex = sft.encode_example(tok, long_prompt, " Light scatters.", max_length=48, min_completion=8)
+    assert len(ex["input_ids"]) == 48 and ex["input_ids"][0] == bos
+    assert ex["input_ids"][1] != bos and ex["labels"][0] == sft.IGNORE
+
+
+@pytest.fixture(scope="module")
+def eos_padded(tiny, tmp_path_factory):
+    """The tiny policy with a tokenizer that pads with EOS (like GPT-2 or Llama-3 setups)."""
+    from transformers import AutoTokenizer
+
+    d = tmp_path_factory.mktemp("eos_pad")
+    shutil.copytree(tiny / "policy", d, dirs_exist_ok=True)
+    tok = AutoTokenizer.from_pretrained(d)
+    tok.pad_token = tok.eos_token
+    tok.save_pretrained(d)
+    return d
+
+
+def test_pad_token_handling_without_a_distinct_pad(eos_padded):
+    """Training/sampling pad with EOS and keep the model's vocabulary (the LoRA adapter
+    must fit the base model in vLLM); scoring adds a pad distinct from EOS."""
+    from transformers import AutoConfig, AutoModel
+
+    from embrm.generation.models import load_for_scoring
+
+    vocab = AutoConfig.from_pretrained(eos_padded).vocab_size
+    tok = sft.load_tokenizer(str(eos_padded), False, "left")
+    assert tok.pad_token_id == tok.eos_token_id and len(tok) == vocab
+    tok, model = load_for_scoring(AutoModel, str(eos_padded), False)
+    assert tok.pad_token_id != tok.eos_token_id
+    assert model.get_input_embeddings().num_embeddings >= len(tok)
+
+
+@pytest.mark.parametrize("which", ["tiny", "eos_padded"])
+def test_hf_sampler_returns_k_responses_per_prompt_in_order(which, request, tiny):
+    folder = tiny / "policy" if which == "tiny" else request.getfixturevalue("eos_padded")
+    prompts_ = [p.split("Assistant:")[0] + "Assistant:" for p in TEXTS[:3]]
+    cfg = {"temperature": 1.0, "top_p": 0.95, "max_new_tokens": 6, "batch_size": 2}
+    out = sampling.sample_hf(str(folder), prompts_, 4, cfg, seed=0, trust_remote_code=False)
+    assert len(out) == 3 and all(len(r) == 4 and all(isinstance(x, str) for x in r) for r in out)
+    again = sampling.sample_hf(str(folder), prompts_, 4, cfg, seed=0, trust_remote_code=False)
+    assert again == out  # seeded
+
+
+def test_bad_prompt_records_are_named():
+    with pytest.raises(InputError, match="record 1 has none of the fields"):
+        prompts.build_prompts(
+            [{"chosen": "\n\nHuman: a\n\nAssistant: b"}, {"text": "x"}], max_prompts=None
+        )
+    twice = [{"id": "a", "chosen": "\n\nHuman: a\n\nAssistant: b"}] * 2
+    with pytest.raises(InputError, match="record id a occurs twice"):
+        prompts.build_prompts(twice, max_prompts=None)
+    with pytest.raises(InputError, match="no usable prompts"):
+        prompts.build_prompts([{"chosen": "\n\nHuman: only"}], max_prompts=None)
+
+
+def test_ragged_samples_are_rejected_naming_the_file_and_prompt():
+    rows = [
+        {"id": "p0", "prompt": "a", "responses": ["x", "y"]},
+        {"id": "p1", "prompt": "b", "responses": ["x"]},
+    ]
+    with pytest.raises(InputError, match=r"s\.jsonl: prompt p1 has a different number"):
+        golden.texts_of(rows, "s.jsonl")
+
+
+def test_length_sorting_tokenises_in_chunks_without_changing_lengths(tiny):
+    from embrm.generation.encode import token_lengths
+
+    tok = sft.load_tokenizer(str(tiny / "policy"), False, "right")
+    whole = [len(x) for x in tok(TEXTS * 3, truncation=True, max_length=16)["input_ids"]]
+    assert token_lengths(tok, TEXTS * 3, 16, chunk=5).tolist() == whole
+
+
+def test_config_named_files_resolve_against_the_repository(tmp_path, monkeypatch):
+    from embrm.generation.models import resolve_file
+
+    ds = json.loads((ROOT / "config" / "deepspeed_zero3.json").read_text())
+    assert ds["zero_optimization"]["stage"] == 3
+    monkeypatch.chdir(tmp_path)  # a run with --directory elsewhere
+    assert resolve_file("config/deepspeed_zero3.json", str(ROOT)) == str(
+        ROOT / "config" / "deepspeed_zero3.json"
+    )
+    (tmp_path / "mine.json").write_text("{}")
+    assert resolve_file("mine.json", str(ROOT)) == "mine.json"
+    assert resolve_file(None, str(ROOT)) is None

@@ -8,4 +8,5 @@ run(
     snakemake.wildcards.split,
     snakemake.output[0],
     snakemake.params.tokenizer,
+    trust_remote_code=snakemake.params.trust_remote_code,
 )

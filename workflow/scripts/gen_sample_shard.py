@@ -17,4 +17,5 @@ run(
     cfg=p.sampling,
     seed=p.seed,
     trust_remote_code=p.trust_remote_code,
+    max_lora_rank=p.lora_r,
 )

@@ -33,7 +33,7 @@ def load_embedder(path: str, trust_remote_code: bool):
 
 
 @torch.no_grad()
-def embed_texts(tok, model, texts: list[str], cfg: dict, out: np.ndarray) -> None:
+def embed_texts(tok, model, texts, cfg: dict, out: np.ndarray) -> None:
     """Fill ``out`` ``(len(texts), D)`` with pooled (optionally L2-normalised) states."""
     if cfg["pooling"] not in POOLING:
         raise InputError(f"generation.embedding.pooling must be last or mean: {cfg['pooling']}")
@@ -50,7 +50,7 @@ def embed(
     samples_file, out_embeddings, model_path: str, cfg: dict, trust_remote_code: bool = False
 ) -> tuple:
     rows = read_jsonl(samples_file)
-    texts, k = texts_of(rows)
+    texts, k = texts_of(rows, str(samples_file))
     tok, model = load_embedder(model_path, trust_remote_code)
     d = model.config.hidden_size
     Path(out_embeddings).parent.mkdir(parents=True, exist_ok=True)

@@ -11,10 +11,20 @@ import numpy as np
 import torch
 
 
-def batches_by_length(tok, texts: list[str], batch_size: int, max_length: int):
+def token_lengths(tok, texts, max_length: int, chunk: int = 4096) -> np.ndarray:
+    """Truncated token count of every text, tokenised a chunk at a time: only the counts
+    are kept, so a million texts cost a million integers, not a million token lists."""
+    out = np.empty(len(texts), dtype=np.int64)
+    for start in range(0, len(texts), chunk):
+        part = [texts[i] for i in range(start, min(start + chunk, len(texts)))]
+        ids = tok(part, truncation=True, max_length=max_length)["input_ids"]
+        out[start : start + len(part)] = [len(x) for x in ids]
+    return out
+
+
+def batches_by_length(tok, texts, batch_size: int, max_length: int):
     """Yield ``(indices, encoded batch)`` in order of token length."""
-    lengths = [len(ids) for ids in tok(texts, truncation=True, max_length=max_length)["input_ids"]]
-    order = np.argsort(lengths, kind="stable")
+    order = np.argsort(token_lengths(tok, texts, max_length), kind="stable")
     for start in range(0, len(order), batch_size):
         idx = order[start : start + batch_size]
         enc = tok(

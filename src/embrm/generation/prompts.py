@@ -39,7 +39,7 @@ def split_dialogue(text: str):
     return text[: cut + len(ASSISTANT)], text[cut + len(ASSISTANT) :]
 
 
-def record_dialogue(record: dict) -> str:
+def record_dialogue(record: dict, where: str = "record") -> str:
     """The ``chosen`` dialogue of an HH record, a conversation's turns, or a
     prompt/completion record, as one dialogue string."""
     if "prompt" in record and "completion" in record:
@@ -49,7 +49,8 @@ def record_dialogue(record: dict) -> str:
             value = record[key]
             return value if isinstance(value, str) else conversation_text(value)
     raise InputError(
-        f"record has none of the fields chosen/messages/conversations: {sorted(record)}"
+        f"{where} has none of the fields chosen/messages/conversations/"
+        f"prompt+completion: {sorted(record)}"
     )
 
 
@@ -66,19 +67,25 @@ def load_records(source: str, split: str, data_dir: str | None = None):
     return datasets.load_dataset(source, data_dir=data_dir, split=split)
 
 
-def build_prompts(records, *, max_prompts: int | None, keep=None) -> list[dict]:
+def build_prompts(
+    records, *, max_prompts: int | None, keep=None, source: str = "records"
+) -> list[dict]:
     """``{"id", "prompt", "completion"}`` per usable record, in order, up to ``max_prompts``.
 
     ``keep(prompt) -> bool`` filters (the reference skips prompts over 450 tokens).
     """
-    out, missing, first_missing, filtered = [], 0, None, 0
+    out, seen, missing, first_missing, filtered = [], set(), 0, None, 0
     for i, record in enumerate(records):
         rid = str(record.get("id", i))
-        parts = split_dialogue(record_dialogue(record))
+        parts = split_dialogue(record_dialogue(record, f"{source}: record {rid}"))
         if parts is None:
             missing += 1
-            first_missing = first_missing or rid
+            if first_missing is None:
+                first_missing = rid
             continue
+        if rid in seen:
+            raise InputError(f"{source}: record id {rid} occurs twice; ids must be unique")
+        seen.add(rid)
         if keep is not None and not keep(parts[0]):
             filtered += 1
             continue
@@ -87,25 +94,30 @@ def build_prompts(records, *, max_prompts: int | None, keep=None) -> list[dict]:
             break
     if missing:
         log.warning(
-            "%d records have no '\\n\\nAssistant:' turn (first: id %s); skipped",
+            "%s: %d records have no '\\n\\nAssistant:' turn (first: id %s); skipped",
+            source,
             missing,
             first_missing,
         )
     if filtered:
         log.info("%d prompts over the token limit skipped", filtered)
     if not out:
-        raise InputError("no usable prompts: every record lacks an assistant turn or is too long")
+        raise InputError(
+            f"{source}: no usable prompts (every record lacks an assistant turn or is too long)"
+        )
     return out
 
 
-def prepare_prompts(cfg: dict, split: str, out_path, tokenizer_dir=None) -> int:
+def prepare_prompts(
+    cfg: dict, split: str, out_path, tokenizer_dir=None, trust_remote_code: bool = False
+) -> int:
     """Write one split's prompts as JSON lines; returns how many were kept."""
     limit = cfg[f"max_{split}_prompts"]
     keep = None
     if tokenizer_dir is not None and cfg["max_prompt_tokens"]:
         from transformers import AutoTokenizer
 
-        tok = AutoTokenizer.from_pretrained(tokenizer_dir)
+        tok = AutoTokenizer.from_pretrained(tokenizer_dir, trust_remote_code=trust_remote_code)
         keep = lambda p: len(tok(p)["input_ids"]) <= cfg["max_prompt_tokens"]  # noqa: E731
     if cfg["source"] == "builtin":
         records = dialogues()
@@ -113,7 +125,9 @@ def prepare_prompts(cfg: dict, split: str, out_path, tokenizer_dir=None) -> int:
         records = records[n_test:] if split == "train" else records[:n_test]
     else:
         records = load_records(cfg["source"], cfg[f"{split}_split"], cfg.get("data_dir"))
-    prompts = build_prompts(records, max_prompts=limit, keep=keep)
+    prompts = build_prompts(
+        records, max_prompts=limit, keep=keep, source=f"{cfg['source']} ({split})"
+    )
     write_jsonl(out_path, prompts)
     log.info("%s: %d prompts", split, len(prompts))
     return len(prompts)

@@ -39,6 +39,8 @@ def sample_hf(
         .to(dev)
         .eval()
     )
+    # a random tiny model may sample the pad token; never when pad is EOS (no pad token)
+    suppress = [tok.pad_token_id] if tok.pad_token_id != tok.eos_token_id else None
     torch.manual_seed(seed)
     order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
     out: list = [None] * len(prompts)
@@ -54,7 +56,7 @@ def sample_hf(
                 max_new_tokens=cfg["max_new_tokens"],
                 num_return_sequences=k,
                 pad_token_id=tok.pad_token_id,
-                suppress_tokens=[tok.pad_token_id],
+                suppress_tokens=suppress,
             )
         texts = tok.batch_decode(gen[:, enc["input_ids"].shape[1] :], skip_special_tokens=True)
         for j, i in enumerate(idx):
@@ -70,6 +72,7 @@ def sample_vllm(
     cfg: dict,
     seed: int,
     trust_remote_code: bool,
+    max_lora_rank: int,
 ) -> list[list[str]]:
     try:
         from vllm import LLM, SamplingParams
@@ -83,7 +86,7 @@ def sample_vllm(
     llm = LLM(
         model=model_dir,
         enable_lora=adapter_dir is not None,
-        max_lora_rank=cfg.get("max_lora_rank", 64),
+        max_lora_rank=max_lora_rank,
         dtype="bfloat16" if dtype_for(dev) == torch.bfloat16 else "float16",
         tensor_parallel_size=max(1, torch.cuda.device_count()),
         seed=seed,
@@ -94,8 +97,7 @@ def sample_vllm(
         temperature=cfg["temperature"],
         top_p=cfg["top_p"],
         max_tokens=cfg["max_new_tokens"],
-        seed=seed,
-    )
+    )  # no per-request seed: it would give every prompt the same random stream
     lora = LoRARequest("sft", 1, adapter_dir) if adapter_dir else None
     results = llm.generate(prompts, params, lora_request=lora)
     return [[o.text for o in r.outputs] for r in results]
@@ -115,13 +117,14 @@ def sample_shard(
     cfg: dict,
     seed: int,
     trust_remote_code: bool = False,
+    max_lora_rank: int = 64,
 ) -> int:
     """Sample one shard of a split's prompts to JSON lines ``{"id", "prompt", "responses"}``."""
     rows = shard_rows(read_jsonl(prompts_file), shard, shards)
     prompts = [r["prompt"] for r in rows]
     if backend == "vllm":
         responses = sample_vllm(
-            base_dir, adapter_dir, prompts, k, cfg, seed + shard, trust_remote_code
+            base_dir, adapter_dir, prompts, k, cfg, seed + shard, trust_remote_code, max_lora_rank
         )
     elif backend == "hf":
         responses = sample_hf(merged_dir, prompts, k, cfg, seed + shard, trust_remote_code)

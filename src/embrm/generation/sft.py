@@ -4,33 +4,51 @@ Plain ``transformers.Trainer`` + ``peft`` with labels set to -100 on the prompt:
 measured stack it was simpler and faster than TRL's SFTTrainer, and it never drops an
 example (TRL's default truncation silently dropped examples whose prompt filled
 ``max_length``). Prompts are trimmed from the left so every completion keeps at least
-``min_completion_tokens`` tokens. DeepSpeed ZeRO-3 is used when ``deepspeed`` names a
-config file (launch the job with ``accelerate launch`` or ``deepspeed``).
+``min_completion_tokens`` tokens. With several GPUs in the job, or a DeepSpeed config
+(ZeRO-3: ``config/deepspeed_zero3.json``), training runs under ``torchrun`` (PyTorch's
+launcher, the one accelerate and deepspeed wrap), one process per GPU. The adapter is
+then merged into a freshly loaded copy of the base weights, so the merge never touches
+ZeRO-3-partitioned parameters.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import torch
 
-from embrm.generation.models import load_tokenizer
-from embrm.jsonio import read_jsonl
+from embrm.errors import InputError
+from embrm.generation.models import device, dtype_for, load_tokenizer
+from embrm.jsonio import read_json, read_jsonl, write_json
 
 log = logging.getLogger(__name__)
 
 IGNORE = -100
 
 
+def special_prefix(tok) -> list[int]:
+    """The ids the tokenizer puts before any text (BOS for Llama/Gemma, none for GPT-2):
+    sampling tokenises prompts with them, so training must see them too."""
+    plain = tok("a", add_special_tokens=False)["input_ids"]
+    full = tok("a")["input_ids"]
+    return full[: len(full) - len(plain)] if full[len(full) - len(plain) :] == plain else []
+
+
 def encode_example(tok, prompt: str, completion: str, max_length: int, min_completion: int):
-    """Token ids and labels: the prompt is masked, trimmed from the left to fit."""
+    """Token ids and labels: the prompt is masked, trimmed from the left to fit (after
+    the tokenizer's special prefix, which stays first)."""
+    prefix = special_prefix(tok)
     p = tok(prompt, add_special_tokens=False)["input_ids"]
     c = tok(completion, add_special_tokens=False)["input_ids"] + [tok.eos_token_id]
-    c = c[: max_length - min(len(p), max_length - min_completion)]
-    keep = max_length - len(c)
-    p = p[len(p) - keep :] if len(p) > keep else p
+    room = max_length - len(prefix)
+    c = c[: room - min(len(p), room - min_completion)]
+    keep = room - len(c)
+    p = prefix + (p[len(p) - keep :] if len(p) > keep else p)
     return {"input_ids": p + c, "labels": [IGNORE] * len(p) + c}
 
 
@@ -76,14 +94,95 @@ def train_sft(
     seed: int,
     trust_remote_code: bool = False,
 ) -> dict:
+    """Train the LoRA adapter (over all of the job's GPUs when it has several), then merge."""
+    if cfg["deepspeed"] and not Path(cfg["deepspeed"]).is_file():
+        raise InputError(f"generation.sft.deepspeed: {cfg['deepspeed']} is not a file")
+    rows = read_jsonl(prompts_file)
+    if not rows or not {"prompt", "completion"} <= set(rows[0]):
+        raise InputError(f"{prompts_file}: SFT needs rows with prompt and completion fields")
+    job = {
+        "base_model": str(base_model),
+        "prompts_file": str(prompts_file),
+        "out_adapter": str(out_adapter),
+        "cfg": cfg,
+        "seed": seed,
+        "trust_remote_code": trust_remote_code,
+    }
+    n_gpus = torch.cuda.device_count()
+    # DeepSpeed wants a launcher's distributed environment even on one GPU
+    distributed = n_gpus > 1 or cfg["deepspeed"] is not None
+    stats = launch(job, max(1, n_gpus)) if distributed else fit_adapter(**job)
+    merge_adapter(base_model, out_adapter, out_merged, trust_remote_code)
+    return stats
+
+
+def launch_command(n_procs: int, job_file) -> list[str]:
+    """One training process per GPU under torchrun, each running :func:`fit_adapter`."""
+    return [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        f"--nproc_per_node={n_procs}",
+        "-m",
+        "embrm.generation.sft",
+        str(job_file),
+    ]
+
+
+def launch(job: dict, n_procs: int) -> dict:
+    """Run :func:`fit_adapter` under torchrun; its output goes to this rule's log."""
+    work = Path(job["out_adapter"]).parent / "trainer"
+    write_json(work / "job.json", job)
+    cmd = launch_command(n_procs, work / "job.json")
+    log.info("launching: %s", " ".join(cmd))
+    # progress bars and torch's per-step deprecation notices would flood the log
+    env = {**os.environ, "TQDM_DISABLE": "1", "PYTHONWARNINGS": "ignore::FutureWarning"}
+    proc = subprocess.Popen(
+        cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env
+    )
+    for line in proc.stdout:
+        if line.strip():
+            log.info("[torchrun] %s", line.rstrip())
+    if proc.wait() != 0:
+        raise RuntimeError(f"distributed SFT failed (exit {proc.returncode}); see the log above")
+    return read_json(work / "stats.json")
+
+
+def fit_adapter(
+    base_model: str, prompts_file, out_adapter, cfg: dict, seed: int, trust_remote_code: bool
+) -> dict:
+    """Train and save the adapter; under torchrun every rank runs this, rank 0 writes."""
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForCausalLM, Trainer, TrainingArguments, set_seed
 
+    work = Path(out_adapter).parent / "trainer"
+    cuda = torch.cuda.is_available()
+    bf16 = cuda and dtype_for(device()) == torch.bfloat16
+    # created before the model: with ZeRO-3 these arguments make loading shard the weights
+    args = TrainingArguments(
+        output_dir=str(work),
+        per_device_train_batch_size=cfg["batch_size"],
+        learning_rate=cfg["lr"],
+        num_train_epochs=cfg["epochs"],
+        gradient_checkpointing=cfg["gradient_checkpointing"],
+        deepspeed=cfg["deepspeed"],
+        bf16=bf16,
+        fp16=cuda and not bf16,
+        dataloader_pin_memory=cuda,
+        logging_steps=10,
+        save_strategy="no",
+        report_to=[],
+        seed=seed,
+        remove_unused_columns=False,
+    )
     set_seed(seed)  # the LoRA matrices are initialised before the Trainer seeds anything
     tok = load_tokenizer(base_model, trust_remote_code, padding_side="right")
-    model = AutoModelForCausalLM.from_pretrained(base_model, trust_remote_code=trust_remote_code)
-    if len(tok) > model.get_input_embeddings().num_embeddings:
-        model.resize_token_embeddings(len(tok))
+    model = AutoModelForCausalLM.from_pretrained(
+        base_model,
+        dtype=torch.bfloat16 if bf16 else torch.float32,
+        trust_remote_code=trust_remote_code,
+    )
     targets, fan_in_fan_out = lora_targets(model)
     model = get_peft_model(
         model,
@@ -96,36 +195,41 @@ def train_sft(
             task_type="CAUSAL_LM",
         ),
     )
-    rows = read_jsonl(prompts_file)
     data = [
         encode_example(
             tok, r["prompt"], r["completion"], cfg["max_length"], cfg["min_completion_tokens"]
         )
-        for r in rows
+        for r in read_jsonl(prompts_file)
     ]
-    args = TrainingArguments(
-        output_dir=str(Path(out_adapter).parent / "trainer"),
-        per_device_train_batch_size=cfg["batch_size"],
-        learning_rate=cfg["lr"],
-        num_train_epochs=cfg["epochs"],
-        gradient_checkpointing=cfg["gradient_checkpointing"],
-        deepspeed=cfg["deepspeed"],
-        bf16=torch.cuda.is_available() and torch.cuda.is_bf16_supported(),
-        logging_steps=10,
-        save_strategy="no",
-        report_to=[],
-        seed=seed,
-        remove_unused_columns=False,
-    )
     trainer = Trainer(
         model=model, args=args, train_dataset=data, data_collator=collate(tok.pad_token_id)
     )
     result = trainer.train()
-    model.save_pretrained(out_adapter)
-    stable_target_modules(Path(out_adapter) / "adapter_config.json")
-    tok.save_pretrained(out_adapter)
-    merged = model.merge_and_unload()
+    trainer.save_model(out_adapter)  # gathers ZeRO-3 shards; writes on rank 0 only
+    stats = {"examples": len(data), "train_loss": result.training_loss}
+    if trainer.is_world_process_zero():
+        (Path(out_adapter) / "training_args.bin").unlink(missing_ok=True)  # a pickle; unused
+        stable_target_modules(Path(out_adapter) / "adapter_config.json")
+        tok.save_pretrained(out_adapter)
+        write_json(work / "stats.json", stats)
+        log.info("SFT on %d examples: train loss %.4f", len(data), result.training_loss)
+    return stats
+
+
+def merge_adapter(base_model: str, adapter_dir, out_merged, trust_remote_code: bool) -> None:
+    """Base weights + LoRA update as one plain checkpoint (for the hf sampler)."""
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    dev = device()
+    base = AutoModelForCausalLM.from_pretrained(
+        base_model, dtype=dtype_for(dev), trust_remote_code=trust_remote_code
+    ).to(dev)
+    merged = PeftModel.from_pretrained(base, str(adapter_dir)).merge_and_unload()
     merged.save_pretrained(out_merged)
-    tok.save_pretrained(out_merged)
-    log.info("SFT on %d examples: train loss %.4f", len(data), result.training_loss)
-    return {"examples": len(data), "train_loss": result.training_loss}
+    AutoTokenizer.from_pretrained(adapter_dir).save_pretrained(out_merged)
+
+
+if __name__ == "__main__":  # one torchrun worker: python -m embrm.generation.sft job.json
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    fit_adapter(**read_json(sys.argv[1]))
