@@ -46,6 +46,38 @@ def small_config(**sections) -> dict:
     return cfg
 
 
+def small_generation_config() -> dict:
+    """config.yaml's generation defaults, shrunk; the tiny LM as embedder (last token, fp16)."""
+    cfg = yaml.safe_load((ROOT / "config.yaml").read_text())
+    cfg["data"]["source"] = "generate"
+    gen = cfg["generation"]
+    gen["prompts"].update(max_train_prompts=24, max_test_prompts=15)
+    gen["sft"].update(epochs=1, max_length=96)
+    gen["sampling"].update(k_train=4, k_test=6, max_new_tokens=12, shards=2)
+    gen["embedding"].update(model="tiny", pooling="last", normalize=False, dtype="float16")
+    cfg["orm"]["n_sample"] = 24
+    return cfg
+
+
+GEN_DATA = "results/data/generate/tiny"  # named after the policy
+GEN_EMB = f"{GEN_DATA}/tiny_last"  # named after the embedder and its pooling
+GEN_ARRAYS = [
+    f"{d}/{s}_{k}.npy"
+    for s in ("train", "test")
+    for d, k in ((GEN_DATA, "rewards"), (GEN_EMB, "embeddings"))
+]
+
+
+@pytest.fixture(scope="session")
+def generated(tmp_path_factory):
+    """Steps 1-4 on the small generation config, run once and shared: ``(workdir, config,
+    snakemake's output)``. Tests may add to the folder, never change what is there."""
+    workdir = tmp_path_factory.mktemp("generated")
+    cfg = small_generation_config()
+    proc = run_snakemake(workdir, cfg, *GEN_ARRAYS)
+    return workdir, cfg, proc.stdout + proc.stderr
+
+
 def run_snakemake(workdir: Path, config: dict, *args: str, timeout: int = 600, check: bool = True):
     """Run the real snakemake on the project's Snakefile in ``workdir``; hangs are killed."""
     workdir.mkdir(parents=True, exist_ok=True)

@@ -18,7 +18,9 @@ from embrm.generation.tiny_models import build
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # everything here is local
 
 ROOT = Path(__file__).resolve().parents[1]
-HH_TEST = ROOT.parent / "shared" / "data" / "hh-rlhf-harmless-base-test.jsonl.gz"
+HH_TEST = (
+    ROOT / "tests" / "data" / "hh-rlhf-harmless-base-test.jsonl.gz"
+)  # MIT, see hh-rlhf-LICENSE
 TEXTS = [
     "\n\nHuman: How do I bake bread?\n\nAssistant: Mix flour, water, salt and yeast.",
     "\n\nHuman: Hi\n\nAssistant: Hello!",

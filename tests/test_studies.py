@@ -1,5 +1,6 @@
 """Studies as one cached DAG, and the report."""
 
+import copy
 import math
 import zipfile
 
@@ -7,12 +8,15 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from embrm.data_layout import DataVariants, data_path
 from embrm.errors import InputError
+from embrm.importer import release_paths
 from embrm.report_figures import reliability
 from embrm.studies import expand, point_config, point_name, study_points
 from embrm.study_table import summarise
+from embrm.workflow_config import with_overrides
 
-from conftest import planned_jobs, run_snakemake, small_config
+from conftest import planned_jobs, run_snakemake, small_config, small_generation_config
 
 
 def test_grid_times_seeds_gives_named_points():
@@ -34,6 +38,56 @@ def test_point_config_applies_overrides_and_checks_them():
     (exp,) = expand(cfg)["big"]
     with pytest.raises(InputError, match="study 'big'.*orm.n_sample"):
         point_config(cfg, exp)
+
+
+def test_data_folders_are_named_by_what_builds_them():
+    cfg = small_generation_config()
+    rewards = data_path(cfg, "rewards", "train")
+    assert rewards == "results/data/generate/tiny/train_rewards.npy"
+    other = with_overrides(cfg, {"generation.embedding.model": "minilm", "seed": 3})
+    assert data_path(other, "rewards", "train") == rewards  # same policy, same samples
+    assert data_path(other, "embeddings", "train") == (
+        "results/data/generate/tiny/minilm_last/train_embeddings.npy"
+    )
+    hub = with_overrides(cfg, {"generation.policy": "google/gemma-2b"})
+    assert data_path(hub, "rewards", "test") == (
+        "results/data/generate/google--gemma-2b/test_rewards.npy"
+    )
+    variants = DataVariants(cfg, [other, hub])
+    assert variants.policy("google--gemma-2b") == "google/gemma-2b"
+    assert variants.embedding("minilm_last")["dtype"] == cfg["generation"]["embedding"]["dtype"]
+    with pytest.raises(InputError, match="no configured experiment uses the policy folder 'x'"):
+        variants.policy("x")
+
+
+def test_two_models_that_would_share_a_folder_are_refused():
+    cfg = small_generation_config()
+    a, b = (with_overrides(cfg, {"generation.policy": p}) for p in ("org/m", "org--m"))
+    with pytest.raises(InputError, match="generation.policy.*share the data folder 'org--m'"):
+        DataVariants(cfg, [a, b])
+
+
+def test_a_data_key_its_data_source_ignores_is_refused():
+    cfg = small_config()  # synthetic data: the embedding model changes nothing
+    cfg["studies"] = {"emb": {"grid": {"generation.embedding.model": ["minilm", "tiny"]}}}
+    exp = next(iter(expand(cfg)["emb"]))
+    with pytest.raises(InputError, match="study 'emb': grid key generation.embedding.model"):
+        point_config(cfg, exp)
+
+
+@pytest.mark.parametrize(
+    "grid, message",
+    [
+        ({"generation.sft.lr": [1e-4]}, "generation.sft.lr"),
+        ({"generation.embedding.pooling": ["avg"]}, "study point results/studies/bad/pooling=avg"),
+    ],
+)
+def test_bad_study_grids_fail_before_any_job(tmp_path, grid, message):
+    cfg = small_generation_config()
+    cfg["studies"] = {"bad": {"grid": grid}}
+    proc = run_snakemake(tmp_path, cfg, "-n", check=False)
+    assert proc.returncode != 0 and message in proc.stdout + proc.stderr
+    assert not (tmp_path / "results").exists()
 
 
 def test_summary_gives_seed_mean_and_t_interval():
@@ -103,3 +157,77 @@ def test_report_builds_with_every_figure(study_run):
         "config.yaml",
     ):
         assert any(n.endswith(fig) for n in names), fig
+
+
+@pytest.mark.workflow
+def test_embedding_model_study_shares_samples_and_rewards(generated):
+    workdir, base, _ = generated
+    cfg = copy.deepcopy(base)
+    cfg["orm"].update(ensemble_number=2, hidden_sizes=[32, 16], max_epochs=5)
+    cfg["distill"].update(hidden_sizes=[16], distill_epochs=3)
+    cfg["studies"] = {"embedders": {"grid": {"generation.embedding.model": ["tiny", "minilm"]}}}
+    proc = run_snakemake(workdir, cfg, "study_embedders")
+    jobs = planned_jobs(proc.stdout + proc.stderr)
+    # the tiny point reads the main run's embeddings; only MiniLM embeds, nothing resamples
+    assert jobs["embed_responses"] == 2 and jobs["train_orm"] == 2
+    assert not {"sft", "sample_shard", "annotate_golden"} & set(jobs)
+    table = pd.read_csv(workdir / "results/studies/embedders/table.csv")
+    assert sorted(table["generation.embedding.model"]) == ["minilm", "tiny"]
+    assert np.isfinite(table.select_dtypes("number").to_numpy()).all()
+    minilm = np.load(workdir / "results/data/generate/tiny/minilm_last/test_embeddings.npy")
+    assert minilm.shape == (15, 6, 384)  # all-MiniLM-L6-v2 on the same samples
+    assert (workdir / "results/studies/embedders/study_plot.png").stat().st_size > 1000
+
+    # a second policy: only its own steps 1-4 are planned, both points run steps 5-8
+    cfg["studies"] = {
+        "policies": {
+            "grid": {"generation.policy": ["tiny", str(workdir / "results/models/tiny/policy")]}
+        }
+    }
+    plan = run_snakemake(workdir, cfg, "-n", "study_policies")
+    jobs = planned_jobs(plan.stdout + plan.stderr)
+    steps_1_to_4 = dict(prepare_prompts=2, sft=1, sample_shard=4, gather_samples=2)
+    assert {k: jobs.get(k) for k in steps_1_to_4} == steps_1_to_4
+    assert jobs["annotate_golden"] == 2 and jobs["embed_responses"] == 2
+    assert "build_tiny_models" not in jobs and jobs["train_orm"] == 2
+
+
+@pytest.mark.workflow
+def test_release_embedder_study_imports_each_release_once(tmp_path):
+    """Two embedders of the published release, side by side, from one release folder."""
+    from conftest import write_linear_split
+
+    release, src = tmp_path / "release", tmp_path / "src"
+    release.mkdir()
+    rotate = np.linalg.qr(np.random.default_rng(0).standard_normal((16, 16)))[0]
+    w = None
+    for split, n, k in (("train", 300, 10), ("test", 30, 40)):
+        w = write_linear_split(src, split, n, k, 16, seed=n, w=w)
+        emb = np.load(src / f"{split}_embeddings.npy")
+        # the release is response-major, (K, N, D) and (K, N); one reward file per policy
+        for embed, x in (("gemma7b", emb), ("gemma2b", (emb @ rotate).astype(np.float32))):
+            e_path, r_path = release_paths(release, "hh", "gemma2b", embed, "ray", split)
+            np.save(e_path, x.transpose(1, 0, 2))
+        np.save(r_path, np.load(src / f"{split}_rewards.npy").T)
+    cfg = small_config()
+    cfg["data"]["source"] = "import"
+    cfg["data"]["import"].update(
+        dir=str(release),
+        dataset="hh",
+        gen_model="gemma2b",
+        embed_model="gemma7b",
+        reward_model="ray",
+    )
+    cfg["studies"] = {"release": {"grid": {"data.import.embed_model": ["gemma2b", "gemma7b"]}}}
+    proc = run_snakemake(tmp_path, cfg, "study_release")
+    assert (
+        planned_jobs(proc.stdout + proc.stderr)["import_release"] == 2 * 2
+    )  # 2 embedders x 2 splits
+    table = pd.read_csv(tmp_path / "results/studies/release/table.csv")
+    assert sorted(table["data.import.embed_model"]) == ["gemma2b", "gemma7b"]
+    assert np.isfinite(table.select_dtypes("number").to_numpy()).all()
+    for embed in ("gemma2b", "gemma7b"):
+        imported = np.load(
+            tmp_path / f"results/data/import/hh_gemma2b_{embed}_ray/test_rewards.npy"
+        )
+        assert imported.shape == (30, 40)

@@ -124,16 +124,16 @@ def test_embedded_default_runs_all_eight_stages_offline(tmp_path):
     ):
         assert rule in jobs
     assert jobs["sample_shard"] == 2 * cfg["generation"]["sampling"]["shards"]
-    data = tmp_path / "results/data/generate"
+    data = tmp_path / "results/data/generate/tiny"
     gen = cfg["generation"]
     n_train, n_test = gen["prompts"]["max_train_prompts"], gen["prompts"]["max_test_prompts"]
-    emb = np.load(data / "train_embeddings.npy", mmap_mode="r")
+    emb = np.load(data / "minilm_mean/train_embeddings.npy", mmap_mode="r")
     assert emb.shape == (n_train, gen["sampling"]["k_train"], 384)  # all-MiniLM-L6-v2
     assert np.load(data / "test_rewards.npy").shape == (n_test, gen["sampling"]["k_test"])
     samples = [json.loads(line) for line in (data / "test_samples.jsonl").open()]
     assert len(samples) == n_test
     assert all(len(s["responses"]) == gen["sampling"]["k_test"] for s in samples)
-    assert (tmp_path / "results/generate/sft/adapter/adapter_config.json").is_file()
+    assert (tmp_path / "results/generate/tiny/sft/adapter/adapter_config.json").is_file()
     assert (tmp_path / "results/validation_results.json").is_file()
 
 

@@ -1,10 +1,11 @@
-"""Studies: grids of step-5..8 settings (with seed repeats) as cached experiment folders.
+"""Studies: grids of settings (with seed repeats) as cached experiment folders.
 
-A study names lists of values for dotted config keys; the grid (their product, times
-``seeds``) becomes points ``results/studies/<study>/<key=value__...__seed=s>``. Every
-point's effective config is the main config with its overrides, so points that leave
-the data-side keys alone share the same upstream arrays (built once), and adding a
-point schedules only that point's jobs.
+A study names lists of values for dotted config keys (step 5-8 knobs, the policy, the
+embedding model and pooling, the imported release's models); the grid (their product,
+times ``seeds``) becomes points ``results/studies/<study>/<key=value__...__seed=s>``.
+Every point's effective config is the main config with its overrides. Data folders are
+named by the data-side settings (:mod:`embrm.data_layout`), so points share every
+upstream array they can (built once), and adding a point schedules only its own jobs.
 """
 
 from __future__ import annotations
@@ -20,11 +21,14 @@ SAFE = re.compile(r"[^A-Za-z0-9.+-]")
 
 def point_name(overrides: dict) -> str:
     """A readable, filesystem-safe folder name: ``n_sample=500__seed=1``."""
-    parts = []
-    for key, value in overrides.items():
-        leaf = "seed" if key == "seed" else key.split(".")[-1]
-        parts.append(f"{leaf}={SAFE.sub('_', str(value))}")
-    return "__".join(parts)
+    return "__".join(f"{knob_label(k)}={SAFE.sub('_', str(v))}" for k, v in overrides.items())
+
+
+def knob_label(key: str) -> str:
+    """The short name of a dotted key: its last part, or the section for ``*.model``
+    (``generation.embedding.model`` -> ``embedding``)."""
+    parts = key.split(".")
+    return parts[-2] if parts[-1] == "model" and len(parts) > 1 else parts[-1]
 
 
 def study_points(study: dict) -> list[dict]:
@@ -51,14 +55,45 @@ def expand(config: dict) -> dict[str, dict[str, dict]]:
 
 def point_config(config: dict, exp: str) -> dict:
     """The effective, checked config of one study point folder."""
-    from embrm.workflow_config import check_config, with_overrides
-
     for name, points in expand(config).items():
         if exp in points:
-            try:
-                cfg = with_overrides(config, points[exp])
-                check_config(cfg)
-            except InputError as exc:
-                raise InputError(f"study {name!r}, point {exp}: {exc}") from exc
-            return cfg
+            check_data_keys(config, name)
+            return _checked(config, name, exp, points[exp])
     raise InputError(f"{exp} is not a point of any configured study")
+
+
+# a data-side grid key changes the data only under its own data.source
+DATA_KEY_SOURCES = {"generation.": "generate", "data.import.": "import"}
+
+
+def check_data_keys(config: dict, study: str) -> None:
+    """A study varying a data-side key its data source ignores would compare identical
+    data under different labels; refuse it when the study is built."""
+    source = config["data"]["source"]
+    for key in config["studies"][study].get("grid", {}):
+        for prefix, needed in DATA_KEY_SOURCES.items():
+            if key.startswith(prefix) and source != needed:
+                raise InputError(
+                    f"study {study!r}: grid key {key} applies to data.source {needed}, "
+                    f"but data.source is {source}"
+                )
+
+
+def all_point_configs(config: dict) -> dict[str, dict]:
+    """``{point folder: effective, checked config}`` for every point of every study."""
+    return {
+        exp: _checked(config, name, exp, overrides)
+        for name, points in expand(config).items()
+        for exp, overrides in points.items()
+    }
+
+
+def _checked(config: dict, study: str, exp: str, overrides: dict) -> dict:
+    from embrm.workflow_config import check_config, with_overrides
+
+    try:
+        cfg = with_overrides(config, overrides)
+        check_config(cfg)
+    except InputError as exc:
+        raise InputError(f"study {study!r}, point {exp}: {exc}") from exc
+    return cfg

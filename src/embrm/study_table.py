@@ -11,6 +11,7 @@ import pandas as pd
 from scipy import stats
 
 from embrm.plots import save_figure
+from embrm.studies import knob_label
 
 METRICS = {
     "test_spearman": ("eval_results.json", ["aggregations", "mean", "per_prompt_spearman"]),
@@ -64,7 +65,7 @@ def summarise(table: pd.DataFrame, knobs: list[str]) -> pd.DataFrame:
 
 def plot_study(summary: pd.DataFrame, knobs: list[str], path) -> None:
     """Each metric against the study's first knob (log x for n_sample), with 95% CIs;
-    categorical knobs (objective, comparison, models) become side-by-side bars."""
+    categorical knobs (objective, comparison, embedding or policy model) become bars."""
     import matplotlib.pyplot as plt
 
     names = [m for m in METRICS if m in summary]
@@ -81,7 +82,7 @@ def plot_study(summary: pd.DataFrame, knobs: list[str], path) -> None:
                 ax.set_xscale("log")
         else:
             ax.bar(summary[x_key].astype(str), summary[m], yerr=err, capsize=3)
-        ax.set_xlabel(x_key.split(".")[-1] if x_key else "")
+        ax.set_xlabel(knob_label(x_key) if x_key else "")
         ax.set_title(m, fontsize=9)
     save_figure(fig, path)
 

@@ -1,8 +1,8 @@
-"""Config logic the Snakefile needs: cross-field checks, data locations, experiment folders.
+"""Config logic the Snakefile needs: cross-field checks and experiment folders.
 
 The JSON schema catches unknown keys, wrong types and out-of-range values; the checks
 here catch what a schema cannot (values that contradict each other), before any job
-runs, and name the offending key.
+runs, and name the offending key. Data locations are in :mod:`embrm.data_layout`.
 """
 
 from __future__ import annotations
@@ -56,20 +56,6 @@ def exp_config(config: dict, exp: str) -> dict:
     return point_config(config, exp)
 
 
-def data_dir(config: dict) -> str:
-    source = config["data"]["source"]
-    if source == "import":
-        imp = config["data"]["import"]
-        tag = "_".join(imp[k] for k in ("dataset", "gen_model", "embed_model", "reward_model"))
-        return f"{MAIN}/data/import/{tag}"
-    return f"{MAIN}/data/{source}"
-
-
-def data_path(config: dict, kind: str, split: str) -> str:
-    """Canonical array of one split: kind is ``embeddings`` (N, K, D) or ``rewards`` (N, K)."""
-    return f"{data_dir(config)}/{split}_{kind}.npy"
-
-
 def final_artifacts(config: dict) -> list[str]:
     """What one experiment folder holds when steps 5-8 are done."""
     return [
@@ -104,11 +90,11 @@ def with_overrides(config: dict, overrides: dict) -> dict:
     return out
 
 
-def release_files(config: dict, split: str) -> list[str]:
-    """The published release files (embeddings, rewards) that one split imports from."""
+def release_files(imp: dict, split: str) -> list[str]:
+    """The published release files (embeddings, rewards) that one split imports from,
+    given a ``data.import`` section."""
     from embrm.importer import release_paths
 
-    imp = config["data"]["import"]
     emb, rew = release_paths(
         imp["dir"], imp["dataset"], imp["gen_model"], imp["embed_model"], imp["reward_model"], split
     )
@@ -124,13 +110,3 @@ def check_student_name(config: dict, task: str, objective: str) -> dict:
             f"(task={want[0]}, orm.objective={want[1]})"
         )
     return config
-
-
-def generation_model(config: dict, role: str) -> str:
-    """The configured model name of a generation stage (``policy``, ``golden``, ``embedder``)."""
-    gen = config["generation"]
-    if role == "policy":
-        return gen["policy"]
-    if role == "golden":
-        return gen["golden"]["models"][config["task"]]
-    return gen["embedding"]["model"]

@@ -1,11 +1,21 @@
+from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
 from embrm import workflow_config as wcfg
-from embrm import studies
+from embrm import data_layout, studies
 from embrm.generation import models as gen_models
 
-validate(config, "../schemas/config.schema.yaml")
+SCHEMA = "../schemas/config.schema.yaml"
+validate(config, SCHEMA)
 wcfg.check_config(config)
+POINT_CONFIGS = studies.all_point_configs(config)
+for _exp, _point in POINT_CONFIGS.items():
+    try:
+        validate(_point, SCHEMA)
+    except WorkflowError as exc:
+        raise WorkflowError(f"study point {_exp}: {exc}") from None
+# the data-side settings behind every data folder the main run and the studies use
+DATA = data_layout.DataVariants(config, list(POINT_CONFIGS.values()))
 
 MAIN = "results"
 STUDY_INPUTS = ("eval_results.json", "validation_results.json")
@@ -21,6 +31,8 @@ wildcard_constraints:
     task="[A-Za-z0-9_-]+",
     objective="bt|clf",
     split="train|test",
+    policy="[^/]+",
+    embedder="[^/]+",
 
 
 def cfg(wildcards):
@@ -30,7 +42,7 @@ def cfg(wildcards):
 
 def data_file(kind, split):
     """Input function: a canonical array of the experiment's data source."""
-    return lambda wc: wcfg.data_path(cfg(wc), kind, split)
+    return lambda wc: data_layout.data_path(cfg(wc), kind, split)
 
 
 def student_file(kind):
@@ -44,11 +56,20 @@ def student_file(kind):
     return path
 
 
+def stage_model(role, wc):
+    """The model name a generation stage uses for the data folder in ``wc``."""
+    if role == "policy":
+        return DATA.policy(wc.policy)
+    if role == "embedder":
+        return DATA.embedding(wc.embedder)["model"]
+    return config["generation"]["golden"]["models"][config["task"]]
+
+
 def model_input(role):
     """Input function: the locally built model folder a stage needs (none for hub ids)."""
 
     def folder(wc):
-        name = wcfg.generation_model(config, role)
+        name = stage_model(role, wc)
         return [gen_models.resolve(name, role)] if name == "tiny" else []
 
     return folder
@@ -56,7 +77,7 @@ def model_input(role):
 
 def model_path(role):
     """Params function: where a stage loads its model from."""
-    return lambda wc: gen_models.resolve(wcfg.generation_model(config, role), role)
+    return lambda wc: gen_models.resolve(stage_model(role, wc), role)
 
 
 def final_targets(exp):

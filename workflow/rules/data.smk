@@ -26,7 +26,7 @@ rule synthetic_data:
 
 rule import_release:
     input:
-        release=lambda wc: wcfg.release_files(config, wc.split),
+        release=lambda wc: wcfg.release_files(DATA.release(wc.tag), wc.split),
     output:
         embeddings=f"{MAIN}/data/import/{{tag}}/{{split}}_embeddings.npy",
         rewards=f"{MAIN}/data/import/{{tag}}/{{split}}_rewards.npy",
@@ -37,6 +37,6 @@ rule import_release:
     conda:
         CPU_ENV
     params:
-        release=lambda wc: config["data"]["import"],
+        release=lambda wc: DATA.release(wc.tag),
     script:
         "../scripts/import_release.py"

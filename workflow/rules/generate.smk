@@ -28,31 +28,36 @@ rule prepare_prompts:
     input:
         tokenizer=model_input("policy"),
     output:
-        f"{MAIN}/generate/prompts/{{split}}.jsonl",
+        f"{MAIN}/generate/{{policy}}/prompts/{{split}}.jsonl",
     log:
-        f"{MAIN}/logs/prepare_prompts_{{split}}.log",
+        f"{MAIN}/logs/generate/{{policy}}/prepare_prompts_{{split}}.log",
     benchmark:
-        f"{MAIN}/benchmarks/prepare_prompts_{{split}}.tsv"
+        f"{MAIN}/benchmarks/generate/{{policy}}/prepare_prompts_{{split}}.tsv"
     conda:
         CPU_ENV
     params:
         prompts=lambda wc: config["generation"]["prompts"],
         tokenizer=model_path("policy"),
+        trust_remote_code=lambda wc: config["generation"]["trust_remote_code"],
     script:
         "../scripts/gen_prompts.py"
 
 
 rule sft:
     input:
-        prompts=f"{MAIN}/generate/prompts/train.jsonl",
+        prompts=f"{MAIN}/generate/{{policy}}/prompts/train.jsonl",
         base=model_input("policy"),
+        deepspeed=lambda wc: gen_models.resolve_file(
+            config["generation"]["sft"]["deepspeed"], workflow.basedir
+        )
+        or [],
     output:
-        adapter=directory(f"{MAIN}/generate/sft/adapter"),
-        merged=directory(f"{MAIN}/generate/sft/merged"),
+        adapter=directory(f"{MAIN}/generate/{{policy}}/sft/adapter"),
+        merged=directory(f"{MAIN}/generate/{{policy}}/sft/merged"),
     log:
-        f"{MAIN}/logs/sft.log",
+        f"{MAIN}/logs/generate/{{policy}}/sft.log",
     benchmark:
-        f"{MAIN}/benchmarks/sft.tsv"
+        f"{MAIN}/benchmarks/generate/{{policy}}/sft.tsv"
     conda:
         GPU_ENV
     threads: gpu_res("cpus_per_gpu")
@@ -65,7 +70,13 @@ rule sft:
         runtime=gpu_res("runtime"),
     params:
         base=model_path("policy"),
-        sft=lambda wc: config["generation"]["sft"],
+        sft=lambda wc: {
+            **config["generation"]["sft"],
+            # config/deepspeed_zero3.json resolves against the repository from any --directory
+            "deepspeed": gen_models.resolve_file(
+                config["generation"]["sft"]["deepspeed"], workflow.basedir
+            ),
+        },
         seed=lambda wc: config["seed"],
         trust_remote_code=lambda wc: config["generation"]["trust_remote_code"],
     script:
@@ -74,15 +85,15 @@ rule sft:
 
 rule sample_shard:
     input:
-        prompts=f"{MAIN}/generate/prompts/{{split}}.jsonl",
-        adapter=f"{MAIN}/generate/sft/adapter",
-        merged=f"{MAIN}/generate/sft/merged",
+        prompts=f"{MAIN}/generate/{{policy}}/prompts/{{split}}.jsonl",
+        adapter=f"{MAIN}/generate/{{policy}}/sft/adapter",
+        merged=f"{MAIN}/generate/{{policy}}/sft/merged",
     output:
-        f"{MAIN}/generate/samples/{{split}}.shard{{shard}}.jsonl",
+        f"{MAIN}/generate/{{policy}}/samples/{{split}}.shard{{shard}}.jsonl",
     log:
-        f"{MAIN}/logs/sample_shard/{{split}}.shard{{shard}}.log",
+        f"{MAIN}/logs/generate/{{policy}}/sample_shard/{{split}}.shard{{shard}}.log",
     benchmark:
-        f"{MAIN}/benchmarks/sample_shard/{{split}}.shard{{shard}}.tsv"
+        f"{MAIN}/benchmarks/generate/{{policy}}/sample_shard/{{split}}.shard{{shard}}.tsv"
     conda:
         GPU_ENV
     threads: gpu_res("cpus_per_gpu")
@@ -96,6 +107,7 @@ rule sample_shard:
     params:
         sampling=lambda wc: config["generation"]["sampling"],
         k=lambda wc: config["generation"]["sampling"][f"k_{wc.split}"],
+        lora_r=lambda wc: config["generation"]["sft"]["lora_r"],
         base=model_path("policy"),
         seed=lambda wc: config["seed"],
         trust_remote_code=lambda wc: config["generation"]["trust_remote_code"],
@@ -105,17 +117,17 @@ rule sample_shard:
 
 rule gather_samples:
     input:
-        prompts=f"{MAIN}/generate/prompts/{{split}}.jsonl",
+        prompts=f"{MAIN}/generate/{{policy}}/prompts/{{split}}.jsonl",
         shards=lambda wc: expand(
-            f"{MAIN}/generate/samples/{wc.split}.shard{{shard}}.jsonl",
+            f"{MAIN}/generate/{wc.policy}/samples/{wc.split}.shard{{shard}}.jsonl",
             shard=range(config["generation"]["sampling"]["shards"]),
         ),
     output:
-        f"{MAIN}/data/generate/{{split}}_samples.jsonl",
+        f"{MAIN}/data/generate/{{policy}}/{{split}}_samples.jsonl",
     log:
-        f"{MAIN}/logs/gather_samples_{{split}}.log",
+        f"{MAIN}/logs/generate/{{policy}}/gather_samples_{{split}}.log",
     benchmark:
-        f"{MAIN}/benchmarks/gather_samples_{{split}}.tsv"
+        f"{MAIN}/benchmarks/generate/{{policy}}/gather_samples_{{split}}.tsv"
     conda:
         CPU_ENV
     script:
@@ -124,14 +136,14 @@ rule gather_samples:
 
 rule annotate_golden:
     input:
-        samples=f"{MAIN}/data/generate/{{split}}_samples.jsonl",
+        samples=f"{MAIN}/data/generate/{{policy}}/{{split}}_samples.jsonl",
         model=model_input("golden"),
     output:
-        f"{MAIN}/data/generate/{{split}}_rewards.npy",
+        f"{MAIN}/data/generate/{{policy}}/{{split}}_rewards.npy",
     log:
-        f"{MAIN}/logs/annotate_golden_{{split}}.log",
+        f"{MAIN}/logs/generate/{{policy}}/annotate_golden_{{split}}.log",
     benchmark:
-        f"{MAIN}/benchmarks/annotate_golden_{{split}}.tsv"
+        f"{MAIN}/benchmarks/generate/{{policy}}/annotate_golden_{{split}}.tsv"
     conda:
         GPU_ENV
     threads: gpu_res("cpus_per_gpu")
@@ -152,14 +164,14 @@ rule annotate_golden:
 
 rule embed_responses:
     input:
-        samples=f"{MAIN}/data/generate/{{split}}_samples.jsonl",
+        samples=f"{MAIN}/data/generate/{{policy}}/{{split}}_samples.jsonl",
         model=model_input("embedder"),
     output:
-        f"{MAIN}/data/generate/{{split}}_embeddings.npy",
+        f"{MAIN}/data/generate/{{policy}}/{{embedder}}/{{split}}_embeddings.npy",
     log:
-        f"{MAIN}/logs/embed_responses_{{split}}.log",
+        f"{MAIN}/logs/generate/{{policy}}/{{embedder}}/embed_responses_{{split}}.log",
     benchmark:
-        f"{MAIN}/benchmarks/embed_responses_{{split}}.tsv"
+        f"{MAIN}/benchmarks/generate/{{policy}}/{{embedder}}/embed_responses_{{split}}.tsv"
     conda:
         GPU_ENV
     threads: gpu_res("cpus_per_gpu")
@@ -172,7 +184,7 @@ rule embed_responses:
         runtime=gpu_res("runtime"),
     params:
         model=model_path("embedder"),
-        embedding=lambda wc: config["generation"]["embedding"],
+        embedding=lambda wc: DATA.embedding(wc.embedder),
         trust_remote_code=lambda wc: config["generation"]["trust_remote_code"],
     script:
         "../scripts/gen_embed.py"
