@@ -12,8 +12,8 @@ from embrm.data_layout import DataVariants, data_path
 from embrm.errors import InputError
 from embrm.importer import release_paths
 from embrm.report_figures import reliability
-from embrm.studies import expand, point_config, point_name, study_points
-from embrm.study_table import summarise
+from embrm.studies import EXPERIMENT, expand, point_config, study_points
+from embrm.study_table import aggregate, summarise
 from embrm.workflow_config import with_overrides
 
 from conftest import planned_jobs, run_snakemake, small_config, small_generation_config
@@ -24,7 +24,64 @@ def test_grid_times_seeds_gives_named_points():
         {"grid": {"orm.n_sample": [100, 500], "orm.objective": ["bt"]}, "seeds": [0, 1]}
     )
     assert len(points) == 4
-    assert point_name(points[1]) == "n_sample=100__objective=bt__seed=1"
+    assert points[1] == (
+        "n_sample=100__objective=bt__seed=1",
+        {"orm.n_sample": 100, "orm.objective": "bt", "seed": 1},
+    )
+
+
+def test_named_experiments_times_grid_times_seeds():
+    minilm = {"generation.embedding.model": "minilm", "generation.embedding.pooling": "mean"}
+    study = {
+        "experiments": {"minilm": minilm, "tiny-lm": {"generation.embedding.model": "tiny"}},
+        "grid": {"orm.objective": ["bt", "clf"]},
+        "seeds": [0, 1],
+    }
+    points = dict(study_points(study))
+    assert len(points) == 8
+    assert points["minilm__objective=clf__seed=1"] == {
+        EXPERIMENT: "minilm",
+        **minilm,
+        "orm.objective": "clf",
+        "seed": 1,
+    }
+    cfg = small_generation_config()
+    cfg["studies"] = {"emb": study}
+    point = point_config(cfg, "results/studies/emb/tiny-lm__objective=bt__seed=0")
+    assert point["generation"]["embedding"]["model"] == "tiny" and EXPERIMENT not in point
+    cfg["studies"]["emb"]["grid"] = {"generation.embedding.model": ["minilm"]}
+    with pytest.raises(InputError, match="experiment 'minilm' and the grid both set generation"):
+        expand(cfg)
+
+
+def test_study_table_names_experiments_and_groups_list_values(tmp_path):
+    """The table and plot logic on hand-written metric files (the metrics are not the point)."""
+    import json
+
+    points = {}
+    for name, seed, hidden in [("a", 0, [8]), ("a", 1, [8]), ("b", 0, [16]), ("b", 1, [16])]:
+        folder = tmp_path / f"{name}__seed={seed}"
+        folder.mkdir()
+        agg = {
+            "per_prompt_spearman": seed + len(hidden),
+            "pairwise_accuracy": 0.5,
+            "best_of_n": {"2": {"reward": 1.0 + seed}},
+        }
+        (folder / "eval_results.json").write_text(json.dumps({"aggregations": {"mean": agg}}))
+        variants = {
+            "teacher_isotonic": {"mse": 1.0},
+            "student_isotonic": {"mse": 2.0},
+            "student": {"pairwise_accuracy": 0.6},
+        }
+        (folder / "validation_results.json").write_text(json.dumps({"variants": variants}))
+        points[str(folder)] = {EXPERIMENT: name, "distill.hidden_sizes": hidden, "seed": seed}
+    out = [tmp_path / f for f in ("t.csv", "t.md", "s.md", "p.png")]
+    table = aggregate("demo", points, *out)
+    assert list(table[EXPERIMENT]) == ["a", "a", "b", "b"]
+    assert table["distill.hidden_sizes"].tolist() == ["[8]", "[8]", "[16]", "[16]"]
+    summary = (tmp_path / "s.md").read_text()
+    assert summary.count("| a ") == 1 and summary.count("| b ") == 1  # one row per experiment
+    assert out[3].stat().st_size > 1000
 
 
 def test_point_config_applies_overrides_and_checks_them():
@@ -71,23 +128,39 @@ def test_a_data_key_its_data_source_ignores_is_refused():
     cfg = small_config()  # synthetic data: the embedding model changes nothing
     cfg["studies"] = {"emb": {"grid": {"generation.embedding.model": ["minilm", "tiny"]}}}
     exp = next(iter(expand(cfg)["emb"]))
-    with pytest.raises(InputError, match="study 'emb': grid key generation.embedding.model"):
+    with pytest.raises(InputError, match="study 'emb': generation.embedding.model applies"):
         point_config(cfg, exp)
 
 
 @pytest.mark.parametrize(
-    "grid, message",
+    "study, message",
     [
-        ({"generation.sft.lr": [1e-4]}, "generation.sft.lr"),
-        ({"generation.embedding.pooling": ["avg"]}, "study point results/studies/bad/pooling=avg"),
+        ({"grid": {"generation.sft.lr": [1e-4]}}, "generation.sft.lr"),
+        (
+            {"grid": {"generation.embedding.pooling": ["avg"]}},
+            "study point results/studies/bad/pooling=avg",
+        ),
+        ({"experiments": {"x": {"generation.sft.lr": 1e-4}}}, "generation.sft.lr"),
+        ({"experiments": {"a__b": {"orm.lr": 0.1}}}, "a__b"),
+        ({"seeds": [0]}, "seeds"),
     ],
 )
-def test_bad_study_grids_fail_before_any_job(tmp_path, grid, message):
+def test_bad_studies_fail_before_any_job(tmp_path, study, message):
     cfg = small_generation_config()
-    cfg["studies"] = {"bad": {"grid": grid}}
+    cfg["studies"] = {"bad": study}
     proc = run_snakemake(tmp_path, cfg, "-n", check=False)
     assert proc.returncode != 0 and message in proc.stdout + proc.stderr
     assert not (tmp_path / "results").exists()
+
+
+def test_default_embedding_study_plans_one_generation_and_two_embeddings(tmp_path):
+    cfg = small_generation_config()
+    plan = run_snakemake(tmp_path, cfg, "-n", "study_embedding_model")
+    jobs = planned_jobs(plan.stdout + plan.stderr)
+    assert jobs["sft"] == 1 and jobs["annotate_golden"] == 2  # shared by both embedders
+    assert jobs["embed_responses"] == 2 * 2 and jobs["train_orm"] == 2 * 3  # x 3 seeds
+    for folder in ("tiny/minilm_mean/train_embeddings.npy", "tiny/tiny_last/test_embeddings.npy"):
+        assert f"results/data/generate/{folder}" in plan.stdout + plan.stderr
 
 
 def test_summary_gives_seed_mean_and_t_interval():

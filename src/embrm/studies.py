@@ -1,8 +1,9 @@
 """Studies: grids of settings (with seed repeats) as cached experiment folders.
 
 A study names lists of values for dotted config keys (step 5-8 knobs, the policy, the
-embedding model and pooling, the imported release's models); the grid (their product,
-times ``seeds``) becomes points ``results/studies/<study>/<key=value__...__seed=s>``.
+embedding model and pooling, the imported release's models) and/or named experiments
+(a set of such keys each); experiments x grid x ``seeds`` become points
+``results/studies/<study>/<[experiment__]key=value__...__seed=s>``.
 Every point's effective config is the main config with its overrides. Data folders are
 named by the data-side settings (:mod:`embrm.data_layout`), so points share every
 upstream array they can (built once), and adding a point schedules only its own jobs.
@@ -16,12 +17,8 @@ import re
 from embrm.errors import InputError
 
 STUDY_ROOT = "results/studies"
+EXPERIMENT = "experiment"
 SAFE = re.compile(r"[^A-Za-z0-9.+-]")
-
-
-def point_name(overrides: dict) -> str:
-    """A readable, filesystem-safe folder name: ``n_sample=500__seed=1``."""
-    return "__".join(f"{knob_label(k)}={SAFE.sub('_', str(v))}" for k, v in overrides.items())
 
 
 def knob_label(key: str) -> str:
@@ -31,17 +28,28 @@ def knob_label(key: str) -> str:
     return parts[-2] if parts[-1] == "model" and len(parts) > 1 else parts[-1]
 
 
-def study_points(study: dict) -> list[dict]:
-    """The overrides of every point of one study: grid values x seeds."""
+def point_name(label: str | None, varied: dict) -> str:
+    """A readable, filesystem-safe folder name: ``n_sample=500__seed=1``, or for a named
+    experiment ``minilm__objective=bt__seed=1``."""
+    parts = [f"{knob_label(k)}={SAFE.sub('_', str(v))}" for k, v in varied.items()]
+    return "__".join(([label] if label else []) + parts)
+
+
+def study_points(study: dict) -> list[tuple[str, dict]]:
+    """``(folder name, overrides)`` of every point of one study: its named experiments
+    (or the main config alone) x grid values x seeds. A named experiment's overrides
+    carry its name under ``EXPERIMENT`` for the tables; it is not a config key."""
+    experiments = study.get("experiments") or {None: {}}
     grid = study.get("grid", {})
-    keys = list(grid)
     points = []
-    for values in itertools.product(*(grid[k] for k in keys)):
-        for seed in study.get("seeds", [None]):
-            overrides = dict(zip(keys, values))
-            if seed is not None:
-                overrides["seed"] = seed
-            points.append(overrides)
+    for (label, settings), values, seed in itertools.product(
+        experiments.items(), itertools.product(*grid.values()), study.get("seeds", [None])
+    ):
+        varied = dict(zip(grid, values))
+        if seed is not None:
+            varied["seed"] = seed
+        named = {EXPERIMENT: label, **settings} if label else {}
+        points.append((point_name(label, varied), {**named, **varied}))
     return points
 
 
@@ -49,8 +57,19 @@ def expand(config: dict) -> dict[str, dict[str, dict]]:
     """``{study: {experiment folder: overrides}}`` for every configured study."""
     out = {}
     for name, study in (config.get("studies") or {}).items():
-        out[name] = {f"{STUDY_ROOT}/{name}/{point_name(o)}": o for o in study_points(study)}
+        check_study_keys(name, study)
+        out[name] = {f"{STUDY_ROOT}/{name}/{point}": o for point, o in study_points(study)}
     return out
+
+
+def check_study_keys(name: str, study: dict) -> None:
+    """A key set by a named experiment and by the grid would be silently overwritten."""
+    for label, settings in (study.get("experiments") or {}).items():
+        both = sorted(set(settings) & set(study.get("grid", {})))
+        if both:
+            raise InputError(
+                f"study {name!r}: experiment {label!r} and the grid both set {both[0]}"
+            )
 
 
 def point_config(config: dict, exp: str) -> dict:
@@ -62,7 +81,7 @@ def point_config(config: dict, exp: str) -> dict:
     raise InputError(f"{exp} is not a point of any configured study")
 
 
-# a data-side grid key changes the data only under its own data.source
+# a data-side key changes the data only under its own data.source
 DATA_KEY_SOURCES = {"generation.": "generate", "data.import.": "import"}
 
 
@@ -70,11 +89,13 @@ def check_data_keys(config: dict, study: str) -> None:
     """A study varying a data-side key its data source ignores would compare identical
     data under different labels; refuse it when the study is built."""
     source = config["data"]["source"]
-    for key in config["studies"][study].get("grid", {}):
+    spec = config["studies"][study]
+    keys = set(spec.get("grid", {})).union(*(spec.get("experiments") or {}).values())
+    for key in sorted(keys):
         for prefix, needed in DATA_KEY_SOURCES.items():
             if key.startswith(prefix) and source != needed:
                 raise InputError(
-                    f"study {study!r}: grid key {key} applies to data.source {needed}, "
+                    f"study {study!r}: {key} applies to data.source {needed}, "
                     f"but data.source is {source}"
                 )
 
@@ -92,7 +113,7 @@ def _checked(config: dict, study: str, exp: str, overrides: dict) -> dict:
     from embrm.workflow_config import check_config, with_overrides
 
     try:
-        cfg = with_overrides(config, overrides)
+        cfg = with_overrides(config, {k: v for k, v in overrides.items() if k != EXPERIMENT})
         check_config(cfg)
     except InputError as exc:
         raise InputError(f"study {study!r}, point {exp}: {exc}") from exc

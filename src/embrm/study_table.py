@@ -11,7 +11,7 @@ import pandas as pd
 from scipy import stats
 
 from embrm.plots import save_figure
-from embrm.studies import knob_label
+from embrm.studies import EXPERIMENT, knob_label
 
 METRICS = {
     "test_spearman": ("eval_results.json", ["aggregations", "mean", "per_prompt_spearman"]),
@@ -35,7 +35,9 @@ def point_rows(points: dict[str, dict]) -> pd.DataFrame:
     """One row per point folder: its overrides, then its metrics."""
     rows = []
     for folder, overrides in points.items():
-        row = {"point": Path(folder).name, **overrides}
+        # list values (hidden_sizes) as text, so points group by them
+        knobs = {k: str(v) if isinstance(v, list) else v for k, v in overrides.items()}
+        row = {"point": Path(folder).name, **knobs}
         for metric, (file, path) in METRICS.items():
             row[metric] = _get(json.loads((Path(folder) / file).read_text()), path)
         for n, bon in json.loads((Path(folder) / "eval_results.json").read_text())["aggregations"][
@@ -64,33 +66,57 @@ def summarise(table: pd.DataFrame, knobs: list[str]) -> pd.DataFrame:
 
 
 def plot_study(summary: pd.DataFrame, knobs: list[str], path) -> None:
-    """Each metric against the study's first knob (log x for n_sample), with 95% CIs;
-    categorical knobs (objective, comparison, embedding or policy model) become bars."""
+    """Each metric against the study's first knob (log x for n_sample), one line per
+    setting of the other knobs, with 95% CIs; a categorical first knob (objective,
+    embedding or policy model, a named experiment) gives one bar per setting."""
     import matplotlib.pyplot as plt
 
     names = [m for m in METRICS if m in summary]
     fig, axes = plt.subplots(1, len(names), figsize=(4 * len(names), 3.6))
-    x_key = knobs[0] if knobs else None
+    x_key, others = (knobs[0], knobs[1:]) if knobs else (None, [])
     for ax, m in zip(np.atleast_1d(axes), names):
         err = summary.get(f"{m}_ci95")
+        xlabel = " / ".join(knob_label(k) for k in knobs)
         if x_key is None:
             ax.bar(["all"], summary[m], yerr=err)
         elif pd.api.types.is_numeric_dtype(summary[x_key]):
-            s = summary.sort_values(x_key)
-            ax.errorbar(s[x_key], s[m], yerr=s.get(f"{m}_ci95"), marker="o", capsize=3)
+            lines = summary.groupby(others, dropna=False) if others else [((), summary)]
+            for key, s in lines:
+                s = s.sort_values(x_key)
+                label = setting_label(others, key)
+                ax.errorbar(s[x_key], s[m], yerr=s[f"{m}_ci95"], marker="o", capsize=3, label=label)
+            if others:
+                ax.legend(fontsize=7)
             if x_key.endswith("n_sample"):
                 ax.set_xscale("log")
+            xlabel = knob_label(x_key)
         else:
-            ax.bar(summary[x_key].astype(str), summary[m], yerr=err, capsize=3)
-        ax.set_xlabel(knob_label(x_key) if x_key else "")
+            ax.bar(
+                summary[knobs].astype(str).agg(" / ".join, axis=1), summary[m], yerr=err, capsize=3
+            )
+            ax.tick_params(axis="x", labelrotation=30 if others else 0)
+        ax.set_xlabel(xlabel)
         ax.set_title(m, fontsize=9)
     save_figure(fig, path)
 
 
+def setting_label(keys: list[str], values) -> str:
+    """A legend entry: ``objective=bt, seed=0``."""
+    values = values if isinstance(values, tuple) else (values,)
+    return ", ".join(f"{knob_label(k)}={v}" for k, v in zip(keys, values))
+
+
 def aggregate(study: str, points: dict[str, dict], out_csv, out_md, out_summary_md, out_plot):
     table = point_rows(points)
-    knobs = [k for k in table.columns if "." in k]
+    knobs = [k for k in table.columns if "." in k or k == EXPERIMENT]
     summary = summarise(table, knobs)
+    plot_knobs = knobs
+    if EXPERIMENT in table:  # an experiment's own settings follow from its name
+        per_name = table.groupby(EXPERIMENT)
+        varied = [
+            k for k in knobs if k != EXPERIMENT and per_name[k].nunique(dropna=False).max() > 1
+        ]
+        plot_knobs = [EXPERIMENT, *varied]
     Path(out_csv).parent.mkdir(parents=True, exist_ok=True)
     table.to_csv(out_csv, index=False)
     Path(out_md).write_text(f"# Study {study}: every point\n\n{table.to_markdown(index=False)}\n")
@@ -98,5 +124,5 @@ def aggregate(study: str, points: dict[str, dict], out_csv, out_md, out_summary_
         f"# Study {study}: mean over seeds (95% CI half-width)\n\n"
         f"{summary.to_markdown(index=False)}\n"
     )
-    plot_study(summary, knobs, out_plot)
+    plot_study(summary, plot_knobs, out_plot)
     return table
