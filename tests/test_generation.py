@@ -231,18 +231,7 @@ def test_sft_is_reproducible_across_processes(tiny, tmp_path):
         for i in range(4)
     ]
     write_jsonl(tmp_path / "p.jsonl", rows)
-    cfg = dict(
-        lora_r=4,
-        lora_alpha=8,
-        lora_dropout=0.0,
-        lr=1e-3,
-        epochs=1,
-        batch_size=2,
-        max_length=32,
-        min_completion_tokens=4,
-        gradient_checkpointing=False,
-        deepspeed=None,
-    )
+    cfg = {**SFT_CFG, "batch_size": 2, "max_length": 32}
     code = (
         "import sys, torch; from embrm.generation.sft import train_sft; "
         "torch.manual_seed(int(sys.argv[2])); "  # a different RNG state in each process

@@ -219,9 +219,10 @@ def test_adding_a_point_schedules_only_that_point(study_run):
 def test_report_builds_with_every_figure(study_run):
     workdir, cfg = study_run
     run_snakemake(workdir, cfg)  # the main run, then its report
-    run_snakemake(workdir, cfg, "--report", "report.zip")
+    run_snakemake(workdir, cfg, "--report", "report.zip", "all", "all_studies")
     names = zipfile.ZipFile(workdir / "report.zip").namelist()
     for fig in (
+        "study_plot.png",
         "bon_curve.png",
         "calibration_plot.png",
         "reliability.png",
