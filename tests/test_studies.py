@@ -200,7 +200,8 @@ def test_two_point_study_has_one_finite_row_per_point(study_run):
 
 
 def test_adding_a_point_schedules_only_that_point(study_run):
-    workdir, cfg = study_run
+    workdir, built = study_run
+    cfg = copy.deepcopy(built)  # the fixture's config stays what was built
     cfg["studies"]["duo"]["grid"]["orm.annotation_quality"] = [10, 0.5, 1.0]
     proc = run_snakemake(workdir, cfg, "-n", "study_duo")
     jobs = planned_jobs(proc.stdout + proc.stderr)
