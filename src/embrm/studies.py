@@ -72,13 +72,14 @@ def check_study_keys(name: str, study: dict) -> None:
             )
 
 
-def point_config(config: dict, exp: str) -> dict:
-    """The effective, checked config of one study point folder."""
-    for name, points in expand(config).items():
-        if exp in points:
-            check_data_keys(config, name)
-            return _checked(config, name, exp, points[exp])
-    raise InputError(f"{exp} is not a point of any configured study")
+def point_config(config: dict, exp: str, points: dict[str, dict] | None = None) -> dict:
+    """The effective, checked config of one study point folder; ``points`` is
+    :func:`all_point_configs` of ``config`` where the caller already has it."""
+    points = all_point_configs(config) if points is None else points
+    if exp not in points:
+        raise InputError(f"{exp} is not a point of any configured study")
+    check_data_keys(config, exp.split("/")[-2])  # results/studies/<study>/<point>
+    return points[exp]
 
 
 # a data-side key changes the data only under its own data.source

@@ -47,13 +47,14 @@ def check_config(config: dict) -> None:
         )
 
 
-def exp_config(config: dict, exp: str) -> dict:
-    """The effective config of an experiment folder: the main run or a study point."""
+def exp_config(config: dict, exp: str, points: dict[str, dict] | None = None) -> dict:
+    """The effective config of an experiment folder: the main run or a study point
+    (``points``: every point's config, computed once per workflow parse)."""
     if exp == MAIN:
         return config
     from embrm.studies import point_config
 
-    return point_config(config, exp)
+    return point_config(config, exp, points)
 
 
 def final_artifacts(config: dict) -> list[str]:

@@ -37,7 +37,7 @@ wildcard_constraints:
 
 def cfg(wildcards):
     """The effective config of one experiment folder (main run or study point)."""
-    return wcfg.exp_config(config, wildcards.exp)
+    return wcfg.exp_config(config, wildcards.exp, POINT_CONFIGS)
 
 
 def data_file(kind, split):
@@ -80,8 +80,16 @@ def model_path(role):
     return lambda wc: gen_models.resolve(stage_model(role, wc), role)
 
 
+def sft_deepspeed():
+    """generation.sft.deepspeed, resolved so config/deepspeed_zero3.json works from any
+    --directory."""
+    return gen_models.resolve_file(
+        config["generation"]["sft"]["deepspeed"], workflow.basedir
+    )
+
+
 def final_targets(exp):
-    c = wcfg.exp_config(config, exp)
+    c = wcfg.exp_config(config, exp, POINT_CONFIGS)
     return [f"{exp}/{name}" for name in wcfg.final_artifacts(c)]
 
 

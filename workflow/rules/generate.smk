@@ -47,10 +47,7 @@ rule sft:
     input:
         prompts=f"{MAIN}/generate/{{policy}}/prompts/train.jsonl",
         base=model_input("policy"),
-        deepspeed=lambda wc: gen_models.resolve_file(
-            config["generation"]["sft"]["deepspeed"], workflow.basedir
-        )
-        or [],
+        deepspeed=lambda wc: sft_deepspeed() or [],
     output:
         adapter=directory(f"{MAIN}/generate/{{policy}}/sft/adapter"),
         merged=directory(f"{MAIN}/generate/{{policy}}/sft/merged"),
@@ -70,13 +67,7 @@ rule sft:
         runtime=gpu_res("runtime"),
     params:
         base=model_path("policy"),
-        sft=lambda wc: {
-            **config["generation"]["sft"],
-            # config/deepspeed_zero3.json resolves against the repository from any --directory
-            "deepspeed": gen_models.resolve_file(
-                config["generation"]["sft"]["deepspeed"], workflow.basedir
-            ),
-        },
+        sft=lambda wc: {**config["generation"]["sft"], "deepspeed": sft_deepspeed()},
         seed=lambda wc: config["seed"],
         trust_remote_code=lambda wc: config["generation"]["trust_remote_code"],
     script:
