@@ -5,7 +5,7 @@ import json
 import numpy as np
 import pytest
 
-from embrm.generation import golden
+from embrm.generation import golden, texts
 from embrm.generation.embeddings import embed_texts, load_embedder
 
 from conftest import GEN_ARRAYS as ARRAYS
@@ -41,7 +41,7 @@ def test_steps_1_to_4_write_row_aligned_canonical_arrays(generated):
         assert np.isfinite(rewards).all() and np.isfinite(emb).all()
         # row (i, j) of both arrays is response j of prompt i, scored/embedded on its own
         for i, j in ((0, 0), (n - 1, k - 1), (n // 2, 1)):
-            text = samples[i]["prompt"] + golden.cut_response(samples[i]["responses"][j])
+            text = samples[i]["prompt"] + texts.cut_response(samples[i]["responses"][j])
             alone = golden.score_texts(tok_g, rm, [text], 1, gen["golden"]["max_length"])[0]
             assert abs(alone - rewards[i, j]) < 1e-4
             one = np.zeros((1, emb.shape[2]), np.float32)

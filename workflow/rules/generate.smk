@@ -1,12 +1,6 @@
 """Steps 1-4: tiny models, prompts, LoRA SFT, sampling shards, golden rewards, embeddings."""
 
 
-localrules:
-    build_tiny_models,
-    prepare_prompts,
-    gather_samples,
-
-
 rule build_tiny_models:
     output:
         policy=directory(gen_models.TINY_POLICY),
@@ -15,24 +9,26 @@ rule build_tiny_models:
         f"{MAIN}/logs/build_tiny_models.log",
     benchmark:
         f"{MAIN}/benchmarks/build_tiny_models.tsv"
+    localrule: True
     conda:
         CPU_ENV
     params:
         tiny=lambda wc: config["generation"]["tiny"],
         seed=lambda wc: config["seed"],
     script:
-        "../scripts/gen_tiny_models.py"
+        "../scripts/build_tiny_models.py"
 
 
 rule prepare_prompts:
     input:
         tokenizer=model_input("policy"),
     output:
-        f"{MAIN}/generate/{{policy}}/prompts/{{split}}.jsonl",
+        prompts=f"{MAIN}/generate/{{policy}}/prompts/{{split}}.jsonl",
     log:
         f"{MAIN}/logs/generate/{{policy}}/prepare_prompts_{{split}}.log",
     benchmark:
         f"{MAIN}/benchmarks/generate/{{policy}}/prepare_prompts_{{split}}.tsv"
+    localrule: True
     conda:
         CPU_ENV
     params:
@@ -40,12 +36,14 @@ rule prepare_prompts:
         tokenizer=model_path("policy"),
         trust_remote_code=lambda wc: config["generation"]["trust_remote_code"],
     script:
-        "../scripts/gen_prompts.py"
+        "../scripts/prepare_prompts.py"
 
 
 rule sft:
     input:
-        prompts=f"{MAIN}/generate/{{policy}}/prompts/train.jsonl",
+        prompts=expand(
+            rules.prepare_prompts.output.prompts, split="train", allow_missing=True
+        ),
         base=model_input("policy"),
         deepspeed=lambda wc: sft_deepspeed() or [],
     output:
@@ -71,16 +69,16 @@ rule sft:
         seed=lambda wc: config["seed"],
         trust_remote_code=lambda wc: config["generation"]["trust_remote_code"],
     script:
-        "../scripts/gen_sft.py"
+        "../scripts/sft.py"
 
 
 rule sample_shard:
     input:
-        prompts=f"{MAIN}/generate/{{policy}}/prompts/{{split}}.jsonl",
-        adapter=f"{MAIN}/generate/{{policy}}/sft/adapter",
-        merged=f"{MAIN}/generate/{{policy}}/sft/merged",
+        prompts=rules.prepare_prompts.output.prompts,
+        adapter=rules.sft.output.adapter,
+        merged=rules.sft.output.merged,
     output:
-        f"{MAIN}/generate/{{policy}}/samples/{{split}}.shard{{shard}}.jsonl",
+        shard=f"{MAIN}/generate/{{policy}}/samples/{{split}}.shard{{shard}}.jsonl",
     log:
         f"{MAIN}/logs/generate/{{policy}}/sample_shard/{{split}}.shard{{shard}}.log",
     benchmark:
@@ -103,34 +101,37 @@ rule sample_shard:
         seed=lambda wc: config["seed"],
         trust_remote_code=lambda wc: config["generation"]["trust_remote_code"],
     script:
-        "../scripts/gen_sample_shard.py"
+        "../scripts/sample_shard.py"
 
 
 rule gather_samples:
     input:
-        prompts=f"{MAIN}/generate/{{policy}}/prompts/{{split}}.jsonl",
+        prompts=rules.prepare_prompts.output.prompts,
         shards=lambda wc: expand(
-            f"{MAIN}/generate/{wc.policy}/samples/{wc.split}.shard{{shard}}.jsonl",
+            rules.sample_shard.output.shard,
+            policy=wc.policy,
+            split=wc.split,
             shard=range(config["generation"]["sampling"]["shards"]),
         ),
     output:
-        f"{MAIN}/data/generate/{{policy}}/{{split}}_samples.jsonl",
+        samples=data_layout.file_pattern("generate", "samples"),
     log:
         f"{MAIN}/logs/generate/{{policy}}/gather_samples_{{split}}.log",
     benchmark:
         f"{MAIN}/benchmarks/generate/{{policy}}/gather_samples_{{split}}.tsv"
+    localrule: True
     conda:
         CPU_ENV
     script:
-        "../scripts/gen_gather.py"
+        "../scripts/gather_samples.py"
 
 
 rule annotate_golden:
     input:
-        samples=f"{MAIN}/data/generate/{{policy}}/{{split}}_samples.jsonl",
+        samples=rules.gather_samples.output.samples,
         model=model_input("golden"),
     output:
-        f"{MAIN}/data/generate/{{policy}}/{{split}}_rewards.npy",
+        rewards=data_layout.file_pattern("generate", "rewards"),
     log:
         f"{MAIN}/logs/generate/{{policy}}/annotate_golden_{{split}}.log",
     benchmark:
@@ -150,15 +151,15 @@ rule annotate_golden:
         golden=lambda wc: config["generation"]["golden"],
         trust_remote_code=lambda wc: config["generation"]["trust_remote_code"],
     script:
-        "../scripts/gen_annotate.py"
+        "../scripts/annotate_golden.py"
 
 
 rule embed_responses:
     input:
-        samples=f"{MAIN}/data/generate/{{policy}}/{{split}}_samples.jsonl",
+        samples=rules.gather_samples.output.samples,
         model=model_input("embedder"),
     output:
-        f"{MAIN}/data/generate/{{policy}}/{{embedder}}/{{split}}_embeddings.npy",
+        embeddings=data_layout.file_pattern("generate", "embeddings"),
     log:
         f"{MAIN}/logs/generate/{{policy}}/{{embedder}}/embed_responses_{{split}}.log",
     benchmark:
@@ -178,4 +179,4 @@ rule embed_responses:
         embedding=lambda wc: DATA.embedding(wc.embedder),
         trust_remote_code=lambda wc: config["generation"]["trust_remote_code"],
     script:
-        "../scripts/gen_embed.py"
+        "../scripts/embed_responses.py"

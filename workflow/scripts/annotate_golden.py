@@ -1,13 +1,13 @@
 from embrm.generation.golden import annotate
-from embrm.rule_io import run
+from embrm.workflow.rule_io import run
 
 p = snakemake.params
 run(
     snakemake,
     annotate,
-    snakemake.input.samples,
-    snakemake.output[0],
-    p.model,
-    p.golden,
+    samples_file=snakemake.input.samples,
+    out_rewards=snakemake.output.rewards,
+    model_path=p.model,
+    cfg=p.golden,
     trust_remote_code=p.trust_remote_code,
 )

@@ -1,11 +1,11 @@
 from embrm.generation.tiny_models import build
-from embrm.rule_io import run
+from embrm.workflow.rule_io import run
 
 run(
     snakemake,
     build,
-    snakemake.output.policy,
-    snakemake.output.golden,
+    out_policy=snakemake.output.policy,
+    out_golden=snakemake.output.golden,
     seed=snakemake.params.seed,
     **snakemake.params.tiny,
 )

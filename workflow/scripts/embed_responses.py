@@ -1,13 +1,13 @@
 from embrm.generation.embeddings import embed
-from embrm.rule_io import run
+from embrm.workflow.rule_io import run
 
 p = snakemake.params
 run(
     snakemake,
     embed,
-    snakemake.input.samples,
-    snakemake.output[0],
-    p.model,
-    p.embedding,
+    samples_file=snakemake.input.samples,
+    out_embeddings=snakemake.output.embeddings,
+    model_path=p.model,
+    cfg=p.embedding,
     trust_remote_code=p.trust_remote_code,
 )

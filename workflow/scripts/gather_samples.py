@@ -1,4 +1,10 @@
 from embrm.generation.sampling import gather_shards
-from embrm.rule_io import run
+from embrm.workflow.rule_io import run
 
-run(snakemake, gather_shards, snakemake.input.prompts, snakemake.input.shards, snakemake.output[0])
+run(
+    snakemake,
+    gather_shards,
+    prompts_file=snakemake.input.prompts,
+    shard_files=snakemake.input.shards,
+    out_file=snakemake.output.samples,
+)

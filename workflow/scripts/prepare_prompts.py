@@ -1,12 +1,13 @@
 from embrm.generation.prompts import prepare_prompts
-from embrm.rule_io import run
+from embrm.workflow.rule_io import run
 
+p = snakemake.params
 run(
     snakemake,
     prepare_prompts,
-    snakemake.params.prompts,
-    snakemake.wildcards.split,
-    snakemake.output[0],
-    snakemake.params.tokenizer,
-    trust_remote_code=snakemake.params.trust_remote_code,
+    cfg=p.prompts,
+    split=snakemake.wildcards.split,
+    out_path=snakemake.output.prompts,
+    tokenizer_dir=p.tokenizer,
+    trust_remote_code=p.trust_remote_code,
 )

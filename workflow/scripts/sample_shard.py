@@ -1,12 +1,12 @@
 from embrm.generation.sampling import sample_shard
-from embrm.rule_io import run
+from embrm.workflow.rule_io import run
 
 p, i = snakemake.params, snakemake.input
 run(
     snakemake,
     sample_shard,
-    i.prompts,
-    snakemake.output[0],
+    prompts_file=i.prompts,
+    out_file=snakemake.output.shard,
     shard=int(snakemake.wildcards.shard),
     shards=p.sampling["shards"],
     k=p.k,

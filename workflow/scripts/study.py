@@ -1,14 +1,14 @@
-from embrm.rule_io import run
-from embrm.study_table import aggregate
+from embrm.workflow.rule_io import run
+from embrm.workflow.study_table import aggregate
 
-o = snakemake.output
+o, p = snakemake.output, snakemake.params
 run(
     snakemake,
     aggregate,
-    snakemake.params.study,
-    snakemake.params.points,
-    o.table,
-    o.markdown,
-    o.summary,
-    o.plot,
+    study=p.study,
+    points=p.points,
+    table=o.table,
+    markdown=o.markdown,
+    summary=o.summary,
+    plot=o.plot,
 )

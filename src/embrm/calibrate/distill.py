@@ -14,13 +14,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from embrm.arrays import load_split, save_array
-from embrm.errors import InputError
-from embrm.jsonio import write_json
-from embrm.precision import storage_dtype
-from embrm.scoring import score_array
-from embrm.stacked_mlp import StackedMLP
-from embrm.training import MICRO_BATCH, fit
+from embrm.data.arrays import load_split, save_array
+from embrm.io.atomic import atomic_path
+from embrm.io.errors import InputError
+from embrm.io.jsonio import write_json
+from embrm.rm.precision import storage_dtype
+from embrm.rm.scoring import score_array
+from embrm.rm.stacked_mlp import StackedMLP
+from embrm.rm.training import MICRO_BATCH, fit
 
 log = logging.getLogger(__name__)
 
@@ -36,26 +37,33 @@ def _load_split_file(path, n_prompts: int):
 
 
 def train_student(
-    test_embeddings,
-    test_rewards,
-    split_file,
-    out_ckpt,
-    out_scores,
-    out_stats,
-    distill_cfg: dict,
     *,
+    embeddings,
+    rewards,
+    split,
+    ckpt,
+    scores,
+    stats,
+    distill_cfg: dict,
     seed: int,
     chunk_prompts: int,
     precision: str = "fp32",
 ) -> dict:
-    emb, golden = load_split(test_embeddings, test_rewards, check_values=False)
+    """Train the student on the student-train prompts (label 1 in ``split``) towards their
+    out-of-fold teacher targets.
+
+    ``embeddings`` ``(N, K, D)``: the test split (``rewards`` ``(N, K)`` only checks the
+    shape). Writes ``ckpt`` (one MLP), ``scores`` ``(N, K)`` float32 of every test
+    response, and ``stats`` (JSON: prompts, epochs, best validation MSE).
+    """
+    emb, golden = load_split(embeddings, rewards, check_values=False)
     n, k, d = emb.shape
-    split, targets = _load_split_file(split_file, n)
-    prompts = np.flatnonzero(split == 1)
+    labels, targets = _load_split_file(split, n)
+    prompts = np.flatnonzero(labels == 1)
     rng = np.random.default_rng([seed, 9])
     n_val = max(1, len(prompts) // 10)
     if len(prompts) - n_val < 1:
-        raise InputError(f"{split_file}: {len(prompts)} student-train prompts are too few")
+        raise InputError(f"{split}: {len(prompts)} student-train prompts are too few")
     val_prompts = rng.choice(prompts, n_val, replace=False)
     train_prompts = np.setdiff1d(prompts, val_prompts)
     x = torch.from_numpy(np.asarray(emb[prompts], dtype=np.float32).reshape(-1, d))
@@ -89,20 +97,20 @@ def train_student(
         precision=precision,
     )
     model.eval()
-    scores = score_array(model, emb, chunk_prompts, precision)[..., 0]
-    save_array(out_scores, scores)
-    Path(out_ckpt).parent.mkdir(parents=True, exist_ok=True)
-    torch.save(
-        {
-            "format": FORMAT,
-            "input_dim": d,
-            "hidden_sizes": model.hidden_sizes,
-            "state_dict": model.member_state(0),
-            "target": "teacher isotonic map (out-of-fold), golden-reward scale",
-        },
-        out_ckpt,
-    )
-    stats = {
+    save_array(scores, score_array(model, emb, chunk_prompts, precision)[..., 0])
+    # torch.save names the zip's folder after the file: a temp name with the same stem
+    with atomic_path(ckpt, temp_name=f"{Path(ckpt).stem}.tmp") as tmp:
+        torch.save(
+            {
+                "format": FORMAT,
+                "input_dim": d,
+                "hidden_sizes": model.hidden_sizes,
+                "state_dict": model.member_state(0),
+                "target": "teacher isotonic map (out-of-fold), golden-reward scale",
+            },
+            tmp,
+        )
+    summary = {
         "student_train_prompts": int(len(train_prompts)),
         "student_val_prompts": int(n_val),
         "epochs_run": int(result.epochs_run[0]),
@@ -110,25 +118,5 @@ def train_student(
         "best_val_mse": float(result.best_val_loss[0]),
         "patience": STUDENT_PATIENCE,
     }
-    write_json(out_stats, stats)
-    return stats
-
-
-def load_student(path, input_dim: int | None = None) -> torch.nn.Sequential:
-    """The distilled student as a plain ``nn.Sequential`` (loaded with ``weights_only``)."""
-    payload = torch.load(path, map_location="cpu", weights_only=True)
-    if payload.get("format") != FORMAT:
-        raise InputError(f"{path}: not an {FORMAT} checkpoint")
-    if input_dim is not None and payload["input_dim"] != input_dim:
-        raise InputError(
-            f"{path}: student expects dimension {payload['input_dim']}, data has {input_dim}"
-        )
-    sizes = [payload["input_dim"], *payload["hidden_sizes"], 1]
-    layers = []
-    for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:])):
-        layers.append(torch.nn.Linear(a, b))
-        if i < len(sizes) - 2:
-            layers.append(torch.nn.ReLU())
-    net = torch.nn.Sequential(*layers)
-    net.load_state_dict(payload["state_dict"])
-    return net.eval()
+    write_json(stats, summary)
+    return summary

@@ -11,16 +11,14 @@ optimism of an in-sample fit is visible.
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
-
 import joblib
 import numpy as np
 from sklearn.isotonic import IsotonicRegression
 
-from embrm.arrays import load_split, open_array
-from embrm.errors import InputError
-from embrm.jsonio import read_json, write_json
+from embrm.data.arrays import load_split, open_array
+from embrm.io.atomic import atomic_path
+from embrm.io.errors import InputError
+from embrm.io.jsonio import read_json, write_json
 
 SPLITS = ("calibration", "student_train", "held_out")
 
@@ -67,8 +65,8 @@ def grouped_oof(x: np.ndarray, y: np.ndarray, folds: int, seed: int):
 def save_map(iso: IsotonicRegression, joblib_paths, json_path) -> None:
     """The map as joblib (the published format) and as a JSON twin of its breakpoints."""
     for path in joblib_paths:
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
-        joblib.dump(iso, path)
+        with atomic_path(path) as tmp:
+            joblib.dump(iso, tmp)
     write_json(
         json_path,
         {
@@ -80,82 +78,91 @@ def save_map(iso: IsotonicRegression, joblib_paths, json_path) -> None:
     )
 
 
-def load_map_json(path) -> dict:
-    return json.loads(Path(path).read_text())
-
-
 def mse(a, b) -> float:
     return float(np.mean((np.asarray(a, dtype=np.float64) - np.asarray(b, dtype=np.float64)) ** 2))
 
 
 def calibrate_teacher(
+    *,
     test_scores,
-    test_embeddings,
-    test_rewards,
-    out_maps,
-    out_map_json,
-    out_split,
-    out_report,
+    embeddings,
+    rewards,
+    teacher_map,
+    legacy_map,
+    map_json,
+    split,
+    report,
     split_fractions,
     cv_folds: int,
-    *,
     seed: int,
 ) -> dict:
-    """Split prompts, fit the teacher map, write the student's out-of-fold targets."""
-    _, golden = load_split(test_embeddings, test_rewards, check_values=False)
+    """Split prompts, fit the teacher map, write the student's out-of-fold targets.
+
+    ``test_scores`` ``(N, K, M)``, ``rewards`` ``(N, K)`` (``embeddings`` only checks the
+    shape). Writes the map to ``teacher_map`` and ``legacy_map`` (joblib) and ``map_json``;
+    ``split`` (npz): ``split`` ``(N,)`` labels 0/1/2, ``targets`` ``(N, K)`` (NaN on
+    held-out prompts), ``teacher`` ``(N, K)``; ``report`` (JSON).
+    """
+    _, golden = load_split(embeddings, rewards, check_values=False)
     scores = open_array(test_scores, 3)
     if scores.shape[:2] != golden.shape:
         raise InputError(
-            f"{test_scores} has shape {scores.shape} but {test_rewards} has {golden.shape}: "
+            f"{test_scores} has shape {scores.shape} but {rewards} has {golden.shape}: "
             "scores are stale, rerun evaluation"
         )
     teacher = np.asarray(scores, dtype=np.float64).mean(-1)
     golden = np.asarray(golden, dtype=np.float64)
-    split = split_prompts(golden.shape[0], split_fractions, seed)
-    cal = split == 0
+    labels = split_prompts(golden.shape[0], split_fractions, seed)
+    cal = labels == 0
     iso = fit_isotonic(teacher[cal], golden[cal])
-    pool = split < 2
+    pool = labels < 2
     oof_pool, _ = grouped_oof(teacher[pool], golden[pool], cv_folds, seed)
     targets = np.full(golden.shape, np.nan)
     targets[pool] = oof_pool
-    save_map(iso, out_maps, out_map_json)
-    np.savez(out_split, split=split, targets=targets, teacher=teacher)
-    report = {
-        "split_prompts": {name: int((split == i).sum()) for i, name in enumerate(SPLITS)},
+    save_map(iso, [teacher_map, legacy_map], map_json)
+    with atomic_path(split) as tmp:
+        np.savez(tmp, split=labels, targets=targets, teacher=teacher)
+    summary = {
+        "split_prompts": {name: int((labels == i).sum()) for i, name in enumerate(SPLITS)},
         "responses_per_prompt": golden.shape[1],
         "teacher_map_breakpoints": int(iso.X_thresholds_.size),
         "calibration_mse_in_sample": mse(iso.predict(teacher[cal].ravel()), golden[cal].ravel()),
         "calibration_mse_out_of_fold": mse(targets[cal], golden[cal]),
-        "student_target_mse_vs_golden": mse(targets[split == 1], golden[split == 1]),
+        "student_target_mse_vs_golden": mse(targets[labels == 1], golden[labels == 1]),
         "cv_folds": cv_folds,
     }
-    write_json(out_report, report)
-    return report
+    write_json(report, summary)
+    return summary
 
 
 def calibrate_student(
-    student_scores,
-    test_embeddings,
-    test_rewards,
-    split_file,
-    teacher_report,
-    student_stats,
-    out_map,
-    out_map_json,
-    out_config,
-    distill_cfg: dict,
     *,
+    student_scores,
+    student_stats,
+    embeddings,
+    rewards,
+    split,
+    teacher_report,
+    student_map,
+    map_json,
+    distillation_config,
+    distill_cfg: dict,
     seed: int,
     precision: str,
 ) -> dict:
-    """Fit the student map on calibration prompts; write distillation_config.json."""
-    _, golden = load_split(test_embeddings, test_rewards, check_values=False)
+    """Fit the student map on calibration prompts; write distillation_config.json.
+
+    ``student_scores`` ``(N, K)``, ``rewards`` ``(N, K)`` (``embeddings`` only checks the
+    shape), prompt labels from ``split``. Writes ``student_map`` (joblib), ``map_json`` and
+    ``distillation_config`` (JSON: hyperparameters, split sizes, both maps' fit).
+    """
+    _, golden = load_split(embeddings, rewards, check_values=False)
     golden = np.asarray(golden, dtype=np.float64)
-    split = np.load(split_file)["split"]
+    labels = np.load(split)["split"]
     scores = np.load(student_scores)
-    cal = split == 0
+    cal = labels == 0
     iso = fit_isotonic(scores[cal], golden[cal])
-    save_map(iso, [out_map], out_map_json)
+    save_map(iso, [student_map], map_json)
     student = read_json(student_stats)
     config = {
         "hyperparameters": {
@@ -164,12 +171,12 @@ def calibrate_student(
             "precision": precision,
             "student_patience": student["patience"],
         },
-        "split_sizes": {name: int((split == i).sum()) for i, name in enumerate(SPLITS)},
+        "split_sizes": {name: int((labels == i).sum()) for i, name in enumerate(SPLITS)},
         "teacher_map": read_json(teacher_report),
         "student": student,
         "student_map_mse_in_sample": mse(iso.predict(scores[cal].ravel()), golden[cal].ravel()),
     }
-    write_json(out_config, config)
+    write_json(distillation_config, config)
     return config
 
 

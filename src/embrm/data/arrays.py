@@ -11,7 +11,8 @@ from pathlib import Path
 
 import numpy as np
 
-from embrm.errors import InputError
+from embrm.io.atomic import atomic_path
+from embrm.io.errors import InputError
 
 FLOAT_DTYPES = (np.float16, np.float32, np.float64)
 
@@ -83,8 +84,5 @@ def load_split(embeddings: str | Path, rewards: str | Path, check_values: bool =
 
 def save_array(path: str | Path, arr: np.ndarray) -> None:
     """Write ``arr`` atomically so a crash never leaves a truncated artifact behind."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp.npy")
-    np.save(tmp, arr)
-    tmp.replace(path)
+    with atomic_path(path) as tmp:
+        np.save(tmp, arr)

@@ -11,8 +11,9 @@ from pathlib import Path
 
 import numpy as np
 
-from embrm.arrays import open_array
-from embrm.errors import InputError
+from embrm.data.arrays import open_array
+from embrm.io.atomic import atomic_path
+from embrm.io.errors import InputError
 
 
 def release_paths(directory, dataset, gen_model, embed_model, reward_model, split):
@@ -24,8 +25,19 @@ def release_paths(directory, dataset, gen_model, embed_model, reward_model, spli
     )
 
 
-def convert(src_emb, src_rew, dst_emb, dst_rew, max_prompts=None, chunk=2048) -> tuple:
-    """Transpose one split to ``(N, K, D)`` / ``(N, K)`` float32; returns the new shape."""
+def release_files(imp: dict, split: str) -> list[str]:
+    """The release files (embeddings, rewards) one split imports from, given a
+    ``data.import`` config section."""
+    keys = ("dir", "dataset", "gen_model", "embed_model", "reward_model")
+    return [str(p) for p in release_paths(*(imp[k] for k in keys), split)]
+
+
+def convert(
+    *, release_embeddings, release_rewards, embeddings, rewards, max_prompts=None, chunk=2048
+) -> tuple:
+    """Transpose one split's release ``(K, N, D)`` / ``(K, N)`` to ``embeddings``
+    ``(N, K, D)`` / ``rewards`` ``(N, K)`` float32; returns ``(N, K, D)``."""
+    src_emb, src_rew = release_embeddings, release_rewards
     emb = open_array(src_emb, 3)
     rew = open_array(src_rew, 2)
     if emb.shape[:2] != rew.shape:
@@ -36,8 +48,14 @@ def convert(src_emb, src_rew, dst_emb, dst_rew, max_prompts=None, chunk=2048) ->
     k, n, d = emb.shape
     if max_prompts is not None:
         n = min(n, max_prompts)
-    for path in (dst_emb, dst_rew):
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(embeddings) as dst_emb, atomic_path(rewards) as dst_rew:
+        _transpose(emb, rew, dst_emb, dst_rew, n, chunk, src_rew)
+    return (n, k, d)
+
+
+def _transpose(emb, rew, dst_emb, dst_rew, n: int, chunk: int, src_rew) -> None:
+    """Copy the first ``n`` prompts, ``chunk`` at a time, into new prompt-major files."""
+    k, _, d = emb.shape
     out_e = np.lib.format.open_memmap(dst_emb, mode="w+", dtype=np.float32, shape=(n, k, d))
     out_r = np.lib.format.open_memmap(dst_rew, mode="w+", dtype=np.float32, shape=(n, k))
     for start in range(0, n, chunk):
@@ -49,4 +67,4 @@ def convert(src_emb, src_rew, dst_emb, dst_rew, max_prompts=None, chunk=2048) ->
         out_e[start:stop] = np.asarray(emb[:, start:stop], dtype=np.float32).transpose(1, 0, 2)
     out_e.flush()
     out_r.flush()
-    return (n, k, d)
+    del out_e, out_r

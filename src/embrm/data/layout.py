@@ -17,9 +17,16 @@ from __future__ import annotations
 
 import re
 
-from embrm.errors import InputError
+from embrm.io.errors import InputError
+from embrm.workflow.paths import RESULTS
 
-MAIN = "results"
+DATA = f"{RESULTS}/data"
+# the data folder of each source; `{tag}`, `{policy}` are folder names (see below)
+FOLDERS = {
+    "synthetic": f"{DATA}/synthetic",
+    "import": f"{DATA}/import/{{tag}}",
+    "generate": f"{DATA}/generate/{{policy}}",
+}
 UNSAFE = re.compile(r"[^A-Za-z0-9._+-]")
 
 
@@ -42,18 +49,26 @@ def import_tag(config: dict) -> str:
     return "_".join(imp[k] for k in ("dataset", "gen_model", "embed_model", "reward_model"))
 
 
+def file_pattern(source: str, kind: str) -> str:
+    """The path pattern of one kind of array (``embeddings``, ``rewards``; ``samples``
+    for generated data) with ``{split}`` and the source's folder wildcards; the rules'
+    outputs and :func:`data_path` both use it."""
+    folder = FOLDERS[source]
+    if source == "generate" and kind == "embeddings":
+        folder += "/{embedder}"
+    return f"{folder}/{{split}}_{kind}.{'jsonl' if kind == 'samples' else 'npy'}"
+
+
 def data_path(config: dict, kind: str, split: str) -> str:
     """Canonical array of one split: kind is ``embeddings`` (N, K, D) or ``rewards`` (N, K)."""
     source = config["data"]["source"]
     if source == "import":
-        folder = f"{MAIN}/data/import/{import_tag(config)}"
+        tags = {"tag": import_tag(config)}
     elif source == "generate":
-        folder = f"{MAIN}/data/generate/{policy_tag(config)}"
-        if kind == "embeddings":
-            folder += f"/{embedder_tag(config)}"
+        tags = {"policy": policy_tag(config), "embedder": embedder_tag(config)}
     else:
-        folder = f"{MAIN}/data/{source}"
-    return f"{folder}/{split}_{kind}.npy"
+        tags = {}
+    return file_pattern(source, kind).format(split=split, **tags)
 
 
 class DataVariants:

@@ -17,9 +17,9 @@ of real reward models. Everything is drawn from ``seed``: same seed, same arrays
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
+
+from embrm.io.atomic import atomic_path
 
 CHUNK_PROMPTS = 512
 
@@ -46,23 +46,35 @@ def write_split(emb_path, rew_path, n: int, k: int, dim: int, seed: int, stream:
     """Write one split chunk by chunk (``stream`` separates train from test draws)."""
     a, b, w, u = _model(dim, seed)
     rng = np.random.default_rng([seed, stream])
-    for path in (emb_path, rew_path):
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
-    emb = np.lib.format.open_memmap(emb_path, mode="w+", dtype=np.float32, shape=(n, k, dim))
-    rew = np.lib.format.open_memmap(rew_path, mode="w+", dtype=np.float32, shape=(n, k))
-    for start in range(0, n, CHUNK_PROMPTS):
-        m = min(CHUNK_PROMPTS, n - start)
-        p = rng.standard_normal((m, a.shape[0]))
-        z = rng.standard_normal((m, k, b.shape[0]))
-        x = (p @ a)[:, None, :] + z @ b + 0.1 * rng.standard_normal((m, k, dim))
-        emb[start : start + m] = x
-        rew[start : start + m] = _golden(z, p @ u, rng.standard_normal((m, k)), w)
-    emb.flush()
-    rew.flush()
-    del emb, rew
+    with atomic_path(emb_path) as emb_tmp, atomic_path(rew_path) as rew_tmp:
+        emb = np.lib.format.open_memmap(emb_tmp, mode="w+", dtype=np.float32, shape=(n, k, dim))
+        rew = np.lib.format.open_memmap(rew_tmp, mode="w+", dtype=np.float32, shape=(n, k))
+        for start in range(0, n, CHUNK_PROMPTS):
+            m = min(CHUNK_PROMPTS, n - start)
+            p = rng.standard_normal((m, a.shape[0]))
+            z = rng.standard_normal((m, k, b.shape[0]))
+            x = (p @ a)[:, None, :] + z @ b + 0.1 * rng.standard_normal((m, k, dim))
+            emb[start : start + m] = x
+            rew[start : start + m] = _golden(z, p @ u, rng.standard_normal((m, k)), w)
+        emb.flush()
+        rew.flush()
+        del emb, rew
 
 
-def generate(out: dict, n_train: int, n_test: int, k_train: int, k_test: int, dim: int, seed: int):
-    """Write train and test splits to the paths in ``out`` (keys like ``train_embeddings``)."""
-    for stream, (split, n, k) in enumerate((("train", n_train, k_train), ("test", n_test, k_test))):
-        write_split(out[f"{split}_embeddings"], out[f"{split}_rewards"], n, k, dim, seed, stream)
+def generate(
+    *,
+    train_embeddings,
+    train_rewards,
+    test_embeddings,
+    test_rewards,
+    n_train: int,
+    n_test: int,
+    k_train: int,
+    k_test: int,
+    dim: int,
+    seed: int,
+) -> None:
+    """Write the train split ``(n_train, k_train, dim)`` / ``(n_train, k_train)`` and the
+    test split ``(n_test, k_test, dim)`` / ``(n_test, k_test)``, float32."""
+    write_split(train_embeddings, train_rewards, n_train, k_train, dim, seed, 0)
+    write_split(test_embeddings, test_rewards, n_test, k_test, dim, seed, 1)

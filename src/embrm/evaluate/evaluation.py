@@ -11,54 +11,46 @@ import logging
 
 import numpy as np
 
-from embrm.arrays import load_split, save_array
-from embrm.jsonio import write_json
-from embrm.metrics import best_of_n, pairwise_accuracy, per_prompt_spearman
-from embrm.orm import load_ensemble
-from embrm.plots import plot_best_of_n
-from embrm.scoring import score_array
+from embrm.data.arrays import load_split, save_array
+from embrm.evaluate.metrics import (
+    AGGREGATIONS,
+    aggregate,
+    best_of_n,
+    per_prompt_spearman,
+    ranking_metrics,
+)
+from embrm.evaluate.plots import plot_best_of_n
+from embrm.io.jsonio import write_json
+from embrm.rm.ensemble import load_ensemble
+from embrm.rm.scoring import score_array
 
 log = logging.getLogger(__name__)
 
-AGGREGATIONS = ("mean", "min", "first")
-
-
-def aggregate(scores: np.ndarray, how: str) -> np.ndarray:
-    """Ensemble scores ``(N, K, M)`` -> ``(N, K)`` by mean, min (conservative) or first."""
-    if how == "mean":
-        return scores.mean(-1)
-    if how == "min":
-        return scores.min(-1)
-    if how == "first":
-        return scores[..., 0]
-    raise ValueError(f"unknown aggregation {how!r}")
-
-
-def ranking_metrics(scores: np.ndarray, golden: np.ndarray) -> dict:
-    return {
-        "per_prompt_spearman": per_prompt_spearman(scores, golden),
-        "pairwise_accuracy": pairwise_accuracy(scores, golden),
-    }
-
 
 def evaluate(
-    ensemble_ckpt,
-    test_embeddings,
-    test_rewards,
-    out_json,
-    out_scores,
-    out_plot,
-    eval_cfg: dict,
     *,
+    ckpt,
+    embeddings,
+    rewards,
+    results,
+    test_scores,
+    plot,
+    eval_cfg: dict,
     seed: int,
     precision: str = "fp32",
 ) -> dict:
-    emb, golden = load_split(test_embeddings, test_rewards)
-    model, payload = load_ensemble(ensemble_ckpt, input_dim=emb.shape[-1])
+    """Score the test split with the ensemble ``ckpt`` and write its metrics.
+
+    ``embeddings`` ``(N, K, D)``, ``rewards`` ``(N, K)``: the test split. Writes
+    ``test_scores`` ``(N, K, M)`` float32 (every member), ``results`` (JSON: ranking
+    metrics and best-of-N per aggregation) and the best-of-N ``plot``.
+    """
+    emb, golden = load_split(embeddings, rewards)
+    model, payload = load_ensemble(ckpt, input_dim=emb.shape[-1])
     scores = score_array(model, emb, eval_cfg["chunk_prompts"], precision)
-    save_array(out_scores, scores)
+    save_array(test_scores, scores)
     golden = np.asarray(golden, dtype=np.float64)
-    results = {
+    out = {
         "members": len(payload["members"]),
         "test_prompts": golden.shape[0],
         "responses_per_prompt": golden.shape[1],
@@ -67,10 +59,10 @@ def evaluate(
     aggregated = {how: aggregate(scores, how) for how in AGGREGATIONS}
     bon = best_of_n(aggregated, golden, eval_cfg["bon_n"], eval_cfg["bon_subsets"], seed)
     for how, agg in aggregated.items():
-        results["aggregations"][how] = {**ranking_metrics(agg, golden), "best_of_n": bon[how]}
-    results["per_member_spearman"] = [
+        out["aggregations"][how] = {**ranking_metrics(agg, golden), "best_of_n": bon[how]}
+    out["per_member_spearman"] = [
         per_prompt_spearman(scores[..., i], golden) for i in range(scores.shape[-1])
     ]
-    write_json(out_json, results)
-    plot_best_of_n(results, out_plot)
-    return results
+    write_json(results, out)
+    plot_best_of_n(out, plot)
+    return out

@@ -1,9 +1,31 @@
-"""Ranking metrics shared by evaluation (step 6) and validation (step 8)."""
+"""Metrics shared by evaluation (step 6), validation (step 8) and the report: ensemble
+aggregation, ranking quality, best-of-N, and pairwise calibration (ECE)."""
 
 from __future__ import annotations
 
 import numpy as np
 from scipy.stats import rankdata, spearmanr
+
+AGGREGATIONS = ("mean", "min", "first")
+
+
+def aggregate(scores: np.ndarray, how: str) -> np.ndarray:
+    """Ensemble scores ``(N, K, M)`` -> ``(N, K)`` by mean, min (conservative) or first."""
+    if how == "mean":
+        return scores.mean(-1)
+    if how == "min":
+        return scores.min(-1)
+    if how == "first":
+        return scores[..., 0]
+    raise ValueError(f"unknown aggregation {how!r}")
+
+
+def ranking_metrics(scores: np.ndarray, golden: np.ndarray) -> dict:
+    """Per-prompt Spearman and pairwise accuracy of ``(N, K)`` scores."""
+    return {
+        "per_prompt_spearman": per_prompt_spearman(scores, golden),
+        "pairwise_accuracy": pairwise_accuracy(scores, golden),
+    }
 
 
 def per_prompt_spearman(scores: np.ndarray, golden: np.ndarray) -> float:
@@ -80,3 +102,29 @@ def best_of_n(scores: dict, golden: np.ndarray, ns, subsets: int, seed: int) -> 
                 **baselines,
             }
     return out
+
+
+def within_prompt_pairs(scores: np.ndarray, golden: np.ndarray):
+    """Every within-prompt pair (j < k) with distinct golden rewards, flattened."""
+    j, k = np.triu_indices(golden.shape[1], 1)
+    ds = (scores[:, j] - scores[:, k]).ravel()
+    dg = (golden[:, j] - golden[:, k]).ravel()
+    keep = dg != 0
+    return ds[keep], dg[keep]
+
+
+def reliability(score_diff: np.ndarray, golden_diff: np.ndarray, bins: int = 10) -> dict:
+    """Predicted P(a > b) = sigmoid(s_a - s_b) vs the observed golden frequency, per bin,
+    and the expected calibration error (bin-weighted mean |observed - predicted|)."""
+    p = 1.0 / (1.0 + np.exp(-score_diff))
+    won = (golden_diff > 0).astype(float)
+    edges = np.linspace(0, 1, bins + 1)
+    which = np.clip(np.digitize(p, edges) - 1, 0, bins - 1)
+    rows = []
+    for b in range(bins):
+        sel = which == b
+        if sel.any():
+            rows.append((p[sel].mean(), won[sel].mean(), int(sel.sum())))
+    pred, obs, count = (np.array(c) for c in zip(*rows))
+    ece = float(np.sum(count * np.abs(obs - pred)) / count.sum())
+    return {"predicted": pred, "observed": obs, "count": count, "ece": ece}

@@ -2,19 +2,20 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from embrm.io.atomic import atomic_path  # noqa: E402
+
 
 def save_figure(fig, path) -> None:
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    """Write ``fig`` as an image (format from the suffix) atomically, then close it."""
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=110)
     plt.close(fig)
 
 

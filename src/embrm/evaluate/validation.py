@@ -4,25 +4,33 @@ from __future__ import annotations
 
 import numpy as np
 
-from embrm.arrays import load_split
-from embrm.calibration import apply_map
-from embrm.jsonio import write_json
-from embrm.metrics import global_spearman, pairwise_accuracy, per_prompt_spearman
-from embrm.plots import plot_calibration
+from embrm.calibrate.isotonic import apply_map
+from embrm.data.arrays import load_split
+from embrm.evaluate.metrics import global_spearman, pairwise_accuracy, per_prompt_spearman
+from embrm.evaluate.plots import plot_calibration
+from embrm.io.jsonio import write_json
 
 
 def validate(
-    split_file,
+    *,
+    split,
     student_scores,
-    test_embeddings,
-    test_rewards,
+    embeddings,
+    rewards,
     teacher_map,
     student_map,
-    out_json,
-    out_plot,
+    results,
+    plot,
 ) -> dict:
-    _, golden = load_split(test_embeddings, test_rewards, check_values=False)
-    data = np.load(split_file)
+    """Score the held-out prompts (label 2 in ``split``) with the four variants.
+
+    ``rewards`` ``(N, K)``: the test split's golden rewards (``embeddings`` only checks
+    the shape); ``student_scores`` ``(N, K)``; the teacher's ``(N, K)`` scores come from
+    ``split``. Writes ``results`` (JSON: Spearman, pairwise accuracy, MSE per variant)
+    and the calibration ``plot``.
+    """
+    _, golden = load_split(embeddings, rewards, check_values=False)
+    data = np.load(split)
     held = data["split"] == 2
     golden = np.asarray(golden, dtype=np.float64)[held]
     teacher = data["teacher"][held]
@@ -33,15 +41,15 @@ def validate(
         "student": (student, False),
         "student_isotonic": (apply_map(student_map, student), True),
     }
-    results = {"held_out_prompts": int(held.sum()), "variants": {}}
+    out = {"held_out_prompts": int(held.sum()), "variants": {}}
     for name, (pred, calibrated) in variants.items():
-        results["variants"][name] = {
+        out["variants"][name] = {
             "global_spearman": global_spearman(pred, golden),
             "per_prompt_spearman": per_prompt_spearman(pred, golden),
             "pairwise_accuracy": pairwise_accuracy(pred, golden),
             "mse": float(np.mean((pred - golden) ** 2)),
             "mse_meaningful": calibrated,
         }
-    write_json(out_json, results)
-    plot_calibration({k: v[0] for k, v in variants.items()}, golden, out_plot)
-    return results
+    write_json(results, out)
+    plot_calibration({k: v[0] for k, v in variants.items()}, golden, plot)
+    return out

@@ -15,11 +15,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from embrm.errors import InputError
 from embrm.generation.encode import batches_by_length, last_token, mean_pool
-from embrm.generation.golden import texts_of
 from embrm.generation.models import load_for_scoring
-from embrm.jsonio import read_jsonl
+from embrm.generation.texts import texts_of
+from embrm.io.errors import InputError
+from embrm.io.jsonio import read_jsonl
 
 log = logging.getLogger(__name__)
 
@@ -47,8 +47,10 @@ def embed_texts(tok, model, texts, cfg: dict, out: np.ndarray) -> None:
 
 
 def embed(
-    samples_file, out_embeddings, model_path: str, cfg: dict, trust_remote_code: bool = False
+    *, samples_file, out_embeddings, model_path: str, cfg: dict, trust_remote_code: bool = False
 ) -> tuple:
+    """Embeddings ``(N, K, D)`` (``cfg["dtype"]``) of the ``samples_file`` (N prompts x K
+    responses) under the model at ``model_path``; returns ``(N, K, D)``."""
     rows = read_jsonl(samples_file)
     texts, k = texts_of(rows, str(samples_file))
     tok, model = load_embedder(model_path, trust_remote_code)

@@ -11,8 +11,10 @@ import os
 
 import torch
 
-TINY_POLICY = "results/models/tiny/policy"
-TINY_GOLDEN = "results/models/tiny/golden_rm"
+from embrm.workflow.paths import RESULTS
+
+TINY_POLICY = f"{RESULTS}/models/tiny/policy"
+TINY_GOLDEN = f"{RESULTS}/models/tiny/golden_rm"
 
 
 def resolve(name: str, role: str) -> str:

@@ -10,9 +10,9 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from embrm.errors import InputError
 from embrm.generation.builtin_prompts import dialogues
-from embrm.jsonio import write_jsonl
+from embrm.io.errors import InputError
+from embrm.io.jsonio import write_jsonl
 
 log = logging.getLogger(__name__)
 

@@ -13,9 +13,9 @@ import logging
 
 import torch
 
-from embrm.errors import InputError
 from embrm.generation.models import device, dtype_for, load_tokenizer
-from embrm.jsonio import read_jsonl, write_jsonl
+from embrm.io.errors import InputError
+from embrm.io.jsonio import read_jsonl, write_jsonl
 
 log = logging.getLogger(__name__)
 

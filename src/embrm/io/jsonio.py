@@ -7,6 +7,8 @@ from pathlib import Path
 
 import numpy as np
 
+from embrm.io.atomic import atomic_path, write_text
+
 
 def _plain(obj):
     if isinstance(obj, np.generic):
@@ -19,11 +21,7 @@ def _plain(obj):
 
 
 def write_json(path: str | Path, data) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2, default=_plain, allow_nan=True) + "\n")
-    tmp.replace(path)
+    write_text(path, json.dumps(data, indent=2, default=_plain, allow_nan=True) + "\n")
 
 
 def read_json(path: str | Path):
@@ -31,13 +29,9 @@ def read_json(path: str | Path):
 
 
 def write_jsonl(path: str | Path, rows) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    with tmp.open("w") as fh:
+    with atomic_path(path) as tmp, tmp.open("w") as fh:
         for row in rows:
             fh.write(json.dumps(row, default=_plain) + "\n")
-    tmp.replace(path)
 
 
 def read_jsonl(path: str | Path) -> list:

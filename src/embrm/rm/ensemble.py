@@ -15,13 +15,14 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from embrm.arrays import load_split
-from embrm.errors import InputError
-from embrm.jsonio import write_json
-from embrm.pairs import Pairs, build_pairs, member_splits
-from embrm.precision import autocast, storage_dtype
-from embrm.stacked_mlp import StackedMLP
-from embrm.training import MICRO_BATCH, fit, masked_means
+from embrm.data.arrays import load_split
+from embrm.io.atomic import atomic_path
+from embrm.io.errors import InputError
+from embrm.io.jsonio import write_json
+from embrm.rm.pairs import Pairs, build_pairs
+from embrm.rm.precision import autocast, storage_dtype
+from embrm.rm.stacked_mlp import StackedMLP
+from embrm.rm.training import MICRO_BATCH, fit, masked_means
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +31,23 @@ FORMAT = "embrm.orm_ensemble/1"
 
 def member_seeds(seed: int, members: int) -> list[int]:
     return [seed + i for i in range(members)]
+
+
+def member_splits(n_pairs: int, seeds, val_fraction: float) -> np.ndarray:
+    """Per member, its own validation set of pairs: a boolean mask ``(M, n_pairs)``.
+
+    A member trains on the complement, so no pair is ever on both of its sides.
+    """
+    n_val = max(1, int(round(n_pairs * val_fraction)))
+    if n_val >= n_pairs:
+        raise InputError(
+            f"{n_pairs} pairs are too few for orm.val_fraction={val_fraction}: "
+            "raise orm.n_sample or orm.n_pairs"
+        )
+    val = np.zeros((len(seeds), n_pairs), dtype=bool)
+    for i, seed in enumerate(seeds):
+        val[i, np.random.default_rng([int(seed), 0]).permutation(n_pairs)[:n_val]] = True
+    return val
 
 
 def member_names(orm_cfg: dict, task: str, seeds) -> list[str]:
@@ -98,18 +116,22 @@ def evaluate_pairs(data: PairData, model, mask: np.ndarray, loss) -> tuple[np.nd
 
 
 def train_ensemble(
-    train_embeddings,
-    train_rewards,
-    out_ckpt,
-    out_json,
-    orm_cfg: dict,
     *,
+    embeddings,
+    rewards,
+    ckpt,
+    summary_json,
+    orm_cfg: dict,
     seed: int,
     task: str,
     precision: str = "fp32",
 ) -> dict:
-    """Build pairs, train all members at once, save the ensemble and a summary JSON."""
-    emb, rew = load_split(train_embeddings, train_rewards)
+    """Build pairs, train all members at once, save the ensemble and a summary JSON.
+
+    ``embeddings`` ``(N, K, D)`` and ``rewards`` ``(N, K)``: the train split. ``ckpt``:
+    the M members in one file; ``summary_json``: pairs, per-member epochs and metrics.
+    """
+    emb, rew = load_split(embeddings, rewards)
     pairs, scale = build_pairs(
         rew,
         n_sample=orm_cfg["n_sample"],
@@ -170,8 +192,8 @@ def train_ensemble(
         "members": members,
         "history": result.history,
     }
-    save_ensemble(out_ckpt, model, orm_cfg["objective"], members)
-    write_json(out_json, summary)
+    save_ensemble(ckpt, model, orm_cfg["objective"], members)
+    write_json(summary_json, summary)
     return summary
 
 
@@ -184,7 +206,6 @@ def _label_agreement(rewards: np.ndarray, pairs: Pairs) -> float:
 
 def save_ensemble(path, model: StackedMLP, objective: str, members: list[dict]) -> None:
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     payload = {
         "format": FORMAT,
         "input_dim": model.input_dim,
@@ -193,9 +214,9 @@ def save_ensemble(path, model: StackedMLP, objective: str, members: list[dict]) 
         "members": members,
         "state_dict": {k: v.detach().clone() for k, v in model.state_dict().items()},
     }
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(payload, tmp)
-    tmp.replace(path)
+    # torch.save names the zip's folder after the file: this temp name keeps it "ensemble.ckpt"
+    with atomic_path(path, temp_name=path.name + ".tmp") as tmp:
+        torch.save(payload, tmp)
 
 
 def load_ensemble(path, input_dim: int | None = None) -> tuple[StackedMLP, dict]:

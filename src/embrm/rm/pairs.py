@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from embrm.errors import InputError
+from embrm.io.errors import InputError
 
 
 @dataclass
@@ -26,9 +26,6 @@ class Pairs:
 
     def __len__(self) -> int:
         return len(self.first)
-
-    def prompts(self) -> tuple[np.ndarray, np.ndarray]:
-        return self.first // self.k, self.second // self.k
 
 
 def candidate_columns(rewards: np.ndarray, consider_first_n: int, rng) -> np.ndarray:
@@ -114,20 +111,3 @@ def build_pairs(
     diff = (flat[first] - flat[second]) / scale
     label = annotate(diff, annotation_quality, rng)
     return Pairs(first.astype(np.int64), second.astype(np.int64), label, k), scale
-
-
-def member_splits(n_pairs: int, seeds, val_fraction: float) -> np.ndarray:
-    """Per member, its own validation set of pairs: a boolean mask ``(M, n_pairs)``.
-
-    A member trains on the complement, so no pair is ever on both of its sides.
-    """
-    n_val = max(1, int(round(n_pairs * val_fraction)))
-    if n_val >= n_pairs:
-        raise InputError(
-            f"{n_pairs} pairs are too few for orm.val_fraction={val_fraction}: "
-            "raise orm.n_sample or orm.n_pairs"
-        )
-    val = np.zeros((len(seeds), n_pairs), dtype=bool)
-    for i, seed in enumerate(seeds):
-        val[i, np.random.default_rng([int(seed), 0]).permutation(n_pairs)[:n_val]] = True
-    return val

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from embrm.arrays import iter_chunks
-from embrm.precision import autocast
+from embrm.data.arrays import iter_chunks
+from embrm.rm.precision import autocast
 
 
 @torch.no_grad()

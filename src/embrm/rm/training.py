@@ -17,8 +17,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from embrm.precision import autocast
-from embrm.stacked_mlp import StackedMLP
+from embrm.rm.precision import autocast
+from embrm.rm.stacked_mlp import StackedMLP
 
 log = logging.getLogger(__name__)
 

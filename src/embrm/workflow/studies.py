@@ -5,7 +5,7 @@ embedding model and pooling, the imported release's models) and/or named experim
 (a set of such keys each); experiments x grid x ``seeds`` become points
 ``results/studies/<study>/<[experiment__]key=value__...__seed=s>``.
 Every point's effective config is the main config with its overrides. Data folders are
-named by the data-side settings (:mod:`embrm.data_layout`), so points share every
+named by the data-side settings (:mod:`embrm.data.layout`), so points share every
 upstream array they can (built once), and adding a point schedules only its own jobs.
 """
 
@@ -14,9 +14,10 @@ from __future__ import annotations
 import itertools
 import re
 
-from embrm.errors import InputError
+from embrm.io.errors import InputError
+from embrm.workflow.config import check_config, with_overrides
+from embrm.workflow.paths import STUDY_ROOT
 
-STUDY_ROOT = "results/studies"
 EXPERIMENT = "experiment"
 SAFE = re.compile(r"[^A-Za-z0-9.+-]")
 
@@ -111,8 +112,6 @@ def all_point_configs(config: dict) -> dict[str, dict]:
 
 
 def _checked(config: dict, study: str, exp: str, overrides: dict) -> dict:
-    from embrm.workflow_config import check_config, with_overrides
-
     try:
         cfg = with_overrides(config, {k: v for k, v in overrides.items() if k != EXPERIMENT})
         check_config(cfg)

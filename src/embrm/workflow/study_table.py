@@ -10,8 +10,9 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from embrm.plots import save_figure
-from embrm.studies import EXPERIMENT, knob_label
+from embrm.evaluate.plots import save_figure
+from embrm.io.atomic import atomic_path, write_text
+from embrm.workflow.studies import EXPERIMENT, knob_label
 
 METRICS = {
     "test_spearman": ("eval_results.json", ["aggregations", "mean", "per_prompt_spearman"]),
@@ -106,23 +107,26 @@ def setting_label(keys: list[str], values) -> str:
     return ", ".join(f"{knob_label(k)}={v}" for k, v in zip(keys, values))
 
 
-def aggregate(study: str, points: dict[str, dict], out_csv, out_md, out_summary_md, out_plot):
-    table = point_rows(points)
-    knobs = [k for k in table.columns if "." in k or k == EXPERIMENT]
-    summary = summarise(table, knobs)
+def aggregate(*, study: str, points: dict[str, dict], table, markdown, summary, plot):
+    """One study's ``table`` (CSV) and ``markdown`` of every point, its ``summary`` (mean
+    and 95% CI over seeds) and ``plot``; ``points``: ``{point folder: overrides}``."""
+    rows = point_rows(points)
+    knobs = [k for k in rows.columns if "." in k or k == EXPERIMENT]
+    means = summarise(rows, knobs)
     plot_knobs = knobs
-    if EXPERIMENT in table:  # an experiment's own settings follow from its name
-        per_name = table.groupby(EXPERIMENT)
+    if EXPERIMENT in rows:  # an experiment's own settings follow from its name
+        per_name = rows.groupby(EXPERIMENT)
         varied = [
             k for k in knobs if k != EXPERIMENT and per_name[k].nunique(dropna=False).max() > 1
         ]
         plot_knobs = [EXPERIMENT, *varied]
-    Path(out_csv).parent.mkdir(parents=True, exist_ok=True)
-    table.to_csv(out_csv, index=False)
-    Path(out_md).write_text(f"# Study {study}: every point\n\n{table.to_markdown(index=False)}\n")
-    Path(out_summary_md).write_text(
+    with atomic_path(table) as tmp:
+        rows.to_csv(tmp, index=False)
+    write_text(markdown, f"# Study {study}: every point\n\n{rows.to_markdown(index=False)}\n")
+    write_text(
+        summary,
         f"# Study {study}: mean over seeds (95% CI half-width)\n\n"
-        f"{summary.to_markdown(index=False)}\n"
+        f"{means.to_markdown(index=False)}\n",
     )
-    plot_study(summary, plot_knobs, out_plot)
-    return table
+    plot_study(means, plot_knobs, plot)
+    return rows
