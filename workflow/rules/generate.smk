@@ -41,8 +41,8 @@ rule prepare_prompts:
 
 rule sft:
     input:
-        prompts=expand(
-            rules.prepare_prompts.output.prompts, split="train", allow_missing=True
+        prompts=lambda wc: rules.prepare_prompts.output.prompts.format(
+            policy=wc.policy, split="train"
         ),
         base=model_input("policy"),
         deepspeed=lambda wc: sft_deepspeed() or [],
