@@ -10,4 +10,5 @@ run(
     model_path=p.model,
     cfg=p.golden,
     trust_remote_code=p.trust_remote_code,
+    check_arrays={snakemake.output.rewards: 2},
 )

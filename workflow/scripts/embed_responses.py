@@ -10,4 +10,5 @@ run(
     model_path=p.model,
     cfg=p.embedding,
     trust_remote_code=p.trust_remote_code,
+    check_arrays={snakemake.output.embeddings: 3},
 )

@@ -10,6 +10,7 @@ run(
     release_rewards=release_rewards,
     embeddings=snakemake.output.embeddings,
     rewards=snakemake.output.rewards,
+    split=snakemake.wildcards.split,
     max_prompts=p["max_prompts"],
     chunk=p["chunk_prompts"],
 )

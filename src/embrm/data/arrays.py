@@ -58,13 +58,44 @@ CHECK_BYTES = 64 * 2**20
 
 
 def check_finite(arr: np.ndarray, path: str | Path) -> None:
-    """Raise if any value is NaN or infinite, naming the first bad prompt row."""
+    """Raise if any value is NaN or infinite, naming the first bad prompt row and response
+    column (and dimension for ``(N, K, D)``); reads ``CHECK_BYTES`` at a time."""
     row_bytes = max(1, arr[:1].nbytes)
     for start, block in iter_chunks(arr, max(1, CHECK_BYTES // row_bytes), dtype=arr.dtype):
-        bad = ~np.isfinite(block.reshape(block.shape[0], -1)).all(axis=1)
+        bad = ~np.isfinite(block)
         if bad.any():
-            row = start + int(np.argmax(bad))
-            raise InputError(f"{path}: non-finite value (NaN or inf) in prompt row {row}")
+            where = np.unravel_index(int(np.argmax(bad)), block.shape)
+            names = ("prompt row", "response column", "dimension")
+            at = ", ".join(f"{n} {i}" for n, i in zip(names, (start + where[0], *where[1:])))
+            raise InputError(f"{path}: non-finite value (NaN or inf) at {at}")
+
+
+def check_written(path: str | Path, ndim: int, split: str) -> None:
+    """The checks every writer of a canonical array runs on its output: rank, dtype,
+    N > 0 prompts, K >= 2 responses (ranking metrics and pairs need two) and finite
+    values, streamed in chunks."""
+    arr = open_array(path, ndim)
+    n, k = arr.shape[:2]
+    if n == 0:
+        raise InputError(f"{path}: the {split} split has no prompts (N = 0)")
+    if k < 2:
+        raise InputError(
+            f"{path}: the {split} split has K = {k} response per prompt; rankings, pairs "
+            "and best-of-N need K >= 2"
+        )
+    check_finite(arr, path)
+
+
+def npy_shape(path: str | Path) -> tuple:
+    """The shape in a ``.npy`` header, without reading (or mapping) the data."""
+    fmt = np.lib.format
+    readers = {(1, 0): fmt.read_array_header_1_0, (2, 0): fmt.read_array_header_2_0}
+    with open(path, "rb") as fh:
+        version = fmt.read_magic(fh)
+        if version not in readers:
+            raise InputError(f"{path}: .npy format version {version} is not supported")
+        shape, _, _ = readers[version](fh)
+    return shape
 
 
 def load_split(embeddings: str | Path, rewards: str | Path, check_values: bool = True):

@@ -11,9 +11,10 @@ from pathlib import Path
 
 import numpy as np
 
-from embrm.data.arrays import open_array
+from embrm.data.arrays import check_written, open_array
 from embrm.io.atomic import atomic_path
 from embrm.io.errors import InputError
+from embrm.io.npy import preallocated_memmap
 
 
 def release_paths(directory, dataset, gen_model, embed_model, reward_model, split):
@@ -33,7 +34,14 @@ def release_files(imp: dict, split: str) -> list[str]:
 
 
 def convert(
-    *, release_embeddings, release_rewards, embeddings, rewards, max_prompts=None, chunk=2048
+    *,
+    release_embeddings,
+    release_rewards,
+    embeddings,
+    rewards,
+    split: str,
+    max_prompts=None,
+    chunk=2048,
 ) -> tuple:
     """Transpose one split's release ``(K, N, D)`` / ``(K, N)`` to ``embeddings``
     ``(N, K, D)`` / ``rewards`` ``(N, K)`` float32; returns ``(N, K, D)``."""
@@ -49,21 +57,20 @@ def convert(
     if max_prompts is not None:
         n = min(n, max_prompts)
     with atomic_path(embeddings) as dst_emb, atomic_path(rewards) as dst_rew:
-        _transpose(emb, rew, dst_emb, dst_rew, n, chunk, src_rew)
+        _transpose(emb, rew, dst_emb, dst_rew, n, chunk)
+        check_written(dst_rew, 2, split)
+        check_written(dst_emb, 3, split)
     return (n, k, d)
 
 
-def _transpose(emb, rew, dst_emb, dst_rew, n: int, chunk: int, src_rew) -> None:
+def _transpose(emb, rew, dst_emb, dst_rew, n: int, chunk: int) -> None:
     """Copy the first ``n`` prompts, ``chunk`` at a time, into new prompt-major files."""
     k, _, d = emb.shape
-    out_e = np.lib.format.open_memmap(dst_emb, mode="w+", dtype=np.float32, shape=(n, k, d))
-    out_r = np.lib.format.open_memmap(dst_rew, mode="w+", dtype=np.float32, shape=(n, k))
+    out_e = preallocated_memmap(dst_emb, np.float32, (n, k, d))
+    out_r = preallocated_memmap(dst_rew, np.float32, (n, k))
     for start in range(0, n, chunk):
         stop = min(n, start + chunk)
-        block_r = np.asarray(rew[:, start:stop], dtype=np.float32).T
-        if not np.isfinite(block_r).all():
-            raise InputError(f"{src_rew}: non-finite reward in prompts {start}..{stop - 1}")
-        out_r[start:stop] = block_r
+        out_r[start:stop] = np.asarray(rew[:, start:stop], dtype=np.float32).T
         out_e[start:stop] = np.asarray(emb[:, start:stop], dtype=np.float32).transpose(1, 0, 2)
     out_e.flush()
     out_r.flush()

@@ -19,7 +19,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from embrm.data.arrays import check_written
 from embrm.io.atomic import atomic_path
+from embrm.io.npy import preallocated_memmap
 
 CHUNK_PROMPTS = 512
 
@@ -42,13 +44,16 @@ def _golden(z: np.ndarray, prompt_term: np.ndarray, noise: np.ndarray, w: np.nda
     return 1.15 * (raw + 0.5 * prompt_term[:, None] + 0.3 * noise)
 
 
-def write_split(emb_path, rew_path, n: int, k: int, dim: int, seed: int, stream: int) -> None:
-    """Write one split chunk by chunk (``stream`` separates train from test draws)."""
+def write_split(
+    emb_path, rew_path, n: int, k: int, dim: int, seed: int, stream: int, split: str
+) -> None:
+    """Write one split chunk by chunk (``stream`` separates train from test draws), and
+    check it (N > 0, K >= 2, finite) before it takes its final name."""
     a, b, w, u = _model(dim, seed)
     rng = np.random.default_rng([seed, stream])
     with atomic_path(emb_path) as emb_tmp, atomic_path(rew_path) as rew_tmp:
-        emb = np.lib.format.open_memmap(emb_tmp, mode="w+", dtype=np.float32, shape=(n, k, dim))
-        rew = np.lib.format.open_memmap(rew_tmp, mode="w+", dtype=np.float32, shape=(n, k))
+        emb = preallocated_memmap(emb_tmp, np.float32, (n, k, dim))
+        rew = preallocated_memmap(rew_tmp, np.float32, (n, k))
         for start in range(0, n, CHUNK_PROMPTS):
             m = min(CHUNK_PROMPTS, n - start)
             p = rng.standard_normal((m, a.shape[0]))
@@ -59,6 +64,8 @@ def write_split(emb_path, rew_path, n: int, k: int, dim: int, seed: int, stream:
         emb.flush()
         rew.flush()
         del emb, rew
+        check_written(rew_tmp, 2, split)
+        check_written(emb_tmp, 3, split)
 
 
 def generate(
@@ -76,5 +83,5 @@ def generate(
 ) -> None:
     """Write the train split ``(n_train, k_train, dim)`` / ``(n_train, k_train)`` and the
     test split ``(n_test, k_test, dim)`` / ``(n_test, k_test)``, float32."""
-    write_split(train_embeddings, train_rewards, n_train, k_train, dim, seed, 0)
-    write_split(test_embeddings, test_rewards, n_test, k_test, dim, seed, 1)
+    write_split(train_embeddings, train_rewards, n_train, k_train, dim, seed, 0, "train")
+    write_split(test_embeddings, test_rewards, n_test, k_test, dim, seed, 1, "test")

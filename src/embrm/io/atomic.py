@@ -2,15 +2,44 @@
 
 Every writer puts its bytes into a temporary file in the artifact's own folder (so the
 rename stays on one file system), flushes it to disk, then renames it onto the
-artifact; on failure the temporary file is removed.
+artifact; on failure the temporary file is removed. A failure on a full file system
+becomes one :class:`NoSpaceError` naming the artifact, whatever the writer reported
+(``torch.save`` says "unexpected pos", ``np.save`` an ``OSError``).
 """
 
 from __future__ import annotations
 
+import errno
 import os
+import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+
+from embrm.io.errors import NoSpaceError
+
+# free bytes below which a failed write is blamed on a full file system: writers that
+# hide ENOSPC (torch.save) fail with the disk at, or within one buffer of, zero
+NEARLY_FULL_BYTES = 1 << 20
+NO_SPACE_ERRNOS = (errno.ENOSPC, errno.EDQUOT)
+
+
+def disk_full(exc: BaseException, folder: Path) -> bool:
+    """Whether ``exc``, raised while writing into ``folder``, came from a full disk."""
+    if isinstance(exc, OSError) and exc.errno in NO_SPACE_ERRNOS:
+        return True
+    if not isinstance(exc, Exception):
+        return False  # KeyboardInterrupt and friends are never the disk's fault
+    try:
+        return shutil.disk_usage(folder).free < NEARLY_FULL_BYTES
+    except OSError:
+        return False
+
+
+def no_space(path: Path, exc: BaseException) -> NoSpaceError:
+    return NoSpaceError(
+        errno.ENOSPC, f"no space left on device while writing {path} ({exc})", str(path)
+    )
 
 
 @contextmanager
@@ -34,8 +63,11 @@ def atomic_path(path: str | Path, temp_name: str | None = None) -> Iterator[Path
         finally:
             os.close(fd)
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
+        full = not isinstance(exc, NoSpaceError) and disk_full(exc, path.parent)
         tmp.unlink(missing_ok=True)
+        if full:
+            raise no_space(path, exc) from exc
         raise
 
 

@@ -1,8 +1,14 @@
-"""JSON artifacts: written atomically, numpy scalars converted."""
+"""JSON artifacts: written atomically, numpy scalars converted, always valid JSON.
+
+A metric that is undefined (NaN, for example a Spearman correlation of constant scores)
+or infinite is written as ``null``, and ``null_reasons`` at the top level says why for
+each such key: bare ``NaN`` tokens are not JSON, and strict readers reject the file.
+"""
 
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import numpy as np
@@ -20,8 +26,29 @@ def _plain(obj):
     raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
 
 
+def _finite_tree(obj, where: str, reasons: dict):
+    """``obj`` as plain JSON values, non-finite floats replaced by None (noted in ``reasons``)."""
+    if isinstance(obj, (np.generic, np.ndarray, Path)):
+        obj = _plain(obj)
+    if isinstance(obj, float) and not math.isfinite(obj):
+        reasons[where] = f"{obj} is not a JSON number: undefined (e.g. constant or too few values)"
+        return None
+    if isinstance(obj, dict):
+        return {
+            k: _finite_tree(v, f"{where}.{k}" if where else str(k), reasons) for k, v in obj.items()
+        }
+    if isinstance(obj, (list, tuple)):
+        return [_finite_tree(v, f"{where}[{i}]", reasons) for i, v in enumerate(obj)]
+    return obj
+
+
 def write_json(path: str | Path, data) -> None:
-    write_text(path, json.dumps(data, indent=2, default=_plain, allow_nan=True) + "\n")
+    """Write ``data`` as strict JSON; see the module docstring for non-finite numbers."""
+    reasons: dict = {}
+    tree = _finite_tree(data, "", reasons)
+    if reasons and isinstance(tree, dict):
+        tree["null_reasons"] = reasons
+    write_text(path, json.dumps(tree, indent=2, allow_nan=False) + "\n")
 
 
 def read_json(path: str | Path):
