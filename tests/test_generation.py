@@ -121,7 +121,7 @@ def test_prompt_extraction_from_hh_and_conversation_records(caplog):
 def test_real_hh_rlhf_split_loads_through_datasets(tmp_path):
     assert HH_TEST.is_file(), f"test data missing: {HH_TEST}"
     records = prompts.load_records(str(HH_TEST), "test")
-    assert len(records) == 2312 and set(records.column_names) == {"chosen", "rejected"}
+    assert len(records) == 2312 and set(records[0]) == {"chosen", "rejected"}
     out = prompts.build_prompts(records, max_prompts=50, keep=lambda p: len(p) < 2000)
     assert len(out) == 50
     assert all(p["prompt"].endswith("\n\nAssistant:") for p in out)

@@ -1,12 +1,27 @@
-"""Prompts from HH-RLHF-style or conversation-style datasets, via ``datasets``.
+"""Prompts from HH-RLHF-style or conversation-style datasets: local files or the hub.
 
 A prompt is the dialogue up to and including its last "\\n\\nAssistant:"; the text
 after it (the reply of the ``chosen`` dialogue) is the SFT target. Records without an
 assistant turn are counted and the first offending id is logged, never dropped silently.
+
+Each split has its own prompts, and train and test never share one:
+
+- a hub dataset: its ``train_split`` and ``test_split``;
+- a local file whose records carry a ``split`` field: the records whose field equals
+  ``train_split`` / ``test_split``;
+- a local file without one, and the builtin prompts: a prompt-disjoint split by a
+  hash of the prompt text (:func:`hash_split`, one prompt in ``TEST_SHARE`` to test),
+  so equal prompts always land on the same side, whatever the file order.
+
+After the limits and filters, both splits are compared (prompt-text hashes, and ids
+where the records carry them); any overlap is refused, naming the count and the first.
 """
 
 from __future__ import annotations
 
+import gzip
+import hashlib
+import json
 import logging
 from pathlib import Path
 
@@ -18,6 +33,8 @@ log = logging.getLogger(__name__)
 
 ASSISTANT = "\n\nAssistant:"
 ROLES = {"user": "Human", "human": "Human", "assistant": "Assistant"}
+TEST_SHARE = 5
+LOCAL_SUFFIXES = (".jsonl", ".gz", ".json", ".parquet")
 
 
 def conversation_text(messages) -> str:
@@ -54,17 +71,118 @@ def record_dialogue(record: dict, where: str = "record") -> str:
     )
 
 
-def load_records(source: str, split: str, data_dir: str | None = None):
-    """Records of one split: a local .jsonl/.jsonl.gz/.parquet file, or a hub dataset id."""
-    import datasets
-
+def local_file(source: str) -> Path | None:
+    """The path of a local prompt file, or None for ``builtin`` and hub dataset ids."""
     path = Path(source)
-    if path.suffix in (".jsonl", ".gz", ".json", ".parquet") or path.exists():
+    if path.suffix in LOCAL_SUFFIXES or path.exists():
         if not path.exists():
             raise InputError(f"{path}: prompt file not found")
+        return path
+    return None
+
+
+def read_jsonl_records(path: Path) -> list[dict]:
+    """Every record of a ``.jsonl`` / ``.jsonl.gz`` file; a malformed or non-object line,
+    or a file without records, is one error naming the file and its 1-based line."""
+    opener = gzip.open if path.suffix == ".gz" else open
+    records = []
+    with opener(path, "rt", encoding="utf-8") as fh:
+        for lineno, line in enumerate(fh, start=1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise InputError(
+                    f"{path}: line {lineno}: malformed JSON ({exc.msg}, column {exc.colno})"
+                ) from None
+            if not isinstance(record, dict):
+                raise InputError(
+                    f"{path}: line {lineno}: expected a JSON object, found {type(record).__name__}"
+                )
+            records.append(record)
+    if not records:
+        raise InputError(f"{path}: empty prompt file (no JSON records)")
+    return records
+
+
+def load_records(source: str, split: str, data_dir: str | None = None):
+    """Records of a local .jsonl/.jsonl.gz/.json/.parquet file (all of them: see
+    :func:`split_records`), or of one split of a hub dataset id."""
+    import datasets
+
+    path = local_file(source)
+    if path is not None and path.suffix in (".jsonl", ".gz"):
+        return read_jsonl_records(path)
+    if path is not None:
         kind = "parquet" if path.suffix == ".parquet" else "json"
-        return datasets.load_dataset(kind, data_files={split: str(path)}, split=split)
+        records = datasets.load_dataset(kind, data_files={split: str(path)}, split=split)
+        if len(records) == 0:
+            raise InputError(f"{path}: empty prompt file (no records)")
+        return records
     return datasets.load_dataset(source, data_dir=data_dir, split=split)
+
+
+def prompt_text(record: dict) -> str:
+    """The prompt part of a record's dialogue (all of it if it has no assistant turn)."""
+    text = record_dialogue(record)
+    parts = split_dialogue(text)
+    return text if parts is None else parts[0]
+
+
+def hash_split(record: dict) -> str:
+    """``test`` for one prompt text in ``TEST_SHARE`` (by its SHA-256), else ``train``."""
+    digest = hashlib.sha256(prompt_text(record).encode("utf-8")).digest()
+    return "test" if int.from_bytes(digest[:8], "big") % TEST_SHARE == 0 else "train"
+
+
+def split_records(cfg: dict, split: str) -> list:
+    """The records of one split of ``cfg["source"]`` (``generation.prompts``), before
+    limits and filters; see the module docstring for how each source is split."""
+    name = cfg[f"{split}_split"]
+    if cfg["source"] == "builtin":
+        return [r for r in dialogues() if hash_split(r) == split]
+    if local_file(cfg["source"]) is None:
+        return load_records(cfg["source"], name, cfg.get("data_dir"))
+    records = load_records(cfg["source"], name)
+    if records[0].get("split") is None:
+        return [r for r in records if hash_split(r) == split]
+    chosen = [r for r in records if r.get("split") == name]
+    if not chosen:
+        raise InputError(
+            f"{cfg['source']}: no record has split={name!r} (generation.prompts.{split}_split)"
+        )
+    return chosen
+
+
+def has_ids(records) -> bool:
+    """Whether records carry their own ``id`` (else ids are positions, equal across splits)."""
+    first = next(iter(records), {})
+    return first.get("id") is not None
+
+
+def check_disjoint(train: list[dict], test: list[dict], *, source: str, ids: bool) -> None:
+    """Refuse test prompts that are also train prompts (same prompt text, or same id
+    where ``ids``), naming how many and the first."""
+
+    def digest(p):
+        return hashlib.sha256(p["prompt"].encode("utf-8")).hexdigest()
+
+    train_ids = {digest(p): p["id"] for p in train}
+    same_text = [(p["id"], train_ids[digest(p)]) for p in test if digest(p) in train_ids]
+    if same_text:
+        test_id, train_id = same_text[0]
+        raise InputError(
+            f"{source}: {len(same_text)} test prompts are also train prompts (first: test "
+            f"id {test_id} has the prompt text of train id {train_id}); the splits must "
+            "not overlap: give each split its own records (a split field) or file"
+        )
+    shared = sorted({p["id"] for p in train} & {p["id"] for p in test}) if ids else []
+    if shared:
+        raise InputError(
+            f"{source}: {len(shared)} ids are in both the train and the test prompts "
+            f"(first: {shared[0]}); the splits must not overlap"
+        )
 
 
 def build_prompts(
@@ -76,7 +194,7 @@ def build_prompts(
     """
     out, seen, missing, first_missing, filtered = [], set(), 0, None, 0
     for i, record in enumerate(records):
-        rid = str(record.get("id", i))
+        rid = str(i if record.get("id") is None else record["id"])
         parts = split_dialogue(record_dialogue(record, f"{source}: record {rid}"))
         if parts is None:
             missing += 1
@@ -111,23 +229,28 @@ def build_prompts(
 def prepare_prompts(
     cfg: dict, split: str, out_path, tokenizer_dir=None, trust_remote_code: bool = False
 ) -> int:
-    """Write one split's prompts as JSON lines; returns how many were kept."""
-    limit = cfg[f"max_{split}_prompts"]
+    """Write one split's prompts as JSON lines; returns how many were kept.
+
+    Both splits are built (limits and token filter included) so that the ones in use are
+    checked to be disjoint before either is written.
+    """
     keep = None
     if tokenizer_dir is not None and cfg["max_prompt_tokens"]:
         from transformers import AutoTokenizer
 
         tok = AutoTokenizer.from_pretrained(tokenizer_dir, trust_remote_code=trust_remote_code)
         keep = lambda p: len(tok(p)["input_ids"]) <= cfg["max_prompt_tokens"]  # noqa: E731
-    if cfg["source"] == "builtin":
-        records = dialogues()
-        n_test = len(records) // 5
-        records = records[n_test:] if split == "train" else records[:n_test]
-    else:
-        records = load_records(cfg["source"], cfg[f"{split}_split"], cfg.get("data_dir"))
-    prompts = build_prompts(
-        records, max_prompts=limit, keep=keep, source=f"{cfg['source']} ({split})"
-    )
-    write_jsonl(out_path, prompts)
-    log.info("%s: %d prompts", split, len(prompts))
-    return len(prompts)
+    built, ids = {}, True
+    for part in ("train", "test"):
+        records = split_records(cfg, part)
+        ids = ids and has_ids(records)
+        built[part] = build_prompts(
+            records,
+            max_prompts=cfg[f"max_{part}_prompts"],
+            keep=keep,
+            source=f"{cfg['source']} ({part})",
+        )
+    check_disjoint(built["train"], built["test"], source=cfg["source"], ids=ids)
+    write_jsonl(out_path, built[split])
+    log.info("%s: %d prompts", split, len(built[split]))
+    return len(built[split])
