@@ -89,8 +89,9 @@ rule validate_variants:
         student_scores=student_file("scores"),
         embeddings=data_file("embeddings", "test"),
         rewards=data_file("rewards", "test"),
-        teacher_map=rules.calibrate_teacher.output.teacher_map,
-        student_map=rules.calibrate_student.output.student_map,
+        # the JSON twins: the workflow never unpickles a .joblib map
+        teacher_map_json=rules.calibrate_teacher.output.map_json,
+        student_map_json=rules.calibrate_student.output.map_json,
     output:
         results="{exp}/validation_results.json",
         plot=report(

@@ -9,8 +9,8 @@ run(
     student_scores=i.student_scores,
     embeddings=i.embeddings,
     rewards=i.rewards,
-    teacher_map=i.teacher_map,
-    student_map=i.student_map,
+    teacher_map_json=i.teacher_map_json,
+    student_map_json=i.student_map_json,
     results=o.results,
     plot=o.plot,
 )

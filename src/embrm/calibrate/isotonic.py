@@ -7,6 +7,11 @@ on the same response: they are out-of-fold predictions of a 5-fold CV grouped by
 over the calibration and student-train prompts (each response is mapped by a map that
 never saw its prompt). In-sample and out-of-fold MSE of the map are reported, so the
 optimism of an in-sample fit is visible.
+
+Each map is written twice: as ``.joblib`` (the published format, for users) and as a
+JSON twin of its breakpoints. The workflow only ever reads the JSON twin
+(:func:`apply_map`): unpickling a ``.joblib`` runs whatever code the file names, so
+loading one is left to a user who trusts the file.
 """
 
 from __future__ import annotations
@@ -15,23 +20,19 @@ import joblib
 import numpy as np
 from sklearn.isotonic import IsotonicRegression
 
+from embrm.calibrate.prompt_split import PARTS as SPLITS
+from embrm.calibrate.prompt_split import split_counts
 from embrm.data.arrays import load_split, open_array
 from embrm.io.atomic import atomic_path
 from embrm.io.errors import InputError
 from embrm.io.jsonio import read_json, write_json
 
-SPLITS = ("calibration", "student_train", "held_out")
-
 
 def split_prompts(n: int, fractions, seed: int) -> np.ndarray:
     """A label in {0, 1, 2} per prompt (calibration, student-train, held-out)."""
-    fractions = np.asarray(fractions, dtype=float)
-    if not np.isclose(fractions.sum(), 1.0):
-        raise InputError(f"distill.split must sum to 1, got {fractions.tolist()}")
-    counts = np.floor(fractions * n).astype(int)
-    counts[0] += n - counts.sum()
+    counts = split_counts(n, fractions)
     if (counts < 1).any():
-        raise InputError(f"distill.split {fractions.tolist()} leaves an empty part of {n} prompts")
+        raise InputError(f"distill.split {list(fractions)} leaves an empty part of {n} prompts")
     labels = np.repeat(np.arange(3), counts)
     return np.random.default_rng([seed, 7]).permutation(labels)
 
@@ -180,5 +181,11 @@ def calibrate_student(
     return config
 
 
-def apply_map(path, x: np.ndarray) -> np.ndarray:
-    return joblib.load(path).predict(np.ravel(x)).reshape(np.shape(x))
+def apply_map(map_json, x: np.ndarray) -> np.ndarray:
+    """Apply an isotonic map from its JSON twin: ``numpy.interp`` over the breakpoints,
+    clipped outside them, equal to ``IsotonicRegression.predict``; ``x`` of any shape."""
+    bp = read_json(map_json)
+    xs, ys = np.asarray(bp["x"], dtype=np.float64), np.asarray(bp["y"], dtype=np.float64)
+    if xs.ndim != 1 or xs.shape != ys.shape or xs.size == 0 or (np.diff(xs) < 0).any():
+        raise InputError(f"{map_json}: not an isotonic map (x, y breakpoints, x increasing)")
+    return np.interp(np.asarray(x, dtype=np.float64), xs, ys)

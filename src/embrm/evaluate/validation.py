@@ -17,8 +17,8 @@ def validate(
     student_scores,
     embeddings,
     rewards,
-    teacher_map,
-    student_map,
+    teacher_map_json,
+    student_map_json,
     results,
     plot,
 ) -> dict:
@@ -26,7 +26,8 @@ def validate(
 
     ``rewards`` ``(N, K)``: the test split's golden rewards (``embeddings`` only checks
     the shape); ``student_scores`` ``(N, K)``; the teacher's ``(N, K)`` scores come from
-    ``split``. Writes ``results`` (JSON: Spearman, pairwise accuracy, MSE per variant)
+    ``split``; the maps are applied from their JSON twins (nothing is unpickled).
+    Writes ``results`` (JSON: Spearman, pairwise accuracy, MSE per variant)
     and the calibration ``plot``.
     """
     _, golden = load_split(embeddings, rewards, check_values=False)
@@ -37,9 +38,9 @@ def validate(
     student = np.load(student_scores)[held].astype(np.float64)
     variants = {
         "teacher": (teacher, False),
-        "teacher_isotonic": (apply_map(teacher_map, teacher), True),
+        "teacher_isotonic": (apply_map(teacher_map_json, teacher), True),
         "student": (student, False),
-        "student_isotonic": (apply_map(student_map, student), True),
+        "student_isotonic": (apply_map(student_map_json, student), True),
     }
     out = {"held_out_prompts": int(held.sum()), "variants": {}}
     for name, (pred, calibrated) in variants.items():
