@@ -5,6 +5,8 @@ Rules are wiring only; all logic lives in the `embrm` package (src/embrm).
 
 from snakemake.utils import min_version
 
+from embrm.workflow import code_identity
+
 min_version("9.0")
 
 
@@ -21,6 +23,11 @@ include: "workflow/rules/orm.smk"
 include: "workflow/rules/calibrate.smk"
 include: "workflow/rules/studies.smk"
 include: "workflow/rules/report.smk"
+
+
+# each script rule's code identity includes the package modules it imports
+for _rule in workflow.rules:
+    code_identity.attach(_rule)
 
 
 rule all:

@@ -1,0 +1,91 @@
+"""The code a rule runs, as one hash, so a change in a step's logic reruns that step.
+
+Snakemake hashes a rule's script, but the scripts are thin: the logic lives in the
+package. :func:`code_hash` follows the script's ``embrm`` imports through the
+package's import graph (every ``import`` statement of each module, also those inside
+functions) and hashes the source of exactly the modules the step can run, with the
+``__init__.py`` of every package on the way. :func:`attach` adds that hash as a
+``code`` param to each script rule, so ``--list-changes params`` names the jobs and a
+plain run reruns them and what follows; editing a module a step never imports reruns
+nothing of it.
+"""
+
+from __future__ import annotations
+
+import ast
+import hashlib
+from functools import cache
+from pathlib import Path
+
+import embrm
+
+PACKAGE = Path(embrm.__file__).resolve().parent
+NAME = PACKAGE.name
+
+
+def module_file(module: str) -> Path | None:
+    """The source file of ``embrm.<...>`` (a module or a package's ``__init__.py``)."""
+    parts = module.split(".")
+    if parts[0] != NAME:
+        return None
+    base = PACKAGE.joinpath(*parts[1:])
+    for candidate in (base.with_suffix(".py"), base / "__init__.py"):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def _with_parents(module: str) -> list[str]:
+    """``embrm.a.b`` -> ``embrm``, ``embrm.a``, ``embrm.a.b``: importing a module runs
+    the ``__init__.py`` of every package above it."""
+    parts = module.split(".")
+    return [".".join(parts[: i + 1]) for i in range(len(parts))]
+
+
+def imported_modules(path: Path) -> set[str]:
+    """The ``embrm`` modules a source file imports (``from embrm.x import y`` counts
+    ``embrm.x.y`` when that is a module)."""
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+        if isinstance(node, ast.Import):
+            found.update(a.name for a in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            found.add(node.module)
+            found.update(f"{node.module}.{a.name}" for a in node.names)
+    return {m for m in found if module_file(m) is not None}
+
+
+@cache
+def _closure(path: Path) -> frozenset[Path]:
+    files, todo = set(), [path]
+    while todo:
+        current = todo.pop()
+        for module in imported_modules(current):
+            for name in _with_parents(module):
+                source = module_file(name)
+                if source not in files:
+                    files.add(source)
+                    todo.append(source)
+    return frozenset(files)
+
+
+def package_files(script: str | Path) -> list[Path]:
+    """Every package source file ``script`` can run, sorted."""
+    return sorted(_closure(Path(script).resolve()))
+
+
+def code_hash(script: str | Path) -> str:
+    """SHA-256 over the relative paths and bytes of :func:`package_files` of ``script``."""
+    digest = hashlib.sha256()
+    for path in package_files(script):
+        digest.update(str(path.relative_to(PACKAGE.parent)).encode() + b"\0")
+        digest.update(path.read_bytes() + b"\0")
+    return digest.hexdigest()
+
+
+def attach(rule) -> None:
+    """Add the ``code`` param (:func:`code_hash` of its script) to a Snakemake script rule."""
+    if rule.script is None:
+        return
+    script = Path(rule.basedir.get_path_or_uri(secret_free=True)) / rule.script
+    rule.set_params(code=code_hash(script))
