@@ -1,22 +1,17 @@
-from snakemake.exceptions import WorkflowError
-from snakemake.utils import validate
-
 from embrm.data import layout as data_layout
 from embrm.data.importer import release_files
 from embrm.generation import models as gen_models
 from embrm.workflow import experiments, studies
 from embrm.workflow.config import check_config
 from embrm.workflow.paths import EXP_PATTERN, RESULTS
+from embrm.workflow.schema import check_schema
 
-SCHEMA = "../schemas/config.schema.yaml"
-validate(config, SCHEMA)
+SCHEMA = f"{workflow.basedir}/workflow/schemas/config.schema.yaml"
+check_schema(config, SCHEMA)
 check_config(config)
 POINT_CONFIGS = studies.all_point_configs(config)
 for _exp, _point in POINT_CONFIGS.items():
-    try:
-        validate(_point, SCHEMA)
-    except WorkflowError as exc:
-        raise WorkflowError(f"study point {_exp}: {exc}") from None
+    check_schema(_point, SCHEMA, where=f"study point {_exp}: config")
 # the data-side settings behind every data folder the main run and the studies use
 DATA = data_layout.DataVariants(config, list(POINT_CONFIGS.values()))
 

@@ -20,11 +20,27 @@ from embrm.evaluate.metrics import (
     ranking_metrics,
 )
 from embrm.evaluate.plots import plot_best_of_n
+from embrm.io.errors import InputError
 from embrm.io.jsonio import write_json
 from embrm.rm.ensemble import load_ensemble
 from embrm.rm.scoring import score_array
 
 log = logging.getLogger(__name__)
+
+
+def usable_bon_sizes(sizes, k: int, rewards) -> list[int]:
+    """The best-of-N sizes that fit K responses per prompt; the others are logged by name,
+    and none fitting is an error (an empty curve would pass as a result)."""
+    kept = [n for n in sizes if n <= k]
+    dropped = sorted(set(sizes) - set(kept))
+    if not kept:
+        raise InputError(
+            f"evaluation.bon_n={list(sizes)}: every size exceeds K = {k} responses per "
+            f"prompt of {rewards}; choose sizes <= {k}"
+        )
+    if dropped:
+        log.warning("evaluation.bon_n sizes %s exceed K = %d and are skipped", dropped, k)
+    return kept
 
 
 def evaluate(
@@ -46,6 +62,7 @@ def evaluate(
     metrics and best-of-N per aggregation) and the best-of-N ``plot``.
     """
     emb, golden = load_split(embeddings, rewards)
+    bon_n = usable_bon_sizes(eval_cfg["bon_n"], golden.shape[1], rewards)
     model, payload = load_ensemble(ckpt, input_dim=emb.shape[-1])
     scores = score_array(model, emb, eval_cfg["chunk_prompts"], precision)
     save_array(test_scores, scores)
@@ -54,10 +71,11 @@ def evaluate(
         "members": len(payload["members"]),
         "test_prompts": golden.shape[0],
         "responses_per_prompt": golden.shape[1],
+        "best_of_n_dropped": sorted(set(eval_cfg["bon_n"]) - set(bon_n)),
         "aggregations": {},
     }
     aggregated = {how: aggregate(scores, how) for how in AGGREGATIONS}
-    bon = best_of_n(aggregated, golden, eval_cfg["bon_n"], eval_cfg["bon_subsets"], seed)
+    bon = best_of_n(aggregated, golden, bon_n, eval_cfg["bon_subsets"], seed)
     for how, agg in aggregated.items():
         out["aggregations"][how] = {**ranking_metrics(agg, golden), "best_of_n": bon[how]}
     out["per_member_spearman"] = [

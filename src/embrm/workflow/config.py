@@ -1,9 +1,10 @@
 """Pure config operations: cross-field checks and dotted-key overrides.
 
 The JSON schema catches unknown keys, wrong types and out-of-range values; the checks
-here catch what a schema cannot (values that contradict each other), before any job
-runs, and name the offending key. Nothing here knows about folders: experiment lookup
-is in :mod:`embrm.workflow.experiments`, data locations in :mod:`embrm.data.layout`.
+here catch what a schema cannot (values that contradict each other, or the split sizes
+of :mod:`embrm.workflow.known_sizes`), before any job runs, and name the offending key.
+Nothing here knows about folders: experiment lookup is in
+:mod:`embrm.workflow.experiments`, data locations in :mod:`embrm.data.layout`.
 """
 
 from __future__ import annotations
@@ -11,17 +12,13 @@ from __future__ import annotations
 import copy
 
 from embrm.io.errors import InputError
+from embrm.workflow.known_sizes import check_known_sizes
 
 
 def check_config(config: dict) -> None:
     """Raise InputError naming the key whose value contradicts another."""
     orm = config["orm"]
     source = config["data"]["source"]
-    if source == "synthetic" and orm["n_sample"] > config["data"]["synthetic"]["n_train"]:
-        raise InputError(
-            f"config key orm.n_sample={orm['n_sample']} exceeds "
-            f"data.synthetic.n_train={config['data']['synthetic']['n_train']}"
-        )
     if source == "generate":
         gen = config["generation"]
         train = gen["prompts"]["max_train_prompts"]
@@ -42,6 +39,7 @@ def check_config(config: dict) -> None:
         raise InputError(
             f"config key distill.split must sum to 1, got {config['distill']['split']}"
         )
+    check_known_sizes(config)
 
 
 def with_overrides(config: dict, overrides: dict) -> dict:

@@ -59,7 +59,16 @@ def expand(config: dict) -> dict[str, dict[str, dict]]:
     out = {}
     for name, study in (config.get("studies") or {}).items():
         check_study_keys(name, study)
-        out[name] = {f"{STUDY_ROOT}/{name}/{point}": o for point, o in study_points(study)}
+        out[name] = {}
+        for point, overrides in study_points(study):
+            folder = f"{STUDY_ROOT}/{name}/{point}"
+            if folder in out[name]:
+                raise InputError(
+                    f"study {name!r}: points {out[name][folder]} and {overrides} share the "
+                    f"folder {point!r} (values differ only in characters a folder name "
+                    "cannot hold); rename one of them"
+                )
+            out[name][folder] = overrides
     return out
 
 
