@@ -78,8 +78,17 @@ def generated(tmp_path_factory):
     return workdir, cfg, proc.stdout + proc.stderr
 
 
-def run_snakemake(workdir: Path, config: dict, *args: str, timeout: int = 600, check: bool = True):
-    """Run the real snakemake on the project's Snakefile in ``workdir``; hangs are killed."""
+def run_snakemake(
+    workdir: Path,
+    config: dict,
+    *args: str,
+    timeout: int = 600,
+    check: bool = True,
+    snakefile: Path = ROOT / "Snakefile",
+    env: dict | None = None,
+):
+    """Run the real snakemake on the project's Snakefile (or ``snakefile``) in
+    ``workdir``, with extra environment ``env``; hangs are killed."""
     workdir.mkdir(parents=True, exist_ok=True)
     cfg_path = workdir / "test_config.yaml"
     cfg_path.write_text(yaml.safe_dump(config))
@@ -92,7 +101,7 @@ def run_snakemake(workdir: Path, config: dict, *args: str, timeout: int = 600, c
         "-m",
         "snakemake",
         "-s",
-        str(ROOT / "Snakefile"),
+        str(snakefile),
         "-d",
         str(workdir),
         "--configfile",
@@ -100,7 +109,7 @@ def run_snakemake(workdir: Path, config: dict, *args: str, timeout: int = 600, c
         "-c2",
         *args,
     ]
-    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", **(env or {})}
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
     if check and proc.returncode != 0:
         raise AssertionError(f"snakemake failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
