@@ -21,6 +21,7 @@ def test_import_round_trips_a_response_major_release(tmp_path):
         release_rewards=src_r,
         embeddings=tmp_path / "e.npy",
         rewards=tmp_path / "r.npy",
+        split="train",
         chunk=3,
     )
     assert shape == (7, 4, 3)
@@ -32,6 +33,7 @@ def test_import_round_trips_a_response_major_release(tmp_path):
         release_rewards=src_r,
         embeddings=tmp_path / "e5.npy",
         rewards=tmp_path / "r5.npy",
+        split="train",
         max_prompts=5,
         chunk=2,
     )
@@ -49,6 +51,7 @@ def test_import_rejects_mismatched_release(tmp_path):
             release_rewards=tmp_path / "r.npy",
             embeddings=tmp_path / "o.npy",
             rewards=tmp_path / "p.npy",
+            split="train",
         )
 
 

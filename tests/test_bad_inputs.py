@@ -14,6 +14,7 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -26,6 +27,7 @@ from embrm.generation import prompts
 from embrm.io.errors import InputError
 from embrm.io.jsonio import write_json
 from embrm.workflow import studies
+from embrm.workflow.rule_io import run
 
 from conftest import ROOT, planned_jobs, run_snakemake, small_config
 
@@ -187,6 +189,15 @@ def test_04_nan_in_imported_embeddings_named_by_file_row_and_column(tmp_path):
 def test_04_degenerate_imported_split_refused(tmp_path, k, n, message):
     with pytest.raises(InputError, match=message):
         import_to(tmp_path, *release(tmp_path, k=k, n=n))
+
+
+def test_04_generation_stage_fails_on_the_array_it_wrote(tmp_path):
+    """annotate_golden and embed_responses check their output through ``check_arrays``."""
+    smk = SimpleNamespace(log=[str(tmp_path / "job.log")], rule="annotate_golden")
+    smk.wildcards = SimpleNamespace(split="test")
+    out = tmp_path / "test_rewards.npy"
+    with pytest.raises(InputError, match=r"test_rewards.npy: the test split has K = 1"):
+        run(smk, np.save, out, np.zeros((5, 1), np.float32), check_arrays={out: 2})
 
 
 def test_04_json_artifacts_never_hold_bare_nan(tmp_path):
