@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from embrm.io.errors import NoSpaceError
+from embrm.io.errors import InputError, NoSpaceError
 
 # free bytes below which a failed write is blamed on a full file system: writers that
 # hide ENOSPC (torch.save) fail with the disk at, or within one buffer of, zero
@@ -28,8 +28,8 @@ def disk_full(exc: BaseException, folder: Path) -> bool:
     """Whether ``exc``, raised while writing into ``folder``, came from a full disk."""
     if isinstance(exc, OSError) and exc.errno in NO_SPACE_ERRNOS:
         return True
-    if not isinstance(exc, Exception):
-        return False  # KeyboardInterrupt and friends are never the disk's fault
+    if not isinstance(exc, Exception) or isinstance(exc, InputError):
+        return False  # an interrupt, or a check that refused the data, is not the disk
     try:
         return shutil.disk_usage(folder).free < NEARLY_FULL_BYTES
     except OSError:
