@@ -18,10 +18,10 @@ from embrm.data.arrays import load_split, save_array
 from embrm.io.atomic import atomic_path
 from embrm.io.errors import InputError
 from embrm.io.jsonio import write_json
-from embrm.rm.precision import storage_dtype
+from embrm.rm.precision import resolve, storage_dtype
 from embrm.rm.scoring import score_array
 from embrm.rm.stacked_mlp import StackedMLP
-from embrm.rm.training import MICRO_BATCH, fit
+from embrm.rm.training import fit
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +56,7 @@ def train_student(
     shape). Writes ``ckpt`` (one MLP), ``scores`` ``(N, K)`` float32 of every test
     response, and ``stats`` (JSON: prompts, epochs, best validation MSE).
     """
+    precision = resolve(precision)
     emb, golden = load_split(embeddings, rewards, check_values=False)
     n, k, d = emb.shape
     labels, targets = _load_split_file(split, n)
@@ -70,28 +71,21 @@ def train_student(
     x = x.to(storage_dtype(precision))
     y = torch.from_numpy(targets[prompts].reshape(-1).astype(np.float32))
     in_train = np.isin(np.repeat(prompts, k), train_prompts)
-    val_items = np.flatnonzero(~in_train)
 
     def item_loss(model, idx):
         idx = torch.as_tensor(idx)
         return (model(x[idx]).float() - y[idx]) ** 2
 
-    def val_fn(model):
-        sums = sum(
-            item_loss(model, val_items[s : s + MICRO_BATCH]).sum()
-            for s in range(0, len(val_items), MICRO_BATCH)
-        )
-        return [float(sums) / len(val_items)]
-
     model = StackedMLP(d, distill_cfg["hidden_sizes"], [seed])
     result = fit(
         model,
-        in_train[None, :],
-        item_loss,
-        val_fn,
+        train_mask=in_train[None, :],
+        val_mask=~in_train[None, :],
+        item_loss=item_loss,
         lr=distill_cfg["lr"],
         batch_size=distill_cfg["batch_size"],
         max_epochs=distill_cfg["distill_epochs"],
+        checks_per_epoch=1,
         patience=STUDENT_PATIENCE,
         seed=seed,
         precision=precision,
@@ -113,10 +107,11 @@ def train_student(
     summary = {
         "student_train_prompts": int(len(train_prompts)),
         "student_val_prompts": int(n_val),
-        "epochs_run": int(result.epochs_run[0]),
-        "best_epoch": int(result.best_epoch[0]),
+        "epochs_run": int(result.steps_run[0] // result.steps_per_epoch),
+        "best_epoch": int(result.best_step[0] // result.steps_per_epoch),
         "best_val_mse": float(result.best_val_loss[0]),
         "patience": STUDENT_PATIENCE,
+        "precision": precision,
     }
     write_json(stats, summary)
     return summary

@@ -22,6 +22,7 @@ from embrm.evaluate.metrics import (
 from embrm.evaluate.plots import plot_best_of_n
 from embrm.io.jsonio import write_json
 from embrm.rm.ensemble import load_ensemble
+from embrm.rm.precision import resolve
 from embrm.rm.scoring import score_array
 
 log = logging.getLogger(__name__)
@@ -45,6 +46,7 @@ def evaluate(
     ``test_scores`` ``(N, K, M)`` float32 (every member), ``results`` (JSON: ranking
     metrics and best-of-N per aggregation) and the best-of-N ``plot``.
     """
+    precision = resolve(precision)
     emb, golden = load_split(embeddings, rewards)
     model, payload = load_ensemble(ckpt, input_dim=emb.shape[-1])
     scores = score_array(model, emb, eval_cfg["chunk_prompts"], precision)
@@ -52,6 +54,7 @@ def evaluate(
     golden = np.asarray(golden, dtype=np.float64)
     out = {
         "members": len(payload["members"]),
+        "precision": precision,
         "test_prompts": golden.shape[0],
         "responses_per_prompt": golden.shape[1],
         "aggregations": {},
