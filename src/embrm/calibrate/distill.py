@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from embrm.data.arrays import load_split, save_array
+from embrm.data.arrays import CHECK_BYTES, iter_chunks, load_split, save_array
 from embrm.io.atomic import atomic_path
 from embrm.io.errors import InputError
 from embrm.io.jsonio import write_json
@@ -27,6 +27,22 @@ log = logging.getLogger(__name__)
 
 FORMAT = "embrm.student/1"
 STUDENT_PATIENCE = 3
+
+
+def _prompt_rows(emb: np.ndarray, prompts: np.ndarray, dtype: torch.dtype) -> torch.Tensor:
+    """The responses of ``prompts`` (ascending) as rows ``(len(prompts) * K, D)`` in
+    ``dtype``, read chunk by chunk: only one chunk is ever held in float32, so the peak
+    is the student's rows in their storage dtype, not twice that."""
+    n, k, d = emb.shape
+    out = torch.empty((len(prompts) * k, d), dtype=dtype)
+    filled = 0
+    chunk = max(1, CHECK_BYTES // (k * d * 4))
+    for start, block in iter_chunks(emb, chunk):
+        mine = prompts[(prompts >= start) & (prompts < start + len(block))] - start
+        rows = torch.from_numpy(block[mine].reshape(-1, d)).to(dtype)
+        out[filled : filled + len(rows)] = rows
+        filled += len(rows)
+    return out
 
 
 def _load_split_file(path, n_prompts: int):
@@ -67,8 +83,7 @@ def train_student(
         raise InputError(f"{split}: {len(prompts)} student-train prompts are too few")
     val_prompts = rng.choice(prompts, n_val, replace=False)
     train_prompts = np.setdiff1d(prompts, val_prompts)
-    x = torch.from_numpy(np.asarray(emb[prompts], dtype=np.float32).reshape(-1, d))
-    x = x.to(storage_dtype(precision))
+    x = _prompt_rows(emb, prompts, storage_dtype(precision))
     y = torch.from_numpy(targets[prompts].reshape(-1).astype(np.float32))
     in_train = np.isin(np.repeat(prompts, k), train_prompts)
 
