@@ -1,25 +1,26 @@
 """Step 3: golden rewards from a one-logit sequence-classification reward model.
 
-Each response is cut at its first "\\n\\nHuman" (the policy may continue the dialogue),
-scored as prompt + response truncated to ``max_length`` tokens, right-padded with a pad
-token distinct from EOS, in length-sorted batches. Output ``(N, K)`` float32.
+Each response is cut at its first "\\n\\nHuman" (the policy may continue the dialogue)
+and stripped, then shown to the RM in its golden model's ``format``: ``raw`` (default)
+is the HH text prompt + response, exactly as the published scoring builds it;
+``chat_template`` renders the dialogue with the RM tokenizer's chat template, as
+RM-Gemma's model card does. Texts are truncated to ``max_length`` tokens, right-padded
+with a pad token distinct from EOS, in length-sorted batches, sharded across jobs and
+GPUs by :mod:`embrm.generation.sharded`. Output ``(N, K)`` float32.
 """
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Sequence
 
 import numpy as np
 import torch
 
-from embrm.arrays import save_array
 from embrm.errors import InputError
+from embrm.generation import sharded
 from embrm.generation.encode import batches_by_length
 from embrm.generation.models import load_for_scoring
-from embrm.jsonio import read_jsonl
-
-log = logging.getLogger(__name__)
+from embrm.generation.prompts import dialogue_messages
 
 HUMAN = "\n\nHuman"
 
@@ -30,14 +31,41 @@ def cut_response(response: str) -> str:
     return response if cut < 0 else response[:cut]
 
 
+def plain_text(prompt: str, response: str) -> str:
+    """Prompt + cut response: what the embedding model reads."""
+    return prompt + cut_response(response)
+
+
+def raw_text(prompt: str, response: str) -> str:
+    """Prompt + cut, stripped response, as the published scoring builds it."""
+    return prompt + cut_response(response).strip()
+
+
+def chat_renderer(tok):
+    """``(prompt, response) -> text`` through ``tok``'s chat template, without the BOS
+    the template writes (tokenisation adds it again), as RM-Gemma's model card does."""
+
+    def render(prompt: str, response: str) -> str:
+        messages = dialogue_messages(prompt)
+        messages[-1]["content"] = cut_response(response).strip()
+        text = tok.apply_chat_template(messages, tokenize=False)
+        bos = tok.bos_token
+        return text[len(bos) :] if bos and text.startswith(bos) else text
+
+    return render
+
+
+FORMATS = {"raw": lambda tok: raw_text, "chat_template": chat_renderer}
+
+
 class ResponseTexts(Sequence):
-    """Prompt + cut response of every (prompt, response), prompt-major, built on demand.
+    """``render(prompt, response)`` of every (prompt, response), prompt-major, on demand.
 
     A list of N*K strings would copy every prompt K times (500 times for a test
     prompt); this holds only the samples themselves.
     """
 
-    def __init__(self, rows: list[dict], source: str = "samples"):
+    def __init__(self, rows: list[dict], source: str = "samples", render=plain_text):
         if not rows:
             raise InputError(f"{source}: no samples")
         missing = [f for f in ("prompt", "responses") if f not in rows[0]]
@@ -50,6 +78,7 @@ class ResponseTexts(Sequence):
                 f"{source}: prompt {bad[0]} has a different number of responses than {self.k}"
             )
         self.rows = rows
+        self.render = render
 
     def __len__(self) -> int:
         return len(self.rows) * self.k
@@ -58,19 +87,28 @@ class ResponseTexts(Sequence):
         if not 0 <= i < len(self):
             raise IndexError(i)
         row = self.rows[i // self.k]
-        return row["prompt"] + cut_response(row["responses"][i % self.k])
+        return self.render(row["prompt"], row["responses"][i % self.k])
 
 
-def texts_of(rows: list[dict], source: str = "samples") -> tuple[ResponseTexts, int]:
-    """Prompt + cut response for every (prompt, response), prompt-major; and K."""
-    texts = ResponseTexts(rows, source)
+def texts_of(rows: list[dict], source: str = "samples", render=plain_text):
+    """``(texts, K)``: ``render(prompt, response)`` of every pair, prompt-major."""
+    texts = ResponseTexts(rows, source, render)
     return texts, texts.k
 
 
-def load_reward_model(path: str, trust_remote_code: bool):
+def golden_texts(rows: list[dict], tok, cfg: dict, source: str):
+    """The RM's input texts in the golden model's ``format``, and K."""
+    if cfg["format"] not in FORMATS:
+        raise InputError(f"generation.golden.models: unknown format {cfg['format']!r}")
+    return texts_of(rows, source, FORMATS[cfg["format"]](tok))
+
+
+def load_reward_model(path: str, trust_remote_code: bool, dev=None, dtype: str = "auto"):
     from transformers import AutoModelForSequenceClassification
 
-    tok, model = load_for_scoring(AutoModelForSequenceClassification, path, trust_remote_code)
+    tok, model = load_for_scoring(
+        AutoModelForSequenceClassification, path, trust_remote_code, dev, dtype
+    )
     if model.config.num_labels != 1:
         raise InputError(
             f"{path}: a golden reward model needs one logit, has {model.config.num_labels}"
@@ -83,24 +121,40 @@ def load_reward_model(path: str, trust_remote_code: bool):
 def score_texts(tok, model, texts: list[str], batch_size: int, max_length: int) -> np.ndarray:
     out = np.empty(len(texts), dtype=np.float32)
     for idx, enc in batches_by_length(tok, texts, batch_size, max_length):
-        logits = model(**enc.to(model.device)).logits
-        out[idx] = logits[:, 0].float().cpu().numpy()
+        out[idx] = logits(model, enc.to(model.device)).float().cpu().numpy()
     return out
 
 
-def annotate(
-    samples_file, out_rewards, model_path: str, cfg: dict, trust_remote_code: bool = False
-) -> tuple:
-    rows = read_jsonl(samples_file)
-    texts, k = texts_of(rows, str(samples_file))
-    tok, model = load_reward_model(model_path, trust_remote_code)
-    scores = score_texts(tok, model, texts, cfg["batch_size"], cfg["max_length"])
-    save_array(out_rewards, scores.reshape(len(rows), k))
-    log.info(
-        "golden rewards for %d x %d responses: mean %.3f std %.3f",
-        len(rows),
-        k,
-        scores.mean(),
-        scores.std(),
-    )
-    return (len(rows), k)
+def scoring_settings(config: dict) -> dict:
+    """The ``cfg`` of :func:`annotate_shard`: the golden section's batching with the
+    task's golden-model ``format`` and ``dtype``."""
+    gold = config["generation"]["golden"]
+    spec = gold["models"][config["task"]]
+    return {
+        "max_length": gold["max_length"],
+        "batch_size": gold["batch_size"],
+        "format": spec["format"],
+        "dtype": spec["dtype"],
+    }
+
+
+def load_for_shard(path: str, cfg: dict, dev: str, trust_remote_code: bool):
+    return load_reward_model(path, trust_remote_code, dev, cfg["dtype"])
+
+
+def logits(model, enc, cfg: dict | None = None) -> torch.Tensor:
+    """The one logit per text, ``(b,)``."""
+    return model(**enc).logits[:, 0]
+
+
+def reward_dtype(cfg: dict):
+    return np.float32
+
+
+GOLDEN = sharded.Scorer(load=load_for_shard, texts=golden_texts, forward=logits, dtype=reward_dtype)
+
+
+def annotate_shard(**job) -> int:
+    """One shard of a split's golden rewards (keywords of :func:`sharded.run_shard`;
+    ``cfg``: ``max_length``, ``batch_size``, ``format``, ``dtype``)."""
+    return sharded.run_shard(GOLDEN, **job)
