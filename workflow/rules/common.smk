@@ -3,11 +3,13 @@ from snakemake.utils import validate
 
 from embrm import workflow_config as wcfg
 from embrm import data_layout, studies
+from embrm.generation import checks as gen_checks
 from embrm.generation import models as gen_models
 
 SCHEMA = "../schemas/config.schema.yaml"
 validate(config, SCHEMA)
 wcfg.check_config(config)
+gen_checks.check_generation(config)
 POINT_CONFIGS = studies.all_point_configs(config)
 for _exp, _point in POINT_CONFIGS.items():
     try:
@@ -62,7 +64,7 @@ def stage_model(role, wc):
         return DATA.policy(wc.policy)
     if role == "embedder":
         return DATA.embedding(wc.embedder)["model"]
-    return config["generation"]["golden"]["models"][config["task"]]
+    return config["generation"]["golden"]["models"][config["task"]]["model"]
 
 
 def model_input(role):
@@ -70,7 +72,7 @@ def model_input(role):
 
     def folder(wc):
         name = stage_model(role, wc)
-        return [gen_models.resolve(name, role)] if name == "tiny" else []
+        return [gen_models.resolve(name, role)] if name in gen_models.BUILT else []
 
     return folder
 
@@ -91,27 +93,3 @@ def sft_deepspeed():
 def final_targets(exp):
     c = wcfg.exp_config(config, exp, POINT_CONFIGS)
     return [f"{exp}/{name}" for name in wcfg.final_artifacts(c)]
-
-
-# Resources of the rules that run on a cluster's GPU nodes (those not in `localrules`).
-GPU_RES_KEYS = ("partition", "account", "gpus", "cpus_per_gpu", "mem_mb", "runtime")
-
-
-def gpu_res(key):
-    """A GPU rule's resource from config["cluster"]["gpu"][key], for a `resources:` directive.
-
-    Maps to the SLURM plugin's resources: partition -> slurm_partition (sbatch -p),
-    account -> slurm_account (-A; null leaves it unset), gpus -> gpu (--gpus),
-    cpus_per_gpu (--cpus-per-gpu), mem_mb (--mem), runtime (-t, minutes). mem_mb and
-    runtime grow with the attempt: a job retried after a timeout or OOM asks for more.
-    Local runs accept these resources and constrain nothing by them.
-    """
-    if key not in GPU_RES_KEYS:
-        raise ValueError(f"gpu_res: unknown key {key!r}; use one of {GPU_RES_KEYS}")
-    try:
-        value = config["cluster"]["gpu"].get(key)
-    except (KeyError, AttributeError, TypeError):
-        raise ValueError("config key cluster.gpu is missing (config.yaml)") from None
-    if key in ("mem_mb", "runtime"):
-        return lambda wildcards, attempt: value * attempt
-    return value

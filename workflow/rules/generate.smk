@@ -1,10 +1,37 @@
-"""Steps 1-4: tiny models, prompts, LoRA SFT, sampling shards, golden rewards, embeddings."""
+"""Steps 1-4: tiny models, prompts, LoRA SFT, sampling shards, golden rewards, embeddings.
+
+The GPU stages run `python -m embrm.generation.entry STAGE JOB` (a guarded __main__, so
+vLLM's and the scoring workers' spawned processes start cleanly); JOB is the JSON of
+the stage function's keyword arguments. Their SLURM requests come from
+cluster.gpu.<stage> through embrm.generation.resources.
+"""
+
+import sys
+
+from snakemake_interface_executor_plugins.settings import DeploymentMethod
+
+from embrm.generation import golden as gen_golden
+from embrm.generation import sampling as gen_sampling
+from embrm.generation.entry import job
+from embrm.generation.resources import rule_resource
+
+# the GPU stages' interpreter: the rule's conda environment under --sdm conda (as a
+# `script:` would use), else the one running snakemake
+GEN_PYTHON = (
+    "python"
+    if DeploymentMethod.CONDA in workflow.deployment_settings.deployment_method
+    else sys.executable
+)
+GEN_ENTRY = "{params.python:q} -m embrm.generation.entry {params.stage} {params.job:q} > {log:q} 2>&1"
 
 
 localrules:
     build_tiny_models,
+    build_tiny_llama,
     prepare_prompts,
     gather_samples,
+    annotate_golden,
+    embed_responses,
 
 
 rule build_tiny_models:
@@ -22,6 +49,22 @@ rule build_tiny_models:
         seed=lambda wc: config["seed"],
     script:
         "../scripts/gen_tiny_models.py"
+
+
+rule build_tiny_llama:
+    output:
+        policy=directory(gen_models.TINY_LLAMA),
+    log:
+        f"{MAIN}/logs/build_tiny_llama.log",
+    benchmark:
+        f"{MAIN}/benchmarks/build_tiny_llama.tsv"
+    conda:
+        CPU_ENV
+    params:
+        tiny=lambda wc: config["generation"]["tiny"],
+        seed=lambda wc: config["seed"],
+    script:
+        "../scripts/gen_tiny_llama.py"
 
 
 rule prepare_prompts:
@@ -57,21 +100,31 @@ rule sft:
         f"{MAIN}/benchmarks/generate/{{policy}}/sft.tsv"
     conda:
         GPU_ENV
-    threads: gpu_res("cpus_per_gpu")
+    threads: rule_resource(config, "sft", "threads")
     resources:
-        slurm_partition=gpu_res("partition"),
-        slurm_account=gpu_res("account"),
-        gpu=gpu_res("gpus"),
-        cpus_per_gpu=gpu_res("cpus_per_gpu"),
-        mem_mb=gpu_res("mem_mb"),
-        runtime=gpu_res("runtime"),
+        slurm_partition=rule_resource(config, "sft", "slurm_partition"),
+        slurm_account=rule_resource(config, "sft", "slurm_account"),
+        gpu=rule_resource(config, "sft", "gpu"),
+        cpus_per_gpu=rule_resource(config, "sft", "cpus_per_gpu"),
+        mem_mb=rule_resource(config, "sft", "mem_mb"),
+        runtime=rule_resource(config, "sft", "runtime"),
     params:
-        base=model_path("policy"),
-        sft=lambda wc: {**config["generation"]["sft"], "deepspeed": sft_deepspeed()},
-        seed=lambda wc: config["seed"],
-        trust_remote_code=lambda wc: config["generation"]["trust_remote_code"],
-    script:
-        "../scripts/gen_sft.py"
+        python=GEN_PYTHON,
+        stage="sft",
+        job=job(
+            base_model=model_path("policy"),
+            prompts_file=lambda wc, input, output: input.prompts,
+            out_adapter=lambda wc, input, output: output.adapter,
+            out_merged=lambda wc, input, output: output.merged,
+            cfg=lambda wc: {
+                **config["generation"]["sft"],
+                "deepspeed": sft_deepspeed(),
+            },
+            seed=config["seed"],
+            trust_remote_code=config["generation"]["trust_remote_code"],
+        ),
+    shell:
+        GEN_ENTRY
 
 
 rule sample_shard:
@@ -87,23 +140,36 @@ rule sample_shard:
         f"{MAIN}/benchmarks/generate/{{policy}}/sample_shard/{{split}}.shard{{shard}}.tsv"
     conda:
         GPU_ENV
-    threads: gpu_res("cpus_per_gpu")
+    threads: rule_resource(config, "sample", "threads")
     resources:
-        slurm_partition=gpu_res("partition"),
-        slurm_account=gpu_res("account"),
-        gpu=gpu_res("gpus"),
-        cpus_per_gpu=gpu_res("cpus_per_gpu"),
-        mem_mb=gpu_res("mem_mb"),
-        runtime=gpu_res("runtime"),
+        slurm_partition=rule_resource(config, "sample", "slurm_partition"),
+        slurm_account=rule_resource(config, "sample", "slurm_account"),
+        gpu=rule_resource(config, "sample", "gpu"),
+        cpus_per_gpu=rule_resource(config, "sample", "cpus_per_gpu"),
+        mem_mb=rule_resource(config, "sample", "mem_mb"),
+        runtime=rule_resource(config, "sample", "runtime"),
     params:
-        sampling=lambda wc: config["generation"]["sampling"],
-        k=lambda wc: config["generation"]["sampling"][f"k_{wc.split}"],
-        lora_r=lambda wc: config["generation"]["sft"]["lora_r"],
-        base=model_path("policy"),
-        seed=lambda wc: config["seed"],
-        trust_remote_code=lambda wc: config["generation"]["trust_remote_code"],
-    script:
-        "../scripts/gen_sample_shard.py"
+        python=GEN_PYTHON,
+        stage="sample",
+        job=job(
+            prompts_file=lambda wc, input, output: input.prompts,
+            out_file=lambda wc, input, output: output[0],
+            shard=lambda wc: int(wc.shard),
+            shards=config["generation"]["sampling"]["shards"],
+            k=lambda wc: config["generation"]["sampling"][f"k_{wc.split}"],
+            backend=config["generation"]["sampling"]["backend"],
+            merged_dir=lambda wc, input, output: input.merged,
+            base_dir=model_path("policy"),
+            adapter_dir=lambda wc, input, output: input.adapter,
+            cfg=config["generation"]["sampling"],
+            seed=config["seed"],
+            trust_remote_code=config["generation"]["trust_remote_code"],
+            max_lora_rank=config["generation"]["sft"]["lora_r"],
+            tensor_parallel_size=config["cluster"]["gpu"]["sample"]["gpus"],
+            max_model_len=gen_sampling.max_model_len(config["generation"]),
+        ),
+    shell:
+        GEN_ENTRY
 
 
 rule gather_samples:
@@ -125,10 +191,48 @@ rule gather_samples:
         "../scripts/gen_gather.py"
 
 
-rule annotate_golden:
+rule annotate_shard:
     input:
         samples=f"{MAIN}/data/generate/{{policy}}/{{split}}_samples.jsonl",
         model=model_input("golden"),
+    output:
+        temp(f"{MAIN}/generate/{{policy}}/rewards/{{split}}.shard{{shard}}.npz"),
+    log:
+        f"{MAIN}/logs/generate/{{policy}}/annotate_shard/{{split}}.shard{{shard}}.log",
+    benchmark:
+        f"{MAIN}/benchmarks/generate/{{policy}}/annotate_shard/{{split}}.shard{{shard}}.tsv"
+    conda:
+        GPU_ENV
+    threads: rule_resource(config, "annotate", "threads")
+    resources:
+        slurm_partition=rule_resource(config, "annotate", "slurm_partition"),
+        slurm_account=rule_resource(config, "annotate", "slurm_account"),
+        gpu=rule_resource(config, "annotate", "gpu"),
+        cpus_per_gpu=rule_resource(config, "annotate", "cpus_per_gpu"),
+        mem_mb=rule_resource(config, "annotate", "mem_mb"),
+        runtime=rule_resource(config, "annotate", "runtime"),
+    params:
+        python=GEN_PYTHON,
+        stage="annotate",
+        job=job(
+            samples_file=lambda wc, input, output: input.samples,
+            out_file=lambda wc, input, output: output[0],
+            model_path=model_path("golden"),
+            cfg=gen_golden.scoring_settings(config),
+            shard=lambda wc: int(wc.shard),
+            shards=config["generation"]["golden"]["shards"],
+            trust_remote_code=config["generation"]["trust_remote_code"],
+        ),
+    shell:
+        GEN_ENTRY
+
+
+rule annotate_golden:
+    input:
+        lambda wc: expand(
+            f"{MAIN}/generate/{wc.policy}/rewards/{wc.split}.shard{{shard}}.npz",
+            shard=range(config["generation"]["golden"]["shards"]),
+        ),
     output:
         f"{MAIN}/data/generate/{{policy}}/{{split}}_rewards.npy",
     log:
@@ -136,27 +240,55 @@ rule annotate_golden:
     benchmark:
         f"{MAIN}/benchmarks/generate/{{policy}}/annotate_golden_{{split}}.tsv"
     conda:
-        GPU_ENV
-    threads: gpu_res("cpus_per_gpu")
-    resources:
-        slurm_partition=gpu_res("partition"),
-        slurm_account=gpu_res("account"),
-        gpu=gpu_res("gpus"),
-        cpus_per_gpu=gpu_res("cpus_per_gpu"),
-        mem_mb=gpu_res("mem_mb"),
-        runtime=gpu_res("runtime"),
-    params:
-        model=model_path("golden"),
-        golden=lambda wc: config["generation"]["golden"],
-        trust_remote_code=lambda wc: config["generation"]["trust_remote_code"],
+        CPU_ENV
     script:
-        "../scripts/gen_annotate.py"
+        "../scripts/gen_gather_shards.py"
+
+
+rule embed_shard:
+    input:
+        samples=f"{MAIN}/data/generate/{{policy}}/{{split}}_samples.jsonl",
+        model=model_input("embedder"),
+    output:
+        temp(
+            f"{MAIN}/generate/{{policy}}/{{embedder}}/embeddings/{{split}}.shard{{shard}}.npz"
+        ),
+    log:
+        f"{MAIN}/logs/generate/{{policy}}/{{embedder}}/embed_shard/{{split}}.shard{{shard}}.log",
+    benchmark:
+        f"{MAIN}/benchmarks/generate/{{policy}}/{{embedder}}/embed_shard/{{split}}.shard{{shard}}.tsv"
+    conda:
+        GPU_ENV
+    threads: rule_resource(config, "embed", "threads")
+    resources:
+        slurm_partition=rule_resource(config, "embed", "slurm_partition"),
+        slurm_account=rule_resource(config, "embed", "slurm_account"),
+        gpu=rule_resource(config, "embed", "gpu"),
+        cpus_per_gpu=rule_resource(config, "embed", "cpus_per_gpu"),
+        mem_mb=rule_resource(config, "embed", "mem_mb"),
+        runtime=rule_resource(config, "embed", "runtime"),
+    params:
+        python=GEN_PYTHON,
+        stage="embed",
+        job=job(
+            samples_file=lambda wc, input, output: input.samples,
+            out_file=lambda wc, input, output: output[0],
+            model_path=model_path("embedder"),
+            cfg=lambda wc: DATA.embedding(wc.embedder),
+            shard=lambda wc: int(wc.shard),
+            shards=config["generation"]["embedding"]["shards"],
+            trust_remote_code=config["generation"]["trust_remote_code"],
+        ),
+    shell:
+        GEN_ENTRY
 
 
 rule embed_responses:
     input:
-        samples=f"{MAIN}/data/generate/{{policy}}/{{split}}_samples.jsonl",
-        model=model_input("embedder"),
+        lambda wc: expand(
+            f"{MAIN}/generate/{wc.policy}/{wc.embedder}/embeddings/{wc.split}.shard{{shard}}.npz",
+            shard=range(config["generation"]["embedding"]["shards"]),
+        ),
     output:
         f"{MAIN}/data/generate/{{policy}}/{{embedder}}/{{split}}_embeddings.npy",
     log:
@@ -164,18 +296,6 @@ rule embed_responses:
     benchmark:
         f"{MAIN}/benchmarks/generate/{{policy}}/{{embedder}}/embed_responses_{{split}}.tsv"
     conda:
-        GPU_ENV
-    threads: gpu_res("cpus_per_gpu")
-    resources:
-        slurm_partition=gpu_res("partition"),
-        slurm_account=gpu_res("account"),
-        gpu=gpu_res("gpus"),
-        cpus_per_gpu=gpu_res("cpus_per_gpu"),
-        mem_mb=gpu_res("mem_mb"),
-        runtime=gpu_res("runtime"),
-    params:
-        model=model_path("embedder"),
-        embedding=lambda wc: DATA.embedding(wc.embedder),
-        trust_remote_code=lambda wc: config["generation"]["trust_remote_code"],
+        CPU_ENV
     script:
-        "../scripts/gen_embed.py"
+        "../scripts/gen_gather_shards.py"
