@@ -1,10 +1,10 @@
 import numpy as np
 import pytest
 
-from embrm.arrays import iter_chunks, load_split
-from embrm.errors import InputError
-from embrm.importer import convert, release_paths
-from embrm.synthetic import generate
+from embrm.data.arrays import iter_chunks, load_split
+from embrm.data.importer import convert, release_paths
+from embrm.data.synthetic import generate
+from embrm.io.errors import InputError
 
 
 def test_import_round_trips_a_response_major_release(tmp_path):
@@ -16,12 +16,25 @@ def test_import_round_trips_a_response_major_release(tmp_path):
     np.save(src_r, rew)
     assert src_e.name == "EMBD_hh_gemma2b_gemma7b_train.npy"
     assert src_r.name == "REWARD_hh_ray_gemma2b_train.npy"
-    shape = convert(src_e, src_r, tmp_path / "e.npy", tmp_path / "r.npy", chunk=3)
+    shape = convert(
+        release_embeddings=src_e,
+        release_rewards=src_r,
+        embeddings=tmp_path / "e.npy",
+        rewards=tmp_path / "r.npy",
+        chunk=3,
+    )
     assert shape == (7, 4, 3)
     out_e, out_r = load_split(tmp_path / "e.npy", tmp_path / "r.npy")
     assert np.array_equal(out_e, emb.transpose(1, 0, 2))
     assert np.array_equal(out_r, rew.T)
-    convert(src_e, src_r, tmp_path / "e5.npy", tmp_path / "r5.npy", max_prompts=5, chunk=2)
+    convert(
+        release_embeddings=src_e,
+        release_rewards=src_r,
+        embeddings=tmp_path / "e5.npy",
+        rewards=tmp_path / "r5.npy",
+        max_prompts=5,
+        chunk=2,
+    )
     assert np.array_equal(np.load(tmp_path / "e5.npy"), emb.transpose(1, 0, 2)[:5])
 
 
@@ -31,7 +44,12 @@ def test_import_rejects_mismatched_release(tmp_path):
     with pytest.raises(
         InputError, match=r"e\.npy has shape \(4, 7, 3\).*r\.npy has shape \(4, 6\)"
     ):
-        convert(tmp_path / "e.npy", tmp_path / "r.npy", tmp_path / "o.npy", tmp_path / "p.npy")
+        convert(
+            release_embeddings=tmp_path / "e.npy",
+            release_rewards=tmp_path / "r.npy",
+            embeddings=tmp_path / "o.npy",
+            rewards=tmp_path / "p.npy",
+        )
 
 
 def test_shape_mismatch_names_both_files_and_shapes(tmp_path):
@@ -76,7 +94,7 @@ def test_synthetic_data_is_deterministic_and_on_a_realistic_scale(tmp_path):
             for s in ("train", "test")
             for k in ("embeddings", "rewards")
         }
-        generate(out, n_train=600, n_test=20, k_train=10, k_test=30, dim=32, seed=5)
+        generate(**out, n_train=600, n_test=20, k_train=10, k_test=30, dim=32, seed=5)
         return out
 
     a, b = make(tmp_path / "a"), make(tmp_path / "b")

@@ -2,15 +2,15 @@ import joblib
 import numpy as np
 import pytest
 
-from embrm.calibration import (
+from embrm.calibrate.isotonic import (
     calibrate_teacher,
     fit_isotonic,
     grouped_oof,
-    load_map_json,
     save_map,
     split_prompts,
 )
-from embrm.errors import InputError
+from embrm.io.errors import InputError
+from embrm.io.jsonio import read_json
 
 
 def _teacher_data(n=100, k=20, seed=0):
@@ -31,7 +31,7 @@ def test_isotonic_map_keeps_order_and_reduces_mse(tmp_path):
     assert (np.diff(pred[order]) >= 0).all()
     assert iso.predict([1e9])[0] == pytest.approx(iso.y_thresholds_[-1])  # clipped
     save_map(iso, [tmp_path / "m.joblib"], tmp_path / "m.json")
-    twin = load_map_json(tmp_path / "m.json")
+    twin = read_json(tmp_path / "m.json")
     probe = np.linspace(teacher.min() - 1, teacher.max() + 1, 101)
     assert np.allclose(np.interp(probe, twin["x"], twin["y"]), iso.predict(probe))
     assert np.allclose(joblib.load(tmp_path / "m.joblib").predict(probe), iso.predict(probe))
@@ -65,15 +65,16 @@ def test_calibrate_teacher_writes_out_of_fold_targets_only_outside_held_out(tmp_
     np.save(tmp_path / "rew.npy", golden.astype(np.float32))
     np.save(tmp_path / "emb.npy", np.zeros((100, 20, 2), np.float32))
     report = calibrate_teacher(
-        tmp_path / "scores.npy",
-        tmp_path / "emb.npy",
-        tmp_path / "rew.npy",
-        [tmp_path / "t.joblib", tmp_path / "legacy.joblib"],
-        tmp_path / "t.json",
-        tmp_path / "split.npz",
-        tmp_path / "r.json",
-        [0.6, 0.2, 0.2],
-        5,
+        test_scores=tmp_path / "scores.npy",
+        embeddings=tmp_path / "emb.npy",
+        rewards=tmp_path / "rew.npy",
+        teacher_map=tmp_path / "t.joblib",
+        legacy_map=tmp_path / "legacy.joblib",
+        map_json=tmp_path / "t.json",
+        split=tmp_path / "split.npz",
+        report=tmp_path / "r.json",
+        split_fractions=[0.6, 0.2, 0.2],
+        cv_folds=5,
         seed=0,
     )
     data = np.load(tmp_path / "split.npz")
@@ -90,15 +91,16 @@ def test_stale_scores_are_rejected_before_fitting(tmp_path):
     np.save(tmp_path / "emb.npy", np.zeros((12, 5, 2), np.float32))
     with pytest.raises(InputError, match=r"scores\.npy.*\(10, 5, 2\).*\(12, 5\)"):
         calibrate_teacher(
-            tmp_path / "scores.npy",
-            tmp_path / "emb.npy",
-            tmp_path / "rew.npy",
-            [tmp_path / "t.joblib"],
-            tmp_path / "t.json",
-            tmp_path / "s.npz",
-            tmp_path / "r.json",
-            [0.6, 0.2, 0.2],
-            5,
+            test_scores=tmp_path / "scores.npy",
+            embeddings=tmp_path / "emb.npy",
+            rewards=tmp_path / "rew.npy",
+            teacher_map=tmp_path / "t.joblib",
+            legacy_map=tmp_path / "legacy.joblib",
+            map_json=tmp_path / "t.json",
+            split=tmp_path / "s.npz",
+            report=tmp_path / "r.json",
+            split_fractions=[0.6, 0.2, 0.2],
+            cv_folds=5,
             seed=0,
         )
     assert not (tmp_path / "t.joblib").exists()

@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 import torch
 
-from embrm.errors import InputError
-from embrm.generation import golden, prompts, sampling, sft
+from embrm.generation import golden, prompts, sampling, sft, texts
 from embrm.generation.embeddings import embed_texts, load_embedder
 from embrm.generation.tiny_models import build
+from embrm.io.errors import InputError
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # everything here is local
 
@@ -69,10 +69,10 @@ def test_golden_scores_do_not_depend_on_batch_or_padding(tiny):
 
 
 def test_response_is_cut_at_the_next_human_turn():
-    assert golden.cut_response(" Sure.\n\nHuman: and more?\n\nAssistant: x") == " Sure."
-    assert golden.cut_response(" No follow-up.") == " No follow-up."
-    texts, k = golden.texts_of([{"prompt": "P:", "responses": [" a\n\nHuman: b", " c"]}])
-    assert list(texts) == ["P: a", "P: c"] and k == 2
+    assert texts.cut_response(" Sure.\n\nHuman: and more?\n\nAssistant: x") == " Sure."
+    assert texts.cut_response(" No follow-up.") == " No follow-up."
+    texts_, k = texts.texts_of([{"prompt": "P:", "responses": [" a\n\nHuman: b", " c"]}])
+    assert list(texts_) == ["P: a", "P: c"] and k == 2
 
 
 def test_vllm_backend_without_vllm_is_a_clear_error(tmp_path):
@@ -159,7 +159,7 @@ SFT_CFG = dict(
 
 
 def _sft_rows(path):
-    from embrm.jsonio import write_jsonl
+    from embrm.io.jsonio import write_jsonl
 
     rows = [
         {
@@ -209,7 +209,7 @@ def test_sft_trains_a_lora_adapter_and_a_merged_model(tiny, tmp_path):
 
 
 def test_shards_gather_back_in_prompt_order(tmp_path):
-    from embrm.jsonio import read_jsonl, write_jsonl
+    from embrm.io.jsonio import read_jsonl, write_jsonl
 
     rows = [{"id": str(i), "prompt": f"p{i}"} for i in range(7)]
     write_jsonl(tmp_path / "p.jsonl", rows)
@@ -229,7 +229,7 @@ def test_sft_is_reproducible_across_processes(tiny, tmp_path):
     import subprocess
     import sys
 
-    from embrm.jsonio import write_jsonl
+    from embrm.io.jsonio import write_jsonl
 
     rows = [
         {"id": str(i), "prompt": "\n\nHuman: hi\n\nAssistant:", "completion": " hello"}
@@ -392,7 +392,7 @@ def test_ragged_samples_are_rejected_naming_the_file_and_prompt():
         {"id": "p1", "prompt": "b", "responses": ["x"]},
     ]
     with pytest.raises(InputError, match=r"s\.jsonl: prompt p1 has a different number"):
-        golden.texts_of(rows, "s.jsonl")
+        texts.texts_of(rows, "s.jsonl")
 
 
 def test_length_sorting_tokenises_in_chunks_without_changing_lengths(tiny):

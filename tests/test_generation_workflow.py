@@ -5,7 +5,7 @@ import json
 import numpy as np
 import pytest
 
-from embrm.generation import golden
+from embrm.generation import golden, texts
 from embrm.generation.embeddings import embed_texts, load_embedder
 
 from conftest import GEN_ARRAYS as ARRAYS
@@ -44,11 +44,11 @@ def test_steps_1_to_4_write_row_aligned_canonical_arrays(generated):
         # the RM reads the raw text with the response stripped, the embedder as written
         for i, j in ((0, 0), (n - 1, k - 1), (n // 2, 1)):
             prompt, response = samples[i]["prompt"], samples[i]["responses"][j]
-            scored = golden.raw_text(prompt, response)
+            scored = texts.raw_text(prompt, response)
             alone = golden.score_texts(tok_g, rm, [scored], 1, gen["golden"]["max_length"])[0]
             assert abs(alone - rewards[i, j]) < 1e-4
             one = np.zeros((1, emb.shape[2]), np.float32)
-            text = golden.plain_text(prompt, response)
+            text = texts.plain_text(prompt, response)
             embed_texts(tok_e, embedder, [text], {**gen["embedding"], "batch_size": 1}, one)
             assert np.allclose(one[0], emb[i, j].astype(np.float32), atol=2e-2, rtol=1e-2)
     logs = tmp_path / "results/logs/generate/tiny"

@@ -17,11 +17,11 @@ import pytest
 import torch
 import yaml
 
-from embrm.errors import InputError
-from embrm.generation import checks, golden, resources, sampling, sharded
+from embrm.generation import checks, golden, resources, sampling, sharded, texts
 from embrm.generation.embeddings import embed_shard
 from embrm.generation.models import resolve_dtype
 from embrm.generation.tiny_models import build, build_llama
+from embrm.io.errors import InputError
 
 from conftest import ROOT, planned_jobs, run_snakemake, small_generation_config
 
@@ -203,7 +203,7 @@ def run_sharded(run, samples, model_dir, out_dir, cfg, shards, devices=None):
             devices=devices,
         )
     out = out_dir / f"gathered{shards}.npy"
-    sharded.gather(files, out)
+    sharded.gather(shard_files=files, out_file=out)
     return np.load(out)
 
 
@@ -235,14 +235,14 @@ def test_gather_refuses_a_missing_shard(tiny, tmp_path):
             shards=3,
         )
     with pytest.raises(InputError, match="covered 0 times"):
-        sharded.gather(files[:2], tmp_path / "out.npy")
+        sharded.gather(shard_files=files[:2], out_file=tmp_path / "out.npy")
 
 
 # ---------------------------------------------------------------------- golden-RM format
 
 
 def test_raw_format_is_prompt_plus_stripped_response_as_published():
-    assert golden.raw_text("\n\nHuman: hi\n\nAssistant:", "  Hello there. \n\nHuman: x") == (
+    assert texts.raw_text("\n\nHuman: hi\n\nAssistant:", "  Hello there. \n\nHuman: x") == (
         "\n\nHuman: hi\n\nAssistant:Hello there."
     )
 
@@ -253,7 +253,7 @@ CHAT = "{{ bos_token }}{% for m in messages %}<|{{ m['role'] }}|>{{ m['content']
 def test_chat_template_format_renders_the_dialogue_without_a_second_bos(tiny):
     tok, _ = golden.load_reward_model(str(tiny / "golden"), False)
     tok.chat_template = CHAT
-    render = golden.chat_renderer(tok)
+    render = texts.chat_renderer(tok)
     prompt = "\n\nHuman: a\n\nAssistant: b\n\nHuman: c?\n\nAssistant:"
     text = render(prompt, " d \n\nHuman: more")
     assert text == "<|user|>a\n<|assistant|>b\n<|user|>c?\n<|assistant|>d\n"
@@ -268,7 +268,7 @@ def test_golden_format_and_dtype_reach_the_scores(tiny, tmp_path):
     tok.chat_template = CHAT
     tok.save_pretrained(chat_rm)  # the template travels with the tokenizer
     rows = [json.loads(line) for line in (tiny / "samples.jsonl").open()]
-    render = golden.chat_renderer(tok)
+    render = texts.chat_renderer(tok)
     expected = [
         golden.score_texts(tok, model, [render(r["prompt"], resp)], 1, 64)[0]
         for r in rows

@@ -2,12 +2,13 @@ import numpy as np
 import pytest
 import torch
 
-from embrm.errors import InputError
-from embrm.evaluation import evaluate, score_array
-from embrm.jsonio import read_json
-from embrm.orm import load_ensemble, member_state_dict, train_ensemble
-from embrm.stacked_mlp import StackedMLP
-from embrm.training import fit
+from embrm.evaluate.evaluation import evaluate
+from embrm.io.errors import InputError
+from embrm.io.jsonio import read_json
+from embrm.rm.ensemble import load_ensemble, member_state_dict, train_ensemble
+from embrm.rm.scoring import score_array
+from embrm.rm.stacked_mlp import StackedMLP
+from embrm.rm.training import fit
 
 ORM = dict(
     n_sample=400,
@@ -31,11 +32,11 @@ EVAL = dict(bon_n=[2, 5, 10, 20], bon_subsets=20, chunk_prompts=7)
 def _train(d, **kw):
     cfg = {**ORM, **kw}
     summary = train_ensemble(
-        d / "train_embeddings.npy",
-        d / "train_rewards.npy",
-        d / "ens.ckpt",
-        d / "train.json",
-        cfg,
+        embeddings=d / "train_embeddings.npy",
+        rewards=d / "train_rewards.npy",
+        ckpt=d / "ens.ckpt",
+        summary_json=d / "train.json",
+        orm_cfg=cfg,
         seed=0,
         task="t",
     )
@@ -47,13 +48,13 @@ def test_ensemble_recovers_a_planted_linear_reward(linear_data, objective):
     d = linear_data
     summary = _train(d, objective=objective)
     res = evaluate(
-        d / "ens.ckpt",
-        d / "test_embeddings.npy",
-        d / "test_rewards.npy",
-        d / "eval.json",
-        d / "scores.npy",
-        d / "bon.png",
-        EVAL,
+        ckpt=d / "ens.ckpt",
+        embeddings=d / "test_embeddings.npy",
+        rewards=d / "test_rewards.npy",
+        results=d / "eval.json",
+        test_scores=d / "scores.npy",
+        plot=d / "bon.png",
+        eval_cfg=EVAL,
         seed=0,
     )
     # measured: pairwise accuracy 0.97 (bt) and 0.94 (clf); a random ranking gives 0.5

@@ -1,8 +1,9 @@
 import numpy as np
 import pytest
 
-from embrm.errors import InputError
-from embrm.pairs import annotate, build_pairs, candidate_columns, member_splits
+from embrm.io.errors import InputError
+from embrm.rm.ensemble import member_splits
+from embrm.rm.pairs import annotate, build_pairs, candidate_columns
 
 
 def _rewards(n=200, k=10, seed=0):
@@ -25,14 +26,14 @@ def _pairs(rew, **kw):
 
 def test_cross_prompt_never_pairs_a_prompt_with_itself():
     pairs, _ = _pairs(_rewards())
-    pa, pb = pairs.prompts()
+    pa, pb = pairs.first // pairs.k, pairs.second // pairs.k
     assert len(pairs) > 500
     assert (pa != pb).all()
 
 
 def test_within_prompt_pairs_distinct_responses_of_one_prompt():
     pairs, _ = _pairs(_rewards(), comparison="within_prompt")
-    pa, pb = pairs.prompts()
+    pa, pb = pairs.first // pairs.k, pairs.second // pairs.k
     assert (pa == pb).all()
     assert (pairs.first != pairs.second).all()
 

@@ -1,7 +1,7 @@
 """The SLURM profile against a real single-node cluster (tests/slurm/cluster.sh).
 
 The project's workflow runs through `--profile profiles/slurm --profile
-profiles/slurm-local`: the rules not in `localrules` (the GPU stages) must reach
+profiles/slurm-local`: the rules without `localrule: True` (the GPU stages) must reach
 sbatch with the `gpu` partition and a GPU request taken from config.yaml's `cluster:`
 section, every other rule must run on the submit host, the artifacts must equal those
 of a plain local run, and a job failing inside SLURM must fail the run with a clear
@@ -234,7 +234,7 @@ def test_dry_run_shows_which_jobs_go_to_slurm(dry_run):
             assert "slurm_account" not in res, (rule, res)
         else:
             assert "gpu" not in res and "cpus_per_gpu" not in res, (rule, res)
-    assert dry_run["local_rules"], "every rule would be submitted; CPU rules belong in localrules"
+    assert dry_run["local_rules"], "every rule would be submitted; CPU rules need `localrule: True`"
 
 
 def test_cluster_section_of_config_drives_gpu_requests(tmp_path):

@@ -8,13 +8,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from embrm.data_layout import DataVariants, data_path
-from embrm.errors import InputError
-from embrm.importer import release_paths
-from embrm.report_figures import reliability
-from embrm.studies import EXPERIMENT, expand, point_config, study_points
-from embrm.study_table import aggregate, summarise
-from embrm.workflow_config import with_overrides
+from embrm.data.importer import release_paths
+from embrm.data.layout import DataVariants, data_path
+from embrm.evaluate.metrics import reliability
+from embrm.io.errors import InputError
+from embrm.workflow.config import with_overrides
+from embrm.workflow.studies import EXPERIMENT, expand, point_config, study_points
+from embrm.workflow.study_table import aggregate, summarise
 
 from conftest import planned_jobs, run_snakemake, small_config, small_generation_config
 
@@ -76,7 +76,9 @@ def test_study_table_names_experiments_and_groups_list_values(tmp_path):
         (folder / "validation_results.json").write_text(json.dumps({"variants": variants}))
         points[str(folder)] = {EXPERIMENT: name, "distill.hidden_sizes": hidden, "seed": seed}
     out = [tmp_path / f for f in ("t.csv", "t.md", "s.md", "p.png")]
-    table = aggregate("demo", points, *out)
+    table = aggregate(
+        study="demo", points=points, table=out[0], markdown=out[1], summary=out[2], plot=out[3]
+    )
     assert list(table[EXPERIMENT]) == ["a", "a", "b", "b"]
     assert table["distill.hidden_sizes"].tolist() == ["[8]", "[8]", "[16]", "[16]"]
     summary = (tmp_path / "s.md").read_text()

@@ -1,16 +1,9 @@
 """Step 7 (isotonic calibration, distillation) and step 8 (validation of four variants)."""
 
 
-localrules:
-    calibrate_teacher,
-    distill_student,
-    calibrate_student,
-    validate_variants,
-
-
 rule calibrate_teacher:
     input:
-        scores="{exp}/eval/test_scores.npy",
+        test_scores=rules.evaluate_orm.output.test_scores,
         embeddings=data_file("embeddings", "test"),
         rewards=data_file("rewards", "test"),
     output:
@@ -23,11 +16,12 @@ rule calibrate_teacher:
         "{exp}/logs/calibrate_teacher.log",
     benchmark:
         "{exp}/benchmarks/calibrate_teacher.tsv"
+    localrule: True
     conda:
         CPU_ENV
     params:
         # only the keys this step reads: a student hyperparameter must not refit the map
-        split=lambda wc: cfg(wc)["distill"]["split"],
+        split_fractions=lambda wc: cfg(wc)["distill"]["split"],
         cv_folds=lambda wc: cfg(wc)["distill"]["cv_folds"],
         seed=lambda wc: cfg(wc)["seed"],
     script:
@@ -38,7 +32,7 @@ rule distill_student:
     input:
         embeddings=data_file("embeddings", "test"),
         rewards=data_file("rewards", "test"),
-        split="{exp}/calibration/split.npz",
+        split=rules.calibrate_teacher.output.split,
     output:
         ckpt="{exp}/distilled_rm_{task}_{objective}.ckpt",
         scores="{exp}/calibration/student_scores_{task}_{objective}.npy",
@@ -47,13 +41,14 @@ rule distill_student:
         "{exp}/logs/distill_student_{task}_{objective}.log",
     benchmark:
         "{exp}/benchmarks/distill_student_{task}_{objective}.tsv"
+    localrule: True
     conda:
         CPU_ENV
-    threads: ALL_CORES
+    threads: workflow.cores
     params:
-        distill=lambda wc: wcfg.check_student_name(cfg(wc), wc.task, wc.objective)[
-            "distill"
-        ],
+        distill_cfg=lambda wc: experiments.check_student_name(
+            cfg(wc), wc.task, wc.objective
+        )["distill"],
         seed=lambda wc: cfg(wc)["seed"],
         chunk_prompts=lambda wc: cfg(wc)["evaluation"]["chunk_prompts"],
         precision=lambda wc: cfg(wc)["precision"],
@@ -63,24 +58,25 @@ rule distill_student:
 
 rule calibrate_student:
     input:
-        scores=student_file("scores"),
-        stats=student_file("stats"),
+        student_scores=student_file("scores"),
+        student_stats=student_file("stats"),
         embeddings=data_file("embeddings", "test"),
         rewards=data_file("rewards", "test"),
-        split="{exp}/calibration/split.npz",
-        teacher_report="{exp}/calibration/teacher_calibration.json",
+        split=rules.calibrate_teacher.output.split,
+        teacher_report=rules.calibrate_teacher.output.report,
     output:
         student_map="{exp}/isotonic_student_map.joblib",
         map_json="{exp}/isotonic_student_map.json",
-        config="{exp}/distillation_config.json",
+        distillation_config="{exp}/distillation_config.json",
     log:
         "{exp}/logs/calibrate_student.log",
     benchmark:
         "{exp}/benchmarks/calibrate_student.tsv"
+    localrule: True
     conda:
         CPU_ENV
     params:
-        distill=lambda wc: cfg(wc)["distill"],
+        distill_cfg=lambda wc: cfg(wc)["distill"],
         seed=lambda wc: cfg(wc)["seed"],
         precision=lambda wc: cfg(wc)["precision"],
     script:
@@ -89,12 +85,12 @@ rule calibrate_student:
 
 rule validate_variants:
     input:
-        split="{exp}/calibration/split.npz",
+        split=rules.calibrate_teacher.output.split,
         student_scores=student_file("scores"),
         embeddings=data_file("embeddings", "test"),
         rewards=data_file("rewards", "test"),
-        teacher_map="{exp}/isotonic_teacher_map.joblib",
-        student_map="{exp}/isotonic_student_map.joblib",
+        teacher_map=rules.calibrate_teacher.output.teacher_map,
+        student_map=rules.calibrate_student.output.student_map,
     output:
         results="{exp}/validation_results.json",
         plot=report(
@@ -106,6 +102,7 @@ rule validate_variants:
         "{exp}/logs/validate_variants.log",
     benchmark:
         "{exp}/benchmarks/validate_variants.tsv"
+    localrule: True
     conda:
         CPU_ENV
     script:

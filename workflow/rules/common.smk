@@ -1,14 +1,18 @@
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
-from embrm import workflow_config as wcfg
-from embrm import data_layout, studies
+from embrm.data import layout as data_layout
+from embrm.data.importer import release_files
 from embrm.generation import checks as gen_checks
 from embrm.generation import models as gen_models
+from embrm.generation.resources import rule_resource, rule_resources
+from embrm.workflow import experiments, studies
+from embrm.workflow.config import check_config
+from embrm.workflow.paths import EXP_PATTERN, RESULTS
 
 SCHEMA = "../schemas/config.schema.yaml"
 validate(config, SCHEMA)
-wcfg.check_config(config)
+check_config(config)
 gen_checks.check_generation(config)
 POINT_CONFIGS = studies.all_point_configs(config)
 for _exp, _point in POINT_CONFIGS.items():
@@ -19,17 +23,14 @@ for _exp, _point in POINT_CONFIGS.items():
 # the data-side settings behind every data folder the main run and the studies use
 DATA = data_layout.DataVariants(config, list(POINT_CONFIGS.values()))
 
-MAIN = "results"
-STUDY_INPUTS = ("eval_results.json", "validation_results.json")
+# the main run's experiment folder; study points live under it (embrm.workflow.paths)
+MAIN = RESULTS
 CPU_ENV = "../../envs/cpu.yaml"
 GPU_ENV = "../../envs/gpu.yaml"
-# Snakemake exports OMP/MKL_NUM_THREADS=threads to every job (default 1):
-# the torch-heavy rules ask for all cores, capped by --cores.
-ALL_CORES = 1024
 
 
 wildcard_constraints:
-    exp=wcfg.EXP_PATTERN,
+    exp=EXP_PATTERN,
     task="[A-Za-z0-9_-]+",
     objective="bt|clf",
     split="train|test",
@@ -39,7 +40,7 @@ wildcard_constraints:
 
 def cfg(wildcards):
     """The effective config of one experiment folder (main run or study point)."""
-    return wcfg.exp_config(config, wildcards.exp, POINT_CONFIGS)
+    return experiments.exp_config(config, wildcards.exp, POINT_CONFIGS)
 
 
 def data_file(kind, split):
@@ -48,14 +49,23 @@ def data_file(kind, split):
 
 
 def student_file(kind):
-    """Input function: the student artifact named after the experiment's task/objective."""
-    ext = {"scores": "npy", "stats": "json"}[kind]
+    """Input function: distill_student's output ``kind`` for the experiment's task and
+    objective (the rule's `output:` is the only place that names the student's files).
+    """
 
     def path(wc):
         c = cfg(wc)
-        return f"{wc.exp}/calibration/student_{kind}_{c['task']}_{c['orm']['objective']}.{ext}"
+        pattern = getattr(rules.distill_student.output, kind)
+        return pattern.format(
+            exp=wc.exp, task=c["task"], objective=c["orm"]["objective"]
+        )
 
     return path
+
+
+def outputs_of(rule, exp):
+    """Every output of a step 5-8 rule for one experiment folder."""
+    return [path.format(exp=exp) for path in rule.output]
 
 
 def stage_model(role, wc):
@@ -90,6 +100,16 @@ def sft_deepspeed():
     )
 
 
-def final_targets(exp):
-    c = wcfg.exp_config(config, exp, POINT_CONFIGS)
-    return [f"{exp}/{name}" for name in wcfg.final_artifacts(c)]
+def gpu_threads(stage):
+    """A GPU rule's `threads:`: every CPU its job asks for (cluster.gpu.<stage>)."""
+    return rule_resource(config, stage, "threads")
+
+
+def gpu_resources(stage):
+    """A GPU rule's `resources:` (cluster.gpu.<stage>, see embrm.generation.resources):
+    partition -> slurm_partition (sbatch -p), account -> slurm_account (-A), gpus -> gpu
+    (--gpus), cpus_per_gpu (--cpus-per-gpu), mem_mb (--mem: gpus x mem_mb_per_gpu) and
+    runtime (-t: start-up plus the job's data size over its throughput); mem_mb and
+    runtime grow with the attempt. Local runs accept them and constrain nothing by them.
+    """
+    return rule_resources(config, stage)

@@ -1,21 +1,20 @@
 """Canonical data arrays from the synthetic generator or the published release."""
 
 
-localrules:
-    synthetic_data,
-    import_release,
-
-
 rule synthetic_data:
     output:
-        train_embeddings=f"{MAIN}/data/synthetic/train_embeddings.npy",
-        train_rewards=f"{MAIN}/data/synthetic/train_rewards.npy",
-        test_embeddings=f"{MAIN}/data/synthetic/test_embeddings.npy",
-        test_rewards=f"{MAIN}/data/synthetic/test_rewards.npy",
+        **{
+            f"{split}_{kind}": data_layout.file_pattern("synthetic", kind).format(
+                split=split
+            )
+            for split in ("train", "test")
+            for kind in ("embeddings", "rewards")
+        },
     log:
         f"{MAIN}/logs/synthetic_data.log",
     benchmark:
         f"{MAIN}/benchmarks/synthetic_data.tsv"
+    localrule: True
     conda:
         CPU_ENV
     params:
@@ -26,14 +25,15 @@ rule synthetic_data:
 
 rule import_release:
     input:
-        release=lambda wc: wcfg.release_files(DATA.release(wc.tag), wc.split),
+        release=lambda wc: release_files(DATA.release(wc.tag), wc.split),
     output:
-        embeddings=f"{MAIN}/data/import/{{tag}}/{{split}}_embeddings.npy",
-        rewards=f"{MAIN}/data/import/{{tag}}/{{split}}_rewards.npy",
+        embeddings=data_layout.file_pattern("import", "embeddings"),
+        rewards=data_layout.file_pattern("import", "rewards"),
     log:
         f"{MAIN}/logs/import_release/{{tag}}_{{split}}.log",
     benchmark:
         f"{MAIN}/benchmarks/import_release/{{tag}}_{{split}}.tsv"
+    localrule: True
     conda:
         CPU_ENV
     params:

@@ -1,9 +1,11 @@
 """Steps 1-4: tiny models, prompts, LoRA SFT, sampling shards, golden rewards, embeddings.
 
-The GPU stages run `python -m embrm.generation.entry STAGE JOB` (a guarded __main__, so
-vLLM's and the scoring workers' spawned processes start cleanly); JOB is the JSON of
-the stage function's keyword arguments. Their SLURM requests come from
-cluster.gpu.<stage> through embrm.generation.resources.
+The GPU stages (sft, sample_shard, annotate_shard, embed_shard) run
+`python -m embrm.generation.entry STAGE JOB` (a guarded __main__, so vLLM's and the
+scoring workers' spawned processes start cleanly); JOB is the JSON of the stage
+function's keyword arguments. Their threads and SLURM requests come from
+cluster.gpu.<stage> through gpu_threads/gpu_resources (common.smk). The other rules
+run a `script:` named after the rule, on the submit host.
 """
 
 import sys
@@ -13,7 +15,6 @@ from snakemake_interface_executor_plugins.settings import DeploymentMethod
 from embrm.generation import golden as gen_golden
 from embrm.generation import sampling as gen_sampling
 from embrm.generation.entry import job
-from embrm.generation.resources import rule_resource
 
 # the GPU stages' interpreter: the rule's conda environment under --sdm conda (as a
 # `script:` would use), else the one running snakemake
@@ -25,15 +26,6 @@ GEN_PYTHON = (
 GEN_ENTRY = "{params.python:q} -m embrm.generation.entry {params.stage} {params.job:q} > {log:q} 2>&1"
 
 
-localrules:
-    build_tiny_models,
-    build_tiny_llama,
-    prepare_prompts,
-    gather_samples,
-    annotate_golden,
-    embed_responses,
-
-
 rule build_tiny_models:
     output:
         policy=directory(gen_models.TINY_POLICY),
@@ -42,13 +34,14 @@ rule build_tiny_models:
         f"{MAIN}/logs/build_tiny_models.log",
     benchmark:
         f"{MAIN}/benchmarks/build_tiny_models.tsv"
+    localrule: True
     conda:
         CPU_ENV
     params:
         tiny=lambda wc: config["generation"]["tiny"],
         seed=lambda wc: config["seed"],
     script:
-        "../scripts/gen_tiny_models.py"
+        "../scripts/build_tiny_models.py"
 
 
 rule build_tiny_llama:
@@ -58,24 +51,26 @@ rule build_tiny_llama:
         f"{MAIN}/logs/build_tiny_llama.log",
     benchmark:
         f"{MAIN}/benchmarks/build_tiny_llama.tsv"
+    localrule: True
     conda:
         CPU_ENV
     params:
         tiny=lambda wc: config["generation"]["tiny"],
         seed=lambda wc: config["seed"],
     script:
-        "../scripts/gen_tiny_llama.py"
+        "../scripts/build_tiny_llama.py"
 
 
 rule prepare_prompts:
     input:
         tokenizer=model_input("policy"),
     output:
-        f"{MAIN}/generate/{{policy}}/prompts/{{split}}.jsonl",
+        prompts=f"{MAIN}/generate/{{policy}}/prompts/{{split}}.jsonl",
     log:
         f"{MAIN}/logs/generate/{{policy}}/prepare_prompts_{{split}}.log",
     benchmark:
         f"{MAIN}/benchmarks/generate/{{policy}}/prepare_prompts_{{split}}.tsv"
+    localrule: True
     conda:
         CPU_ENV
     params:
@@ -83,12 +78,14 @@ rule prepare_prompts:
         tokenizer=model_path("policy"),
         trust_remote_code=lambda wc: config["generation"]["trust_remote_code"],
     script:
-        "../scripts/gen_prompts.py"
+        "../scripts/prepare_prompts.py"
 
 
 rule sft:
     input:
-        prompts=f"{MAIN}/generate/{{policy}}/prompts/train.jsonl",
+        prompts=lambda wc: rules.prepare_prompts.output.prompts.format(
+            policy=wc.policy, split="train"
+        ),
         base=model_input("policy"),
         deepspeed=lambda wc: sft_deepspeed() or [],
     output:
@@ -100,14 +97,9 @@ rule sft:
         f"{MAIN}/benchmarks/generate/{{policy}}/sft.tsv"
     conda:
         GPU_ENV
-    threads: rule_resource(config, "sft", "threads")
+    threads: gpu_threads("sft")
     resources:
-        slurm_partition=rule_resource(config, "sft", "slurm_partition"),
-        slurm_account=rule_resource(config, "sft", "slurm_account"),
-        gpu=rule_resource(config, "sft", "gpu"),
-        cpus_per_gpu=rule_resource(config, "sft", "cpus_per_gpu"),
-        mem_mb=rule_resource(config, "sft", "mem_mb"),
-        runtime=rule_resource(config, "sft", "runtime"),
+        **gpu_resources("sft"),
     params:
         python=GEN_PYTHON,
         stage="sft",
@@ -129,31 +121,26 @@ rule sft:
 
 rule sample_shard:
     input:
-        prompts=f"{MAIN}/generate/{{policy}}/prompts/{{split}}.jsonl",
-        adapter=f"{MAIN}/generate/{{policy}}/sft/adapter",
-        merged=f"{MAIN}/generate/{{policy}}/sft/merged",
+        prompts=rules.prepare_prompts.output.prompts,
+        adapter=rules.sft.output.adapter,
+        merged=rules.sft.output.merged,
     output:
-        f"{MAIN}/generate/{{policy}}/samples/{{split}}.shard{{shard}}.jsonl",
+        shard=f"{MAIN}/generate/{{policy}}/samples/{{split}}.shard{{shard}}.jsonl",
     log:
         f"{MAIN}/logs/generate/{{policy}}/sample_shard/{{split}}.shard{{shard}}.log",
     benchmark:
         f"{MAIN}/benchmarks/generate/{{policy}}/sample_shard/{{split}}.shard{{shard}}.tsv"
     conda:
         GPU_ENV
-    threads: rule_resource(config, "sample", "threads")
+    threads: gpu_threads("sample")
     resources:
-        slurm_partition=rule_resource(config, "sample", "slurm_partition"),
-        slurm_account=rule_resource(config, "sample", "slurm_account"),
-        gpu=rule_resource(config, "sample", "gpu"),
-        cpus_per_gpu=rule_resource(config, "sample", "cpus_per_gpu"),
-        mem_mb=rule_resource(config, "sample", "mem_mb"),
-        runtime=rule_resource(config, "sample", "runtime"),
+        **gpu_resources("sample"),
     params:
         python=GEN_PYTHON,
         stage="sample",
         job=job(
             prompts_file=lambda wc, input, output: input.prompts,
-            out_file=lambda wc, input, output: output[0],
+            out_file=lambda wc, input, output: output.shard,
             shard=lambda wc: int(wc.shard),
             shards=config["generation"]["sampling"]["shards"],
             k=lambda wc: config["generation"]["sampling"][f"k_{wc.split}"],
@@ -174,49 +161,47 @@ rule sample_shard:
 
 rule gather_samples:
     input:
-        prompts=f"{MAIN}/generate/{{policy}}/prompts/{{split}}.jsonl",
+        prompts=rules.prepare_prompts.output.prompts,
         shards=lambda wc: expand(
-            f"{MAIN}/generate/{wc.policy}/samples/{wc.split}.shard{{shard}}.jsonl",
+            rules.sample_shard.output.shard,
+            policy=wc.policy,
+            split=wc.split,
             shard=range(config["generation"]["sampling"]["shards"]),
         ),
     output:
-        f"{MAIN}/data/generate/{{policy}}/{{split}}_samples.jsonl",
+        samples=data_layout.file_pattern("generate", "samples"),
     log:
         f"{MAIN}/logs/generate/{{policy}}/gather_samples_{{split}}.log",
     benchmark:
         f"{MAIN}/benchmarks/generate/{{policy}}/gather_samples_{{split}}.tsv"
+    localrule: True
     conda:
         CPU_ENV
     script:
-        "../scripts/gen_gather.py"
+        "../scripts/gather_samples.py"
 
 
 rule annotate_shard:
     input:
-        samples=f"{MAIN}/data/generate/{{policy}}/{{split}}_samples.jsonl",
+        samples=rules.gather_samples.output.samples,
         model=model_input("golden"),
     output:
-        temp(f"{MAIN}/generate/{{policy}}/rewards/{{split}}.shard{{shard}}.npz"),
+        shard=temp(f"{MAIN}/generate/{{policy}}/rewards/{{split}}.shard{{shard}}.npz"),
     log:
         f"{MAIN}/logs/generate/{{policy}}/annotate_shard/{{split}}.shard{{shard}}.log",
     benchmark:
         f"{MAIN}/benchmarks/generate/{{policy}}/annotate_shard/{{split}}.shard{{shard}}.tsv"
     conda:
         GPU_ENV
-    threads: rule_resource(config, "annotate", "threads")
+    threads: gpu_threads("annotate")
     resources:
-        slurm_partition=rule_resource(config, "annotate", "slurm_partition"),
-        slurm_account=rule_resource(config, "annotate", "slurm_account"),
-        gpu=rule_resource(config, "annotate", "gpu"),
-        cpus_per_gpu=rule_resource(config, "annotate", "cpus_per_gpu"),
-        mem_mb=rule_resource(config, "annotate", "mem_mb"),
-        runtime=rule_resource(config, "annotate", "runtime"),
+        **gpu_resources("annotate"),
     params:
         python=GEN_PYTHON,
         stage="annotate",
         job=job(
             samples_file=lambda wc, input, output: input.samples,
-            out_file=lambda wc, input, output: output[0],
+            out_file=lambda wc, input, output: output.shard,
             model_path=model_path("golden"),
             cfg=gen_golden.scoring_settings(config),
             shard=lambda wc: int(wc.shard),
@@ -229,28 +214,31 @@ rule annotate_shard:
 
 rule annotate_golden:
     input:
-        lambda wc: expand(
-            f"{MAIN}/generate/{wc.policy}/rewards/{wc.split}.shard{{shard}}.npz",
+        shards=lambda wc: expand(
+            rules.annotate_shard.output.shard,
+            policy=wc.policy,
+            split=wc.split,
             shard=range(config["generation"]["golden"]["shards"]),
         ),
     output:
-        f"{MAIN}/data/generate/{{policy}}/{{split}}_rewards.npy",
+        rewards=data_layout.file_pattern("generate", "rewards"),
     log:
         f"{MAIN}/logs/generate/{{policy}}/annotate_golden_{{split}}.log",
     benchmark:
         f"{MAIN}/benchmarks/generate/{{policy}}/annotate_golden_{{split}}.tsv"
+    localrule: True
     conda:
         CPU_ENV
     script:
-        "../scripts/gen_gather_shards.py"
+        "../scripts/annotate_golden.py"
 
 
 rule embed_shard:
     input:
-        samples=f"{MAIN}/data/generate/{{policy}}/{{split}}_samples.jsonl",
+        samples=rules.gather_samples.output.samples,
         model=model_input("embedder"),
     output:
-        temp(
+        shard=temp(
             f"{MAIN}/generate/{{policy}}/{{embedder}}/embeddings/{{split}}.shard{{shard}}.npz"
         ),
     log:
@@ -259,20 +247,15 @@ rule embed_shard:
         f"{MAIN}/benchmarks/generate/{{policy}}/{{embedder}}/embed_shard/{{split}}.shard{{shard}}.tsv"
     conda:
         GPU_ENV
-    threads: rule_resource(config, "embed", "threads")
+    threads: gpu_threads("embed")
     resources:
-        slurm_partition=rule_resource(config, "embed", "slurm_partition"),
-        slurm_account=rule_resource(config, "embed", "slurm_account"),
-        gpu=rule_resource(config, "embed", "gpu"),
-        cpus_per_gpu=rule_resource(config, "embed", "cpus_per_gpu"),
-        mem_mb=rule_resource(config, "embed", "mem_mb"),
-        runtime=rule_resource(config, "embed", "runtime"),
+        **gpu_resources("embed"),
     params:
         python=GEN_PYTHON,
         stage="embed",
         job=job(
             samples_file=lambda wc, input, output: input.samples,
-            out_file=lambda wc, input, output: output[0],
+            out_file=lambda wc, input, output: output.shard,
             model_path=model_path("embedder"),
             cfg=lambda wc: DATA.embedding(wc.embedder),
             shard=lambda wc: int(wc.shard),
@@ -285,17 +268,21 @@ rule embed_shard:
 
 rule embed_responses:
     input:
-        lambda wc: expand(
-            f"{MAIN}/generate/{wc.policy}/{wc.embedder}/embeddings/{wc.split}.shard{{shard}}.npz",
+        shards=lambda wc: expand(
+            rules.embed_shard.output.shard,
+            policy=wc.policy,
+            embedder=wc.embedder,
+            split=wc.split,
             shard=range(config["generation"]["embedding"]["shards"]),
         ),
     output:
-        f"{MAIN}/data/generate/{{policy}}/{{embedder}}/{{split}}_embeddings.npy",
+        embeddings=data_layout.file_pattern("generate", "embeddings"),
     log:
         f"{MAIN}/logs/generate/{{policy}}/{{embedder}}/embed_responses_{{split}}.log",
     benchmark:
         f"{MAIN}/benchmarks/generate/{{policy}}/{{embedder}}/embed_responses_{{split}}.tsv"
+    localrule: True
     conda:
         CPU_ENV
     script:
-        "../scripts/gen_gather_shards.py"
+        "../scripts/embed_responses.py"

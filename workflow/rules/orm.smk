@@ -1,27 +1,24 @@
 """Step 5 (ORM ensemble training) and step 6 (evaluation on the test split)."""
 
 
-localrules:
-    train_orm,
-    evaluate_orm,
-
-
 rule train_orm:
     input:
         embeddings=data_file("embeddings", "train"),
         rewards=data_file("rewards", "train"),
     output:
         ckpt="{exp}/orm/ensemble.ckpt",
-        summary="{exp}/orm/training.json",
+        summary_json="{exp}/orm/training.json",
     log:
         "{exp}/logs/train_orm.log",
     benchmark:
         "{exp}/benchmarks/train_orm.tsv"
+    localrule: True
     conda:
         CPU_ENV
-    threads: ALL_CORES
+    # Snakemake exports OMP/MKL_NUM_THREADS=threads to every job (default 1)
+    threads: workflow.cores
     params:
-        orm=lambda wc: cfg(wc)["orm"],
+        orm_cfg=lambda wc: cfg(wc)["orm"],
         seed=lambda wc: cfg(wc)["seed"],
         task=lambda wc: cfg(wc)["task"],
         precision=lambda wc: cfg(wc)["precision"],
@@ -31,12 +28,12 @@ rule train_orm:
 
 rule evaluate_orm:
     input:
-        ckpt="{exp}/orm/ensemble.ckpt",
+        ckpt=rules.train_orm.output.ckpt,
         embeddings=data_file("embeddings", "test"),
         rewards=data_file("rewards", "test"),
     output:
         results="{exp}/eval_results.json",
-        scores="{exp}/eval/test_scores.npy",
+        test_scores="{exp}/eval/test_scores.npy",
         plot=report(
             "{exp}/bon_curve.png",
             caption="../report/bon_curve.rst",
@@ -46,11 +43,12 @@ rule evaluate_orm:
         "{exp}/logs/evaluate_orm.log",
     benchmark:
         "{exp}/benchmarks/evaluate_orm.tsv"
+    localrule: True
     conda:
         CPU_ENV
-    threads: ALL_CORES
+    threads: workflow.cores
     params:
-        evaluation=lambda wc: cfg(wc)["evaluation"],
+        eval_cfg=lambda wc: cfg(wc)["evaluation"],
         seed=lambda wc: cfg(wc)["seed"],
         precision=lambda wc: cfg(wc)["precision"],
     script:

@@ -1,15 +1,12 @@
 """Figures that only the report needs: reliability, margins, runtimes, the run's config."""
 
 
-localrules:
-    report_figures,
-
-
 rule report_figures:
     input:
-        scores="{exp}/eval/test_scores.npy",
+        test_scores=rules.evaluate_orm.output.test_scores,
         rewards=data_file("rewards", "test"),
-        done="{exp}/validation_results.json",
+        # last step of the experiment: every benchmark the runtime table reads is written
+        done=rules.validate_variants.output.results,
     output:
         reliability=report(
             "{exp}/report/reliability.png",
@@ -34,9 +31,11 @@ rule report_figures:
         "{exp}/logs/report_figures.log",
     benchmark:
         "{exp}/benchmarks/report_figures.tsv"
+    localrule: True
     conda:
         CPU_ENV
     params:
         config=lambda wc: cfg(wc),
+        benchmarks=lambda wc: f"{wc.exp}/benchmarks",
     script:
         "../scripts/report_figures.py"

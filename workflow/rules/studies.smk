@@ -1,6 +1,11 @@
 """Studies: one target per study (`snakemake study_<name>`) and `all_studies`."""
 
 STUDIES = studies.expand(config)
+# what a study table reads from each point: step-6 and step-8 metrics
+STUDY_INPUTS = (
+    rules.evaluate_orm.output.results,
+    rules.validate_variants.output.results,
+)
 
 
 for _study, _points in STUDIES.items():
@@ -9,7 +14,7 @@ for _study, _points in STUDIES.items():
         name:
             f"study_{_study}"
         input:
-            [f"{exp}/{f}" for exp in _points for f in STUDY_INPUTS],
+            [f.format(exp=exp) for exp in _points for f in STUDY_INPUTS],
         output:
             table=f"{studies.STUDY_ROOT}/{_study}/table.csv",
             markdown=f"{studies.STUDY_ROOT}/{_study}/table.md",
@@ -31,10 +36,10 @@ for _study, _points in STUDIES.items():
             study=_study,
             points=_points,
         script:
-            "../scripts/study_aggregate.py"
+            "../scripts/study.py"
 
 
 rule all_studies:
     input:
-        [f"{studies.STUDY_ROOT}/{s}/summary.md" for s in STUDIES],
+        [getattr(rules, f"study_{s}").output.summary for s in STUDIES],
     localrule: True

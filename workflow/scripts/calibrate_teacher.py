@@ -1,18 +1,19 @@
-from embrm.calibration import calibrate_teacher
-from embrm.rule_io import run
+from embrm.calibrate.isotonic import calibrate_teacher
+from embrm.workflow.rule_io import run
 
-o = snakemake.output
+i, o, p = snakemake.input, snakemake.output, snakemake.params
 run(
     snakemake,
     calibrate_teacher,
-    snakemake.input.scores,
-    snakemake.input.embeddings,
-    snakemake.input.rewards,
-    [o.teacher_map, o.legacy_map],
-    o.map_json,
-    o.split,
-    o.report,
-    snakemake.params.split,
-    snakemake.params.cv_folds,
-    seed=snakemake.params.seed,
+    test_scores=i.test_scores,
+    embeddings=i.embeddings,
+    rewards=i.rewards,
+    teacher_map=o.teacher_map,
+    legacy_map=o.legacy_map,
+    map_json=o.map_json,
+    split=o.split,
+    report=o.report,
+    split_fractions=p.split_fractions,
+    cv_folds=p.cv_folds,
+    seed=p.seed,
 )

@@ -1,17 +1,17 @@
-from embrm.distill import train_student
-from embrm.rule_io import run
+from embrm.calibrate.distill import train_student
+from embrm.workflow.rule_io import run
 
-p = snakemake.params
+i, o, p = snakemake.input, snakemake.output, snakemake.params
 run(
     snakemake,
     train_student,
-    snakemake.input.embeddings,
-    snakemake.input.rewards,
-    snakemake.input.split,
-    snakemake.output.ckpt,
-    snakemake.output.scores,
-    snakemake.output.stats,
-    p.distill,
+    embeddings=i.embeddings,
+    rewards=i.rewards,
+    split=i.split,
+    ckpt=o.ckpt,
+    scores=o.scores,
+    stats=o.stats,
+    distill_cfg=p.distill_cfg,
     seed=p.seed,
     chunk_prompts=p.chunk_prompts,
     precision=p.precision,

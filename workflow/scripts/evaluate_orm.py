@@ -1,17 +1,17 @@
-from embrm.evaluation import evaluate
-from embrm.rule_io import run
+from embrm.evaluate.evaluation import evaluate
+from embrm.workflow.rule_io import run
 
-p = snakemake.params
+i, o, p = snakemake.input, snakemake.output, snakemake.params
 run(
     snakemake,
     evaluate,
-    snakemake.input.ckpt,
-    snakemake.input.embeddings,
-    snakemake.input.rewards,
-    snakemake.output.results,
-    snakemake.output.scores,
-    snakemake.output.plot,
-    p.evaluation,
+    ckpt=i.ckpt,
+    embeddings=i.embeddings,
+    rewards=i.rewards,
+    results=o.results,
+    test_scores=o.test_scores,
+    plot=o.plot,
+    eval_cfg=p.eval_cfg,
     seed=p.seed,
     precision=p.precision,
 )

@@ -1,15 +1,18 @@
-from pathlib import Path
+from embrm.evaluate import report_figures as rf
+from embrm.workflow.rule_io import run
 
-from embrm import report_figures as rf
-from embrm.rule_io import run
-
-i, o = snakemake.input, snakemake.output
+i, o, p = snakemake.input, snakemake.output, snakemake.params
 
 
 def make():
-    rf.plot_reliability_and_margins(i.scores, i.rewards, o.reliability, o.margins)
-    rf.runtime_table(Path(i.done).parent / "benchmarks", o.runtimes_csv, o.runtimes)
-    rf.write_config(snakemake.params.config, o.config)
+    rf.plot_reliability_and_margins(
+        test_scores=i.test_scores,
+        rewards=i.rewards,
+        reliability_plot=o.reliability,
+        margins_plot=o.margins,
+    )
+    rf.runtime_table(benchmarks=p.benchmarks, runtimes_csv=o.runtimes_csv, runtimes_plot=o.runtimes)
+    rf.write_config(p.config, o.config)
 
 
 run(snakemake, make)

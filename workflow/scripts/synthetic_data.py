@@ -1,4 +1,4 @@
-from embrm.rule_io import run
-from embrm.synthetic import generate
+from embrm.data.synthetic import generate
+from embrm.workflow.rule_io import run
 
-run(snakemake, generate, dict(snakemake.output), **snakemake.params.synthetic)
+run(snakemake, generate, **dict(snakemake.output.items()), **snakemake.params.synthetic)

@@ -1,15 +1,15 @@
-from embrm.orm import train_ensemble
-from embrm.rule_io import run
+from embrm.rm.ensemble import train_ensemble
+from embrm.workflow.rule_io import run
 
-p = snakemake.params
+i, o, p = snakemake.input, snakemake.output, snakemake.params
 run(
     snakemake,
     train_ensemble,
-    snakemake.input.embeddings,
-    snakemake.input.rewards,
-    snakemake.output.ckpt,
-    snakemake.output.summary,
-    p.orm,
+    embeddings=i.embeddings,
+    rewards=i.rewards,
+    ckpt=o.ckpt,
+    summary_json=o.summary_json,
+    orm_cfg=p.orm_cfg,
     seed=p.seed,
     task=p.task,
     precision=p.precision,

@@ -1,16 +1,16 @@
-from embrm.rule_io import run
-from embrm.validation import validate
+from embrm.evaluate.validation import validate
+from embrm.workflow.rule_io import run
 
 i, o = snakemake.input, snakemake.output
 run(
     snakemake,
     validate,
-    i.split,
-    i.student_scores,
-    i.embeddings,
-    i.rewards,
-    i.teacher_map,
-    i.student_map,
-    o.results,
-    o.plot,
+    split=i.split,
+    student_scores=i.student_scores,
+    embeddings=i.embeddings,
+    rewards=i.rewards,
+    teacher_map=i.teacher_map,
+    student_map=i.student_map,
+    results=o.results,
+    plot=o.plot,
 )

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from embrm.errors import InputError
+from embrm.io.errors import InputError
 
 # vllm 0.33: vllm.config.lora.MaxLoRARanks
 VLLM_LORA_RANKS = (1, 8, 16, 32, 64, 128, 256, 320, 512)

@@ -13,11 +13,11 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from embrm.errors import InputError
 from embrm.generation import sharded
 from embrm.generation.encode import batches_by_length, last_token, mean_pool
-from embrm.generation.golden import texts_of
 from embrm.generation.models import load_for_scoring
+from embrm.generation.texts import texts_of
+from embrm.io.errors import InputError
 
 POOLING = {"last": last_token, "mean": mean_pool}
 

@@ -13,9 +13,11 @@ import os
 
 import torch
 
-TINY_POLICY = "results/models/tiny/policy"
-TINY_GOLDEN = "results/models/tiny/golden_rm"
-TINY_LLAMA = "results/models/tiny-llama/policy"
+from embrm.workflow.paths import RESULTS
+
+TINY_POLICY = f"{RESULTS}/models/tiny/policy"
+TINY_GOLDEN = f"{RESULTS}/models/tiny/golden_rm"
+TINY_LLAMA = f"{RESULTS}/models/tiny-llama/policy"
 BUILT = ("tiny", "tiny-llama")  # model names the workflow builds itself
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 

@@ -11,9 +11,9 @@ import logging
 import re
 from pathlib import Path
 
-from embrm.errors import InputError
 from embrm.generation.builtin_prompts import dialogues
-from embrm.jsonio import write_jsonl
+from embrm.io.errors import InputError
+from embrm.io.jsonio import write_jsonl
 
 log = logging.getLogger(__name__)
 

@@ -14,6 +14,8 @@ from __future__ import annotations
 import math
 
 STAGES = ("sft", "sample", "annotate", "embed")
+# a GPU rule's `resources:`, as snakemake-executor-plugin-slurm reads them
+RESOURCE_KEYS = ("slurm_partition", "slurm_account", "gpu", "cpus_per_gpu", "mem_mb", "runtime")
 SHARDS = {"sample": "sampling", "annotate": "golden", "embed": "embedding"}
 
 
@@ -67,3 +69,9 @@ def rule_resource(config: dict, stage: str, key: str):
         return lambda wc, attempt: attempt * runtime_minutes(config, stage, wc.get("split"))
     value = stage_resources(config, stage)[key]
     return (lambda wc, attempt: attempt * value) if key == "mem_mb" else value
+
+
+def rule_resources(config: dict, stage: str) -> dict:
+    """A GPU rule's whole ``resources:`` directive: :func:`rule_resource` of every key
+    of ``RESOURCE_KEYS``."""
+    return {key: rule_resource(config, stage, key) for key in RESOURCE_KEYS}

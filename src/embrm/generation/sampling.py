@@ -17,10 +17,10 @@ import logging
 
 import torch
 
-from embrm.errors import InputError
 from embrm.generation.checks import attention_heads, check_tensor_parallel
 from embrm.generation.models import device, dtype_for, load_tokenizer
-from embrm.jsonio import read_jsonl, write_jsonl
+from embrm.io.errors import InputError
+from embrm.io.jsonio import read_jsonl, write_jsonl
 
 log = logging.getLogger(__name__)
 

@@ -22,9 +22,9 @@ from pathlib import Path
 
 import torch
 
-from embrm.errors import InputError
 from embrm.generation.models import device, dtype_for, load_tokenizer
-from embrm.jsonio import read_json, read_jsonl, write_json
+from embrm.io.errors import InputError
+from embrm.io.jsonio import read_json, read_jsonl, write_json
 
 log = logging.getLogger(__name__)
 

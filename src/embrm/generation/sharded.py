@@ -16,16 +16,16 @@ import logging
 import multiprocessing
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import torch
 
-from embrm.arrays import save_array
-from embrm.errors import InputError
+from embrm.data.arrays import save_array
 from embrm.generation.encode import batch_plan, encode_batch
 from embrm.generation.models import job_devices, load_scoring_tokenizer
-from embrm.jsonio import read_jsonl
+from embrm.io.atomic import atomic_path
+from embrm.io.errors import InputError
+from embrm.io.jsonio import read_jsonl
 
 log = logging.getLogger(__name__)
 
@@ -102,15 +102,13 @@ def run_shard(
     index, values = run_on_devices(
         scorer, model_path, cfg, samples_file, mine, devices, trust_remote_code
     )
-    Path(out_file).parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(out_file).with_name(Path(out_file).name + ".tmp.npz")
-    np.savez(tmp, index=index, values=values, shape=np.array(shape))
-    tmp.replace(out_file)
+    with atomic_path(out_file) as tmp:
+        np.savez(tmp, index=index, values=values, shape=np.array(shape))
     log.info("shard %d/%d: %d texts on %s", shard, shards, len(index), ", ".join(devices))
     return len(index)
 
 
-def gather(shard_files, out_file) -> tuple:
+def gather(*, shard_files, out_file) -> tuple:
     """Join shard files into ``(N, K)`` or ``(N, K, D)`` in prompt-major order, checking
     that every text is there exactly once. Embeddings stream through a memory map."""
     shards = [np.load(f) for f in shard_files]
@@ -132,14 +130,12 @@ def gather(shard_files, out_file) -> tuple:
         log.info("%d shards gathered: %d x %d", len(shards), n, k)
         return (n, k)
     d = first.shape[1]
-    Path(out_file).parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(out_file).with_name(Path(out_file).name + ".tmp.npy")
-    arr = np.lib.format.open_memmap(tmp, mode="w+", dtype=first.dtype, shape=(n, k, d))
-    flat = arr.reshape(n * k, d)
-    for s in shards:
-        flat[s["index"]] = s["values"]
-    arr.flush()
-    del arr, flat
-    tmp.replace(out_file)
+    with atomic_path(out_file) as tmp:
+        arr = np.lib.format.open_memmap(tmp, mode="w+", dtype=first.dtype, shape=(n, k, d))
+        flat = arr.reshape(n * k, d)
+        for s in shards:
+            flat[s["index"]] = s["values"]
+        arr.flush()
+        del arr, flat
     log.info("%d shards gathered: %d x %d x %d", len(shards), n, k, d)
     return (n, k, d)

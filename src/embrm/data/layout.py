@@ -1,0 +1,125 @@
+"""Where each experiment's canonical arrays live, and which settings build a data folder.
+
+Data folders are named after what distinguishes them, so study points that change only
+step 5-8 knobs share one folder, and points that change the data side get their own:
+
+- generated: ``results/data/generate/<policy>/{split}_rewards.npy`` and
+  ``results/data/generate/<policy>/<embedder>_<pooling>/{split}_embeddings.npy``
+  (samples and rewards depend on the policy only; embeddings also on the embedder);
+- imported: ``results/data/import/<dataset>_<gen_model>_<embed_model>_<reward_model>/``;
+- synthetic: ``results/data/synthetic/``.
+
+A folder name maps back to the settings that build it through :class:`DataVariants`,
+which the generation and import rules read their parameters from.
+"""
+
+from __future__ import annotations
+
+import re
+
+from embrm.io.errors import InputError
+from embrm.workflow.paths import RESULTS
+
+DATA = f"{RESULTS}/data"
+# the data folder of each source; `{tag}`, `{policy}` are folder names (see below)
+FOLDERS = {
+    "synthetic": f"{DATA}/synthetic",
+    "import": f"{DATA}/import/{{tag}}",
+    "generate": f"{DATA}/generate/{{policy}}",
+}
+UNSAFE = re.compile(r"[^A-Za-z0-9._+-]")
+
+
+def model_tag(name: str) -> str:
+    """A folder name for a model: ``google/gemma-2b`` -> ``google--gemma-2b``."""
+    return UNSAFE.sub("_", name.strip("/").replace("/", "--"))
+
+
+def policy_tag(config: dict) -> str:
+    return model_tag(config["generation"]["policy"])
+
+
+def embedder_tag(config: dict) -> str:
+    emb = config["generation"]["embedding"]
+    return f"{model_tag(emb['model'])}_{emb['pooling']}"
+
+
+def import_tag(config: dict) -> str:
+    imp = config["data"]["import"]
+    return "_".join(imp[k] for k in ("dataset", "gen_model", "embed_model", "reward_model"))
+
+
+def file_pattern(source: str, kind: str) -> str:
+    """The path pattern of one kind of array (``embeddings``, ``rewards``; ``samples``
+    for generated data) with ``{split}`` and the source's folder wildcards; the rules'
+    outputs and :func:`data_path` both use it."""
+    folder = FOLDERS[source]
+    if source == "generate" and kind == "embeddings":
+        folder += "/{embedder}"
+    return f"{folder}/{{split}}_{kind}.{'jsonl' if kind == 'samples' else 'npy'}"
+
+
+def data_path(config: dict, kind: str, split: str) -> str:
+    """Canonical array of one split: kind is ``embeddings`` (N, K, D) or ``rewards`` (N, K)."""
+    source = config["data"]["source"]
+    if source == "import":
+        tags = {"tag": import_tag(config)}
+    elif source == "generate":
+        tags = {"policy": policy_tag(config), "embedder": embedder_tag(config)}
+    else:
+        tags = {}
+    return file_pattern(source, kind).format(split=split, **tags)
+
+
+class DataVariants:
+    """The data-side settings of every experiment (the main run and each study point),
+    indexed by the folder names they build.
+
+    Generation stages take every setting from the main config except the models a
+    folder is named after; a study point's ``seed`` reseeds steps 5-8 only, so seed
+    repeats share one generated data set.
+    """
+
+    def __init__(self, main: dict, experiments: list[dict]):
+        self.main = main
+        self.policies: dict[str, str] = {}
+        self.embedders: dict[str, dict] = {}
+        self.imports: dict[str, dict] = {}
+        for cfg in [main, *experiments]:
+            source = cfg["data"]["source"]
+            if source == "generate":
+                gen = cfg["generation"]
+                self._add(self.policies, policy_tag(cfg), gen["policy"], "generation.policy")
+                emb = {k: gen["embedding"][k] for k in ("model", "pooling")}
+                self._add(self.embedders, embedder_tag(cfg), emb, "generation.embedding.model")
+            elif source == "import":
+                self._add(self.imports, import_tag(cfg), cfg["data"]["import"], "data.import")
+
+    @staticmethod
+    def _add(index: dict, tag: str, value, key: str) -> None:
+        if index.setdefault(tag, value) != value:
+            raise InputError(
+                f"config key {key}: {index[tag]!r} and {value!r} would share the data "
+                f"folder {tag!r}; rename one of them"
+            )
+
+    @staticmethod
+    def _lookup(index: dict, tag: str, what: str):
+        if tag not in index:
+            raise InputError(f"no configured experiment uses the {what} folder {tag!r}")
+        return index[tag]
+
+    def policy(self, tag: str) -> str:
+        """The policy model name behind a ``results/data/generate/<policy>`` folder."""
+        return self._lookup(self.policies, tag, "policy")
+
+    def embedding(self, tag: str) -> dict:
+        """The main config's embedding settings with this folder's model and pooling."""
+        return {
+            **self.main["generation"]["embedding"],
+            **self._lookup(self.embedders, tag, "embedder"),
+        }
+
+    def release(self, tag: str) -> dict:
+        """The ``data.import`` section behind a ``results/data/import/<tag>`` folder."""
+        return self._lookup(self.imports, tag, "import")

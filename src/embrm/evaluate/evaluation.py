@@ -1,0 +1,68 @@
+"""Step 6: score the test split with every ensemble member and measure ranking quality.
+
+The test embeddings stream from disk in chunks of prompts through all members at once
+(one wide GEMM for the first layer), so memory is bounded by the chunk, not by N. The
+per-member scores ``(N, K, M)`` are saved: steps 7-8 reuse them instead of re-scoring.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+
+from embrm.data.arrays import load_split, save_array
+from embrm.evaluate.metrics import (
+    AGGREGATIONS,
+    aggregate,
+    best_of_n,
+    per_prompt_spearman,
+    ranking_metrics,
+)
+from embrm.evaluate.plots import plot_best_of_n
+from embrm.io.jsonio import write_json
+from embrm.rm.ensemble import load_ensemble
+from embrm.rm.scoring import score_array
+
+log = logging.getLogger(__name__)
+
+
+def evaluate(
+    *,
+    ckpt,
+    embeddings,
+    rewards,
+    results,
+    test_scores,
+    plot,
+    eval_cfg: dict,
+    seed: int,
+    precision: str = "fp32",
+) -> dict:
+    """Score the test split with the ensemble ``ckpt`` and write its metrics.
+
+    ``embeddings`` ``(N, K, D)``, ``rewards`` ``(N, K)``: the test split. Writes
+    ``test_scores`` ``(N, K, M)`` float32 (every member), ``results`` (JSON: ranking
+    metrics and best-of-N per aggregation) and the best-of-N ``plot``.
+    """
+    emb, golden = load_split(embeddings, rewards)
+    model, payload = load_ensemble(ckpt, input_dim=emb.shape[-1])
+    scores = score_array(model, emb, eval_cfg["chunk_prompts"], precision)
+    save_array(test_scores, scores)
+    golden = np.asarray(golden, dtype=np.float64)
+    out = {
+        "members": len(payload["members"]),
+        "test_prompts": golden.shape[0],
+        "responses_per_prompt": golden.shape[1],
+        "aggregations": {},
+    }
+    aggregated = {how: aggregate(scores, how) for how in AGGREGATIONS}
+    bon = best_of_n(aggregated, golden, eval_cfg["bon_n"], eval_cfg["bon_subsets"], seed)
+    for how, agg in aggregated.items():
+        out["aggregations"][how] = {**ranking_metrics(agg, golden), "best_of_n": bon[how]}
+    out["per_member_spearman"] = [
+        per_prompt_spearman(scores[..., i], golden) for i in range(scores.shape[-1])
+    ]
+    write_json(results, out)
+    plot_best_of_n(out, plot)
+    return out

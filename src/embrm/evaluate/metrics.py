@@ -1,0 +1,130 @@
+"""Metrics shared by evaluation (step 6), validation (step 8) and the report: ensemble
+aggregation, ranking quality, best-of-N, and pairwise calibration (ECE)."""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy.stats import rankdata, spearmanr
+
+AGGREGATIONS = ("mean", "min", "first")
+
+
+def aggregate(scores: np.ndarray, how: str) -> np.ndarray:
+    """Ensemble scores ``(N, K, M)`` -> ``(N, K)`` by mean, min (conservative) or first."""
+    if how == "mean":
+        return scores.mean(-1)
+    if how == "min":
+        return scores.min(-1)
+    if how == "first":
+        return scores[..., 0]
+    raise ValueError(f"unknown aggregation {how!r}")
+
+
+def ranking_metrics(scores: np.ndarray, golden: np.ndarray) -> dict:
+    """Per-prompt Spearman and pairwise accuracy of ``(N, K)`` scores."""
+    return {
+        "per_prompt_spearman": per_prompt_spearman(scores, golden),
+        "pairwise_accuracy": pairwise_accuracy(scores, golden),
+    }
+
+
+def per_prompt_spearman(scores: np.ndarray, golden: np.ndarray) -> float:
+    """Spearman correlation within each prompt ``(N, K)``, averaged over prompts.
+
+    Prompts whose scores or golden rewards are constant have no correlation and are
+    left out of the average.
+    """
+    rs = rankdata(scores, axis=1)
+    rg = rankdata(golden, axis=1)
+    rs -= rs.mean(1, keepdims=True)
+    rg -= rg.mean(1, keepdims=True)
+    denom = np.sqrt((rs**2).sum(1) * (rg**2).sum(1))
+    ok = denom > 0
+    return float(((rs * rg).sum(1)[ok] / denom[ok]).mean()) if ok.any() else float("nan")
+
+
+def global_spearman(scores: np.ndarray, golden: np.ndarray) -> float:
+    return float(spearmanr(np.ravel(scores), np.ravel(golden)).statistic)
+
+
+def pairwise_accuracy(scores: np.ndarray, golden: np.ndarray, chunk: int = 16) -> float:
+    """Fraction of within-prompt response pairs ordered as the golden rewards order them.
+
+    Pairs tied in golden reward have no right answer and are excluded; a tie in the
+    predicted scores counts as half right. Pooled over all pairs of all prompts.
+    """
+    right = 0.0
+    total = 0
+    for start in range(0, scores.shape[0], chunk):
+        s = np.asarray(scores[start : start + chunk], dtype=np.float64)
+        g = np.asarray(golden[start : start + chunk], dtype=np.float64)
+        ds = np.sign(s[:, :, None] - s[:, None, :])
+        dg = np.sign(g[:, :, None] - g[:, None, :])
+        upper = np.triu(np.ones(ds.shape[1:], dtype=bool), 1)
+        counted = (dg != 0) & upper
+        right += ((ds == dg) & counted).sum() + 0.5 * ((ds == 0) & counted).sum()
+        total += counted.sum()
+    return float(right / total) if total else float("nan")
+
+
+def best_of_n(scores: dict, golden: np.ndarray, ns, subsets: int, seed: int) -> dict:
+    """Best-of-N for several score arrays: golden reward and within-prompt quantile of
+    the top-scored response, keyed like ``scores``.
+
+    For each N (at most K) and prompt, ``subsets`` random N-subsets of the prompt's
+    responses are drawn; the same subsets serve every score array, the oracle (highest
+    golden reward) and the random baseline (expected golden reward of a uniform pick).
+    One random permutation per (prompt, subset) is drawn and its first N entries used
+    for every N, so the curve's points share their randomness.
+    """
+    n_prompts, k = golden.shape
+    quantile = (rankdata(golden, axis=1, method="min") - 1) / max(k - 1, 1)
+    rng = np.random.default_rng([seed, 6])
+    perm = np.argsort(rng.random((n_prompts, subsets, k), dtype=np.float32), axis=2)
+    out = {name: {} for name in scores}
+    for n in (n for n in ns if n <= k):
+        sub = perm[:, :, :n]
+        g = np.take_along_axis(golden[:, None, :], sub, axis=2)
+        q = np.take_along_axis(quantile[:, None, :], sub, axis=2)
+        best = np.argmax(g, axis=2)[..., None]
+        baselines = {
+            "oracle_reward": float(np.take_along_axis(g, best, 2).mean()),
+            "oracle_quantile": float(np.take_along_axis(q, best, 2).mean()),
+            "random_reward": float(g.mean()),
+            "random_quantile": float(q.mean()),
+        }
+        for name, s in scores.items():
+            picked = np.take_along_axis(s[:, None, :], sub, axis=2)
+            pick = np.argmax(picked, axis=2)[..., None]
+            out[name][str(n)] = {
+                "reward": float(np.take_along_axis(g, pick, 2).mean()),
+                "quantile": float(np.take_along_axis(q, pick, 2).mean()),
+                **baselines,
+            }
+    return out
+
+
+def within_prompt_pairs(scores: np.ndarray, golden: np.ndarray):
+    """Every within-prompt pair (j < k) with distinct golden rewards, flattened."""
+    j, k = np.triu_indices(golden.shape[1], 1)
+    ds = (scores[:, j] - scores[:, k]).ravel()
+    dg = (golden[:, j] - golden[:, k]).ravel()
+    keep = dg != 0
+    return ds[keep], dg[keep]
+
+
+def reliability(score_diff: np.ndarray, golden_diff: np.ndarray, bins: int = 10) -> dict:
+    """Predicted P(a > b) = sigmoid(s_a - s_b) vs the observed golden frequency, per bin,
+    and the expected calibration error (bin-weighted mean |observed - predicted|)."""
+    p = 1.0 / (1.0 + np.exp(-score_diff))
+    won = (golden_diff > 0).astype(float)
+    edges = np.linspace(0, 1, bins + 1)
+    which = np.clip(np.digitize(p, edges) - 1, 0, bins - 1)
+    rows = []
+    for b in range(bins):
+        sel = which == b
+        if sel.any():
+            rows.append((p[sel].mean(), won[sel].mean(), int(sel.sum())))
+    pred, obs, count = (np.array(c) for c in zip(*rows))
+    ece = float(np.sum(count * np.abs(obs - pred)) / count.sum())
+    return {"predicted": pred, "observed": obs, "count": count, "ece": ece}

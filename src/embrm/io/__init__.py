@@ -1,0 +1,1 @@
+"""Shared file plumbing: atomic writes, JSON artifacts, the input-error type."""

@@ -1,0 +1,113 @@
+"""Preference pairs from golden rewards, labelled by a simulated annotator.
+
+Follows the published method: the first ``n_sample`` prompts; candidate responses per
+prompt chosen by ``consider_first_n``; comparisons within a prompt or across prompts;
+labels drawn with P(a wins) = sigmoid(quality * (r_a - r_b) / scale). Each comparison
+is stored once, as (a, b, label); nothing is mirrored.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from embrm.io.errors import InputError
+
+
+@dataclass
+class Pairs:
+    """Comparisons over flat response ids ``prompt * K + response``."""
+
+    first: np.ndarray  # (P,) int64
+    second: np.ndarray  # (P,) int64
+    label: np.ndarray  # (P,) float32, 1 if ``first`` won
+    k: int
+
+    def __len__(self) -> int:
+        return len(self.first)
+
+
+def candidate_columns(rewards: np.ndarray, consider_first_n: int, rng) -> np.ndarray:
+    """``(N, 2)`` response columns each prompt may use, by rank of golden reward.
+
+    ``2``: two random ranks (a random pair of distinct columns, so a file sorted by
+    reward gives no bias); ``-1``: ranks {0, K-1} (maximal diversity); ``-2``: the two
+    middle ranks (minimal diversity).
+    """
+    n, k = rewards.shape
+    if consider_first_n == 2:
+        return np.argsort(rng.random((n, k)), axis=1)[:, :2]
+    order = np.argsort(rewards, axis=1, kind="stable")
+    if consider_first_n == -1:
+        return order[:, [0, k - 1]]
+    if consider_first_n == -2:
+        return order[:, [k // 2 - 1, k // 2]]
+    raise InputError(f"orm.consider_first_n must be 2, -1 or -2, got {consider_first_n}")
+
+
+def reward_scale(rewards: np.ndarray, setting) -> float:
+    """``auto`` = std of the golden rewards in use (the later infrastructure's choice)."""
+    if setting == "auto":
+        scale = float(np.std(rewards))
+        if not scale > 0:
+            raise InputError("orm.reward_scale=auto but all golden rewards are equal")
+        return scale
+    return float(setting)
+
+
+def annotate(diff: np.ndarray, quality: float, rng: np.random.Generator) -> np.ndarray:
+    """Labels for ``diff = (r_a - r_b) / scale``; quality < 0 is a perfect annotator."""
+    if quality < 0:
+        ties = diff == 0
+        label = (diff > 0).astype(np.float32)
+        label[ties] = rng.integers(0, 2, ties.sum())
+        return label
+    p_first = 1.0 / (1.0 + np.exp(-quality * diff))
+    return (rng.random(diff.shape) < p_first).astype(np.float32)
+
+
+def build_pairs(
+    rewards: np.ndarray,
+    *,
+    n_sample: int,
+    consider_first_n: int,
+    comparison: str,
+    n_pairs: int,
+    annotation_quality: float,
+    reward_scale_setting,
+    seed: int,
+) -> tuple[Pairs, float]:
+    """Pairs over the first ``n_sample`` prompts; returns them and the scale used."""
+    n_total, k = rewards.shape
+    if n_sample > n_total:
+        raise InputError(f"orm.n_sample={n_sample} but the train split has {n_total} prompts")
+    if comparison == "cross_prompt" and n_sample < 2:
+        raise InputError("orm.comparison=cross_prompt needs orm.n_sample >= 2")
+    rew = np.asarray(rewards[:n_sample], dtype=np.float64)
+    rng = np.random.default_rng([seed, 2])
+    cand = candidate_columns(rew, consider_first_n, rng)
+    c = cand.shape[1]
+    prompt = np.repeat(np.arange(n_sample), n_pairs)
+    pick_a = rng.integers(0, c, prompt.size)
+    if comparison == "within_prompt":
+        other = prompt
+        pick_b = (pick_a + rng.integers(1, c, prompt.size)) % c  # a different candidate
+    elif comparison == "cross_prompt":
+        other = (prompt + rng.integers(1, n_sample, prompt.size)) % n_sample  # never itself
+        pick_b = rng.integers(0, c, prompt.size)
+    else:
+        raise InputError(f"orm.comparison must be cross_prompt or within_prompt: {comparison}")
+    col_a = cand[prompt, pick_a]
+    col_b = cand[other, pick_b]
+    first = prompt * k + col_a
+    second = other * k + col_b
+    # one comparison per unordered pair: a repeat would sit on both sides of a split
+    _, keep = np.unique(np.sort(np.stack([first, second], 1), axis=1), axis=0, return_index=True)
+    keep.sort()
+    first, second = first[keep], second[keep]
+    scale = reward_scale(rew, reward_scale_setting)
+    flat = rew.reshape(-1)
+    diff = (flat[first] - flat[second]) / scale
+    label = annotate(diff, annotation_quality, rng)
+    return Pairs(first.astype(np.int64), second.astype(np.int64), label, k), scale

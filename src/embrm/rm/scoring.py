@@ -1,0 +1,23 @@
+"""Streaming scores of a StackedMLP over an ``(N, K, D)`` array, chunk by chunk."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from embrm.data.arrays import iter_chunks
+from embrm.rm.precision import autocast
+
+
+@torch.no_grad()
+def score_array(model, emb: np.ndarray, chunk_prompts: int, precision: str) -> np.ndarray:
+    """Scores ``(N, K, M)`` of every response under every member of a StackedMLP."""
+    n, k, d = emb.shape
+    out = np.empty((n, k, model.members), dtype=np.float32)
+    score = model.shared_scorer()
+    for start, block in iter_chunks(emb, chunk_prompts):
+        x = torch.from_numpy(block.reshape(-1, d))
+        with autocast(precision):
+            s = score(x)
+        out[start : start + block.shape[0]] = s.float().numpy().reshape(block.shape[0], k, -1)
+    return out

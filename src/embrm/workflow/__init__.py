@@ -1,0 +1,1 @@
+"""What the Snakefile needs: config checks, experiment folders and studies, the scripts' glue."""

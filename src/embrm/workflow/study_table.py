@@ -1,0 +1,132 @@
+"""One table of every study point's step-6 and step-8 metrics, seed means with a 95% CI,
+and the study plots."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from embrm.evaluate.plots import save_figure
+from embrm.io.atomic import atomic_path, write_text
+from embrm.workflow.studies import EXPERIMENT, knob_label
+
+METRICS = {
+    "test_spearman": ("eval_results.json", ["aggregations", "mean", "per_prompt_spearman"]),
+    "test_pairwise_acc": ("eval_results.json", ["aggregations", "mean", "pairwise_accuracy"]),
+    "heldout_mse_teacher_iso": ("validation_results.json", ["variants", "teacher_isotonic", "mse"]),
+    "heldout_mse_student_iso": ("validation_results.json", ["variants", "student_isotonic", "mse"]),
+    "heldout_acc_student": (
+        "validation_results.json",
+        ["variants", "student", "pairwise_accuracy"],
+    ),
+}
+
+
+def _get(tree, path):
+    for key in path:
+        tree = tree[key]
+    return tree
+
+
+def point_rows(points: dict[str, dict]) -> pd.DataFrame:
+    """One row per point folder: its overrides, then its metrics."""
+    rows = []
+    for folder, overrides in points.items():
+        # list values (hidden_sizes) as text, so points group by them
+        knobs = {k: str(v) if isinstance(v, list) else v for k, v in overrides.items()}
+        row = {"point": Path(folder).name, **knobs}
+        for metric, (file, path) in METRICS.items():
+            row[metric] = _get(json.loads((Path(folder) / file).read_text()), path)
+        for n, bon in json.loads((Path(folder) / "eval_results.json").read_text())["aggregations"][
+            "mean"
+        ]["best_of_n"].items():
+            row[f"bon{n}_reward"] = bon["reward"]
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def summarise(table: pd.DataFrame, knobs: list[str]) -> pd.DataFrame:
+    """Mean and 95% t-interval half-width over seeds for each grid setting."""
+    metrics = [c for c in table.columns if c not in knobs + ["point", "seed"]]
+    groups = table.groupby(knobs, dropna=False) if knobs else [((), table)]
+    out = []
+    for key, group in groups:
+        row = dict(zip(knobs, key if isinstance(key, tuple) else (key,)))
+        row["seeds"] = len(group)
+        for m in metrics:
+            values = group[m].to_numpy(dtype=float)
+            row[m] = values.mean()
+            half = stats.t.ppf(0.975, len(values) - 1) * values.std(ddof=1) / np.sqrt(len(values))
+            row[f"{m}_ci95"] = half if len(values) > 1 else float("nan")
+        out.append(row)
+    return pd.DataFrame(out)
+
+
+def plot_study(summary: pd.DataFrame, knobs: list[str], path) -> None:
+    """Each metric against the study's first knob (log x for n_sample), one line per
+    setting of the other knobs, with 95% CIs; a categorical first knob (objective,
+    embedding or policy model, a named experiment) gives one bar per setting."""
+    import matplotlib.pyplot as plt
+
+    names = [m for m in METRICS if m in summary]
+    fig, axes = plt.subplots(1, len(names), figsize=(4 * len(names), 3.6))
+    x_key, others = (knobs[0], knobs[1:]) if knobs else (None, [])
+    for ax, m in zip(np.atleast_1d(axes), names):
+        err = summary.get(f"{m}_ci95")
+        xlabel = " / ".join(knob_label(k) for k in knobs)
+        if x_key is None:
+            ax.bar(["all"], summary[m], yerr=err)
+        elif pd.api.types.is_numeric_dtype(summary[x_key]):
+            lines = summary.groupby(others, dropna=False) if others else [((), summary)]
+            for key, s in lines:
+                s = s.sort_values(x_key)
+                label = setting_label(others, key)
+                ax.errorbar(s[x_key], s[m], yerr=s[f"{m}_ci95"], marker="o", capsize=3, label=label)
+            if others:
+                ax.legend(fontsize=7)
+            if x_key.endswith("n_sample"):
+                ax.set_xscale("log")
+            xlabel = knob_label(x_key)
+        else:
+            ax.bar(
+                summary[knobs].astype(str).agg(" / ".join, axis=1), summary[m], yerr=err, capsize=3
+            )
+            ax.tick_params(axis="x", labelrotation=30 if others else 0)
+        ax.set_xlabel(xlabel)
+        ax.set_title(m, fontsize=9)
+    save_figure(fig, path)
+
+
+def setting_label(keys: list[str], values) -> str:
+    """A legend entry: ``objective=bt, seed=0``."""
+    values = values if isinstance(values, tuple) else (values,)
+    return ", ".join(f"{knob_label(k)}={v}" for k, v in zip(keys, values))
+
+
+def aggregate(*, study: str, points: dict[str, dict], table, markdown, summary, plot):
+    """One study's ``table`` (CSV) and ``markdown`` of every point, its ``summary`` (mean
+    and 95% CI over seeds) and ``plot``; ``points``: ``{point folder: overrides}``."""
+    rows = point_rows(points)
+    knobs = [k for k in rows.columns if "." in k or k == EXPERIMENT]
+    means = summarise(rows, knobs)
+    plot_knobs = knobs
+    if EXPERIMENT in rows:  # an experiment's own settings follow from its name
+        per_name = rows.groupby(EXPERIMENT)
+        varied = [
+            k for k in knobs if k != EXPERIMENT and per_name[k].nunique(dropna=False).max() > 1
+        ]
+        plot_knobs = [EXPERIMENT, *varied]
+    with atomic_path(table) as tmp:
+        rows.to_csv(tmp, index=False)
+    write_text(markdown, f"# Study {study}: every point\n\n{rows.to_markdown(index=False)}\n")
+    write_text(
+        summary,
+        f"# Study {study}: mean over seeds (95% CI half-width)\n\n"
+        f"{means.to_markdown(index=False)}\n",
+    )
+    plot_study(means, plot_knobs, plot)
+    return rows
