@@ -78,8 +78,16 @@ def generated(tmp_path_factory):
     return workdir, cfg, proc.stdout + proc.stderr
 
 
-def run_snakemake(workdir: Path, config: dict, *args: str, timeout: int = 600, check: bool = True):
-    """Run the real snakemake on the project's Snakefile in ``workdir``; hangs are killed."""
+def run_snakemake(
+    workdir: Path,
+    config: dict,
+    *args: str,
+    timeout: int = 600,
+    check: bool = True,
+    env: dict | None = None,
+):
+    """Run the real snakemake on the project's Snakefile in ``workdir`` (``env``: extra
+    environment variables); hangs are killed."""
     workdir.mkdir(parents=True, exist_ok=True)
     cfg_path = workdir / "test_config.yaml"
     cfg_path.write_text(yaml.safe_dump(config))
@@ -100,7 +108,7 @@ def run_snakemake(workdir: Path, config: dict, *args: str, timeout: int = 600, c
         "-c2",
         *args,
     ]
-    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", **(env or {})}
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
     if check and proc.returncode != 0:
         raise AssertionError(f"snakemake failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")

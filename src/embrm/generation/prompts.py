@@ -8,6 +8,7 @@ assistant turn are counted and the first offending id is logged, never dropped s
 from __future__ import annotations
 
 import logging
+import re
 from pathlib import Path
 
 from embrm.generation.builtin_prompts import dialogues
@@ -18,6 +19,7 @@ log = logging.getLogger(__name__)
 
 ASSISTANT = "\n\nAssistant:"
 ROLES = {"user": "Human", "human": "Human", "assistant": "Assistant"}
+TURN = re.compile(r"\n\n(Human|Assistant):")
 
 
 def conversation_text(messages) -> str:
@@ -29,6 +31,16 @@ def conversation_text(messages) -> str:
             continue  # system turns carry no dialogue
         parts.append(f"\n\n{role}: {turn['content']}")
     return "".join(parts)
+
+
+def dialogue_messages(text: str) -> list[dict]:
+    """An HH-style dialogue string as ``{"role", "content"}`` turns (the inverse of
+    :func:`conversation_text`); a trailing "Assistant:" gives an empty last turn."""
+    parts = TURN.split(text)
+    return [
+        {"role": "user" if who == "Human" else "assistant", "content": body.strip()}
+        for who, body in zip(parts[1::2], parts[2::2])
+    ]
 
 
 def split_dialogue(text: str):
