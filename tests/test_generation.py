@@ -90,7 +90,12 @@ def test_vllm_backend_without_vllm_is_a_clear_error(tmp_path):
             merged_dir="",
             base_dir="",
             adapter_dir=None,
-            cfg={"temperature": 1.0, "top_p": 0.9, "max_new_tokens": 4},
+            cfg={
+                "temperature": 1.0,
+                "top_p": 0.9,
+                "max_new_tokens": 4,
+                "gpu_memory_utilization": 0.9,
+            },
             seed=0,
         )
     assert not (tmp_path / "o.jsonl").exists()

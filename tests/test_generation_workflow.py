@@ -23,6 +23,7 @@ def test_steps_1_to_4_write_row_aligned_canonical_arrays(generated):
     tmp_path, cfg, output = generated
     jobs = planned_jobs(output)
     assert jobs["sample_shard"] == 2 * 2 and jobs["sft"] == 1 and jobs["build_tiny_models"] == 1
+    assert jobs["annotate_shard"] == 2 * 2 and jobs["embed_shard"] == 2 * 2
     gen = cfg["generation"]
     data, emb_dir = tmp_path / DATA, tmp_path / EMB
     tok_g, rm = golden.load_reward_model(str(tmp_path / "results/models/tiny/golden_rm"), False)
@@ -39,18 +40,23 @@ def test_steps_1_to_4_write_row_aligned_canonical_arrays(generated):
         assert rewards.shape == (n, k) and rewards.dtype == np.float32
         assert emb.shape == (n, k, gen["tiny"]["n_embd"]) and emb.dtype == np.float16
         assert np.isfinite(rewards).all() and np.isfinite(emb).all()
-        # row (i, j) of both arrays is response j of prompt i, scored/embedded on its own
+        # row (i, j) of both arrays is response j of prompt i, scored/embedded on its own:
+        # the RM reads the raw text with the response stripped, the embedder as written
         for i, j in ((0, 0), (n - 1, k - 1), (n // 2, 1)):
-            text = samples[i]["prompt"] + texts.cut_response(samples[i]["responses"][j])
-            alone = golden.score_texts(tok_g, rm, [text], 1, gen["golden"]["max_length"])[0]
+            prompt, response = samples[i]["prompt"], samples[i]["responses"][j]
+            scored = texts.raw_text(prompt, response)
+            alone = golden.score_texts(tok_g, rm, [scored], 1, gen["golden"]["max_length"])[0]
             assert abs(alone - rewards[i, j]) < 1e-4
             one = np.zeros((1, emb.shape[2]), np.float32)
+            text = texts.plain_text(prompt, response)
             embed_texts(tok_e, embedder, [text], {**gen["embedding"], "batch_size": 1}, one)
             assert np.allclose(one[0], emb[i, j].astype(np.float32), atol=2e-2, rtol=1e-2)
     logs = tmp_path / "results/logs/generate/tiny"
     for log in (
         "sft",
         "annotate_golden_train",
+        "annotate_shard/train.shard1",
+        "tiny_last/embed_shard/test.shard0",
         "tiny_last/embed_responses_test",
         "prepare_prompts_train",
     ):

@@ -23,6 +23,7 @@ ORM = dict(
     lr=0.003,
     batch_size=256,
     max_epochs=25,
+    checks_per_epoch=1,
     patience=3,
     val_fraction=0.2,
 )
@@ -116,14 +117,16 @@ def test_a_member_trains_as_if_the_others_were_not_there():
 
     def run(seeds, masks):
         model = StackedMLP(8, [16], seeds)
+        train = np.stack(masks)
         fit(
             model,
-            np.stack(masks),
-            lambda m, i: (m(x[torch.as_tensor(i)]) - y[torch.as_tensor(i)]) ** 2,
-            lambda m: [0.0] * m.members,
+            train_mask=train,
+            val_mask=~train,
+            item_loss=lambda m, i: (m(x[torch.as_tensor(i)]) - y[torch.as_tensor(i)]) ** 2,
             lr=0.01,
             batch_size=64,
             max_epochs=3,
+            checks_per_epoch=1,
             patience=5,
             seed=0,
         )
@@ -137,29 +140,79 @@ def test_a_member_trains_as_if_the_others_were_not_there():
         assert not torch.allclose(pa[2], pb[2])
 
 
-def test_early_stopping_restores_the_best_epoch():
-    x = torch.randn(64, 4)
-    losses = iter([3.0, 1.0, 2.0, 2.5, 2.6, 9.0])
-    snapshots = []
+def _drifting_task(n=256, d=4):
+    """Items 0-63 have target -1, the rest +1. Member 0 trains on the +1 items and
+    validates on the -1 items, so its validation loss rises from the start; member 1
+    validates on held-out +1 items, so its validation loss keeps falling."""
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(n, d, generator=gen)
+    y = torch.ones(n)
+    y[:64] = -1.0
+    val = np.zeros((2, n), dtype=bool)
+    val[0, :64] = True
+    val[1, 64:128] = True
+    train = np.zeros((2, n), dtype=bool)
+    train[0, 64:] = True
+    train[1, 128:] = True
 
-    def val(model):
-        snapshots.append([p.detach().clone() for p in model.parameters()])
-        return [next(losses)]
+    def item_loss(model, idx):
+        idx = torch.as_tensor(idx)
+        return (model(x[idx]) - y[idx]) ** 2
 
-    model = StackedMLP(4, [8], [0])
+    return train, val, item_loss
+
+
+def _fit_drifting(seeds, rows, item_loss=None):
+    train, val, loss = _drifting_task()
+    model = StackedMLP(4, [8], seeds)
     res = fit(
         model,
-        np.ones((1, 64), dtype=bool),
-        lambda m, i: m(x[torch.as_tensor(i)]).pow(2),
-        val,
+        train_mask=train[rows],
+        val_mask=val[rows],
+        item_loss=item_loss or loss,
         lr=0.05,
         batch_size=16,
-        max_epochs=6,
-        patience=3,
+        max_epochs=4,
+        checks_per_epoch=3,
+        patience=2,
         seed=0,
     )
-    assert res.best_epoch[0] == 2 and res.epochs_run[0] == 5
-    assert all(torch.equal(a, b) for a, b in zip(model.parameters(), snapshots[1]))
+    return model, res
+
+
+def test_early_stopping_checks_in_steps_and_restores_each_members_best():
+    _, val, item_loss = _drifting_task()
+    members_seen = []
+
+    def counting_loss(model, idx):
+        members_seen.append(model.members)
+        return item_loss(model, idx)
+
+    model, res = _fit_drifting([0, 1], [0, 1], counting_loss)
+    assert res.steps_per_epoch == 12  # 192 training items in batches of 16
+    check_every = 4  # ceil(12 / 3)
+    # member 0 is best at its first check and stops two checks later
+    assert res.best_step[0] == check_every and res.steps_run[0] == 3 * check_every
+    assert res.steps_run[1] > res.steps_run[0] and res.best_step[1] > res.steps_run[0]
+    # once member 0 stopped, the model held member 1 alone: member 0 cost no compute
+    assert members_seen[-1] == 1
+    # each member ends with its best weights: their validation loss is the best recorded
+    model.eval()
+    with torch.no_grad():
+        final = [float(item_loss(model, np.flatnonzero(val[m]))[m].mean()) for m in (0, 1)]
+    assert np.allclose(final, res.best_val_loss, rtol=1e-5)
+    later = [h["val_loss"][h["members"].index(0)] for h in res.history[1:] if 0 in h["members"]]
+    assert later and res.best_val_loss[0] < min(later)
+
+
+def test_a_stopped_member_never_changes_again():
+    """Member 0 trained beside member 1 ends exactly where it ends when trained alone,
+    although member 1 keeps training after member 0 stopped."""
+    both, res = _fit_drifting([0, 1], [0, 1])
+    alone, _ = _fit_drifting([0], [0])
+    assert res.steps_run[1] > res.steps_run[0]
+    for pb, pa in zip(both.parameters(), alone.parameters()):
+        assert torch.allclose(pb[0], pa[0], atol=1e-6)
 
 
 def test_bf16_scores_track_fp32(linear_data):

@@ -1,7 +1,7 @@
 """The SLURM profile against a real single-node cluster (tests/slurm/cluster.sh).
 
 The project's workflow runs through `--profile profiles/slurm --profile
-profiles/slurm-local`: the rules not in `localrules` (the GPU stages) must reach
+profiles/slurm-local`: the rules without `localrule: True` (the GPU stages) must reach
 sbatch with the `gpu` partition and a GPU request taken from config.yaml's `cluster:`
 section, every other rule must run on the submit host, the artifacts must equal those
 of a plain local run, and a job failing inside SLURM must fail the run with a clear
@@ -31,14 +31,11 @@ TEST_PROFILE = ROOT / "profiles" / "slurm-local"
 # every snakemake call is killed (SIGKILL: a hung snakemake ignores SIGTERM) after this
 RUN_TIMEOUT_S = 480
 # GPU requests sized for the 2-CPU test node: two GPU jobs run at a time
-TEST_GPU = {
-    "partition": "gpu",
-    "account": None,
-    "gpus": 1,
-    "cpus_per_gpu": 1,
-    "mem_mb": 1500,
-    "runtime": 20,
-}
+GPU_STAGES = ("sft", "sample", "annotate", "embed")
+TEST_STAGE = {"gpus": 1, "cpus_per_gpu": 1, "mem_mb_per_gpu": 1500, "runtime": 20}
+TEST_STAGE["throughput"] = None  # a fixed runtime
+TEST_MEM_MB = TEST_STAGE["gpus"] * TEST_STAGE["mem_mb_per_gpu"]
+TEST_GPU = {"partition": "gpu", "account": None, **{s: dict(TEST_STAGE) for s in GPU_STAGES}}
 
 pytestmark = pytest.mark.slurm
 
@@ -225,33 +222,27 @@ def local_run(tmp_path_factory):
 def test_dry_run_shows_which_jobs_go_to_slurm(dry_run):
     assert dry_run["gpu_rules"], (
         "no job of the default DAG requests a SLURM partition; GPU rules must use "
-        "gpu_res(...) resources:\n" + dry_run["log"]
+        "rule_resource(...) resources:\n" + dry_run["log"]
     )
     for _, rule, res in dry_run["blocks"]:
         if rule in dry_run["gpu_rules"]:
             assert res["slurm_partition"] == "gpu", (rule, res)
-            assert int(res["gpu"]) == TEST_GPU["gpus"], (rule, res)
-            assert int(res["cpus_per_gpu"]) == TEST_GPU["cpus_per_gpu"], (rule, res)
-            assert int(res["mem_mb"]) == TEST_GPU["mem_mb"], (rule, res)
-            assert int(res["runtime"]) == TEST_GPU["runtime"], (rule, res)
+            assert int(res["gpu"]) == TEST_STAGE["gpus"], (rule, res)
+            assert int(res["cpus_per_gpu"]) == TEST_STAGE["cpus_per_gpu"], (rule, res)
+            assert int(res["mem_mb"]) == TEST_MEM_MB, (rule, res)
+            assert int(res["runtime"]) == TEST_STAGE["runtime"], (rule, res)
             assert "slurm_account" not in res, (rule, res)
         else:
             assert "gpu" not in res and "cpus_per_gpu" not in res, (rule, res)
-    assert dry_run["local_rules"], "every rule would be submitted; CPU rules belong in localrules"
+    assert dry_run["local_rules"], "every rule would be submitted; CPU rules need `localrule: True`"
 
 
 def test_cluster_section_of_config_drives_gpu_requests(tmp_path):
-    """One place to adapt: partition, account, GPUs, CPUs, memory and runtime."""
+    """One place to adapt: partition, account, and per stage GPUs, CPUs, memory, runtime."""
     cfg = base_config()
-    custom = {
-        "partition": "a100,h100",
-        "account": "proj42",
-        "gpus": 2,
-        "cpus_per_gpu": 6,
-        "mem_mb": 64000,
-        "runtime": 720,
-    }
-    cfg["cluster"]["gpu"] = custom
+    stage = {"gpus": 2, "cpus_per_gpu": 6, "mem_mb_per_gpu": 32000, "runtime": 720}
+    custom = {"partition": "a100,h100", "account": "proj42"}
+    cfg["cluster"]["gpu"] = {**custom, **{s: {**stage, "throughput": None} for s in GPU_STAGES}}
     proc = snakemake(tmp_path, cfg, "--profile", str(PROFILE), "-n", label="dry-custom")
     gpu_jobs = [res for _, _, res in job_blocks(proc.stdout) if "slurm_partition" in res]
     assert gpu_jobs, proc.stdout
@@ -259,9 +250,9 @@ def test_cluster_section_of_config_drives_gpu_requests(tmp_path):
         assert res["slurm_partition"] == "a100,h100"
         assert res.get("slurm_account") == "proj42", f"cluster.gpu.account not applied: {res}"
         assert (int(res["gpu"]), int(res["cpus_per_gpu"])) == (2, 6)
-        assert (int(res["mem_mb"]), int(res["runtime"])) == (64000, 720)
+        assert (int(res["mem_mb"]), int(res["runtime"])) == (2 * 32000, 720)
 
-    cfg["cluster"]["gpu"]["gpus"] = 0
+    cfg["cluster"]["gpu"]["sample"]["gpus"] = 0
     bad = snakemake(tmp_path, cfg, "--profile", str(PROFILE), "-n", label="dry-bad", check=False)
     assert bad.returncode != 0 and "cluster" in bad.stdout and "gpus" in bad.stdout, bad.stdout
 
@@ -275,10 +266,10 @@ def test_gpu_jobs_went_through_sbatch_to_the_gpu_partition(slurm_run, dry_run):
         where = f"SLURM job {job['JobId']} ({job['rule']})"
         assert job["JobState"] == "COMPLETED", where
         assert job["Partition"] == "gpu", where
-        assert job["TresPerJob"] == f"gres:gpu:{TEST_GPU['gpus']}", where
-        assert job["CpusPerTres"] == f"gres:gpu:{TEST_GPU['cpus_per_gpu']}", where
-        assert f"mem={TEST_GPU['mem_mb']}M" in job["TRES"], where
-        assert job["TimeLimit"] == f"00:{TEST_GPU['runtime']:02d}:00", where
+        assert job["TresPerJob"] == f"gres:gpu:{TEST_STAGE['gpus']}", where
+        assert job["CpusPerTres"] == f"gres:gpu:{TEST_STAGE['cpus_per_gpu']}", where
+        assert f"mem={TEST_MEM_MB}M" in job["TRES"], where
+        assert job["TimeLimit"] == f"00:{TEST_STAGE['runtime']:02d}:00", where
         assert Path(job["WorkDir"]) == slurm_run["dir"], where
         seen = job_env(job["JobId"])
         assert seen.get("SLURM_JOB_PARTITION") == "gpu", (where, seen)

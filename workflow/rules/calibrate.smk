@@ -78,7 +78,6 @@ rule calibrate_student:
     params:
         distill_cfg=lambda wc: cfg(wc)["distill"],
         seed=lambda wc: cfg(wc)["seed"],
-        precision=lambda wc: cfg(wc)["precision"],
     script:
         "../scripts/calibrate_student.py"
 

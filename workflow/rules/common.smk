@@ -1,6 +1,8 @@
 from embrm.data import layout as data_layout
 from embrm.data.importer import release_files
+from embrm.generation import checks as gen_checks
 from embrm.generation import models as gen_models
+from embrm.generation.resources import rule_resource, rule_resources
 from embrm.workflow import experiments, studies
 from embrm.workflow.config import check_config
 from embrm.workflow.paths import EXP_PATTERN, RESULTS
@@ -9,6 +11,7 @@ from embrm.workflow.schema import check_schema
 SCHEMA = f"{workflow.basedir}/workflow/schemas/config.schema.yaml"
 check_schema(config, SCHEMA)
 check_config(config)
+gen_checks.check_generation(config)
 POINT_CONFIGS = studies.all_point_configs(config)
 for _exp, _point in POINT_CONFIGS.items():
     check_schema(_point, SCHEMA, where=f"study point {_exp}: config")
@@ -66,7 +69,7 @@ def stage_model(role, wc):
         return DATA.policy(wc.policy)
     if role == "embedder":
         return DATA.embedding(wc.embedder)["model"]
-    return config["generation"]["golden"]["models"][config["task"]]
+    return config["generation"]["golden"]["models"][config["task"]]["model"]
 
 
 def model_input(role):
@@ -74,7 +77,7 @@ def model_input(role):
 
     def folder(wc):
         name = stage_model(role, wc)
-        return [gen_models.resolve(name, role)] if name == "tiny" else []
+        return [gen_models.resolve(name, role)] if name in gen_models.BUILT else []
 
     return folder
 
@@ -92,25 +95,16 @@ def sft_deepspeed():
     )
 
 
-# Resources of the rules that run on a cluster's GPU nodes (those not in `localrules`).
-GPU_RES_KEYS = ("partition", "account", "gpus", "cpus_per_gpu", "mem_mb", "runtime")
+def gpu_threads(stage):
+    """A GPU rule's `threads:`: every CPU its job asks for (cluster.gpu.<stage>)."""
+    return rule_resource(config, stage, "threads")
 
 
-def gpu_res(key):
-    """A GPU rule's resource from config["cluster"]["gpu"][key], for a `resources:` directive.
-
-    Maps to the SLURM plugin's resources: partition -> slurm_partition (sbatch -p),
-    account -> slurm_account (-A; null leaves it unset), gpus -> gpu (--gpus),
-    cpus_per_gpu (--cpus-per-gpu), mem_mb (--mem), runtime (-t, minutes). mem_mb and
-    runtime grow with the attempt: a job retried after a timeout or OOM asks for more.
-    Local runs accept these resources and constrain nothing by them.
+def gpu_resources(stage):
+    """A GPU rule's `resources:` (cluster.gpu.<stage>, see embrm.generation.resources):
+    partition -> slurm_partition (sbatch -p), account -> slurm_account (-A), gpus -> gpu
+    (--gpus), cpus_per_gpu (--cpus-per-gpu), mem_mb (--mem: gpus x mem_mb_per_gpu) and
+    runtime (-t: start-up plus the job's data size over its throughput); mem_mb and
+    runtime grow with the attempt. Local runs accept them and constrain nothing by them.
     """
-    if key not in GPU_RES_KEYS:
-        raise ValueError(f"gpu_res: unknown key {key!r}; use one of {GPU_RES_KEYS}")
-    try:
-        value = config["cluster"]["gpu"].get(key)
-    except (KeyError, AttributeError, TypeError):
-        raise ValueError("config key cluster.gpu is missing (config.yaml)") from None
-    if key in ("mem_mb", "runtime"):
-        return lambda wildcards, attempt: value * attempt
-    return value
+    return rule_resources(config, stage)

@@ -1,14 +1,10 @@
-from embrm.generation.golden import annotate
+from embrm.generation.sharded import gather
 from embrm.workflow.rule_io import run
 
-p = snakemake.params
 run(
     snakemake,
-    annotate,
-    samples_file=snakemake.input.samples,
-    out_rewards=snakemake.output.rewards,
-    model_path=p.model,
-    cfg=p.golden,
-    trust_remote_code=p.trust_remote_code,
+    gather,
+    shard_files=snakemake.input.shards,
+    out_file=snakemake.output.rewards,
     check_arrays={snakemake.output.rewards: 2},
 )

@@ -16,5 +16,4 @@ run(
     distillation_config=o.distillation_config,
     distill_cfg=p.distill_cfg,
     seed=p.seed,
-    precision=p.precision,
 )

@@ -14,19 +14,35 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from embrm.data.arrays import load_split, save_array
+from embrm.data.arrays import CHECK_BYTES, iter_chunks, load_split, save_array
 from embrm.io.atomic import atomic_path
 from embrm.io.errors import InputError
 from embrm.io.jsonio import write_json
-from embrm.rm.precision import storage_dtype
+from embrm.rm.precision import resolve, storage_dtype
 from embrm.rm.scoring import score_array
 from embrm.rm.stacked_mlp import StackedMLP
-from embrm.rm.training import MICRO_BATCH, fit
+from embrm.rm.training import fit
 
 log = logging.getLogger(__name__)
 
 FORMAT = "embrm.student/1"
 STUDENT_PATIENCE = 3
+
+
+def _prompt_rows(emb: np.ndarray, prompts: np.ndarray, dtype: torch.dtype) -> torch.Tensor:
+    """The responses of ``prompts`` (ascending) as rows ``(len(prompts) * K, D)`` in
+    ``dtype``, read chunk by chunk: only one chunk is ever held in float32, so the peak
+    is the student's rows in their storage dtype, not twice that."""
+    n, k, d = emb.shape
+    out = torch.empty((len(prompts) * k, d), dtype=dtype)
+    filled = 0
+    chunk = max(1, CHECK_BYTES // (k * d * 4))
+    for start, block in iter_chunks(emb, chunk):
+        mine = prompts[(prompts >= start) & (prompts < start + len(block))] - start
+        rows = torch.from_numpy(block[mine].reshape(-1, d)).to(dtype)
+        out[filled : filled + len(rows)] = rows
+        filled += len(rows)
+    return out
 
 
 def _load_split_file(path, n_prompts: int):
@@ -56,6 +72,7 @@ def train_student(
     shape). Writes ``ckpt`` (one MLP), ``scores`` ``(N, K)`` float32 of every test
     response, and ``stats`` (JSON: prompts, epochs, best validation MSE).
     """
+    precision = resolve(precision)
     emb, golden = load_split(embeddings, rewards, check_values=False)
     n, k, d = emb.shape
     labels, targets = _load_split_file(split, n)
@@ -66,32 +83,24 @@ def train_student(
         raise InputError(f"{split}: {len(prompts)} student-train prompts are too few")
     val_prompts = rng.choice(prompts, n_val, replace=False)
     train_prompts = np.setdiff1d(prompts, val_prompts)
-    x = torch.from_numpy(np.asarray(emb[prompts], dtype=np.float32).reshape(-1, d))
-    x = x.to(storage_dtype(precision))
+    x = _prompt_rows(emb, prompts, storage_dtype(precision))
     y = torch.from_numpy(targets[prompts].reshape(-1).astype(np.float32))
     in_train = np.isin(np.repeat(prompts, k), train_prompts)
-    val_items = np.flatnonzero(~in_train)
 
     def item_loss(model, idx):
         idx = torch.as_tensor(idx)
         return (model(x[idx]).float() - y[idx]) ** 2
 
-    def val_fn(model):
-        sums = sum(
-            item_loss(model, val_items[s : s + MICRO_BATCH]).sum()
-            for s in range(0, len(val_items), MICRO_BATCH)
-        )
-        return [float(sums) / len(val_items)]
-
     model = StackedMLP(d, distill_cfg["hidden_sizes"], [seed])
     result = fit(
         model,
-        in_train[None, :],
-        item_loss,
-        val_fn,
+        train_mask=in_train[None, :],
+        val_mask=~in_train[None, :],
+        item_loss=item_loss,
         lr=distill_cfg["lr"],
         batch_size=distill_cfg["batch_size"],
         max_epochs=distill_cfg["distill_epochs"],
+        checks_per_epoch=1,
         patience=STUDENT_PATIENCE,
         seed=seed,
         precision=precision,
@@ -113,10 +122,11 @@ def train_student(
     summary = {
         "student_train_prompts": int(len(train_prompts)),
         "student_val_prompts": int(n_val),
-        "epochs_run": int(result.epochs_run[0]),
-        "best_epoch": int(result.best_epoch[0]),
+        "epochs_run": int(result.steps_run[0] // result.steps_per_epoch),
+        "best_epoch": int(result.best_step[0] // result.steps_per_epoch),
         "best_val_mse": float(result.best_val_loss[0]),
         "patience": STUDENT_PATIENCE,
+        "precision": precision,
     }
     write_json(stats, summary)
     return summary

@@ -149,7 +149,6 @@ def calibrate_student(
     distillation_config,
     distill_cfg: dict,
     seed: int,
-    precision: str,
 ) -> dict:
     """Fit the student map on calibration prompts; write distillation_config.json.
 
@@ -169,7 +168,7 @@ def calibrate_student(
         "hyperparameters": {
             **distill_cfg,
             "seed": seed,
-            "precision": precision,
+            "precision": student["precision"],
             "student_patience": student["patience"],
         },
         "split_sizes": {name: int((labels == i).sum()) for i, name in enumerate(SPLITS)},

@@ -23,6 +23,7 @@ from embrm.evaluate.plots import plot_best_of_n
 from embrm.io.errors import InputError
 from embrm.io.jsonio import write_json
 from embrm.rm.ensemble import load_ensemble
+from embrm.rm.precision import resolve
 from embrm.rm.scoring import score_array
 
 log = logging.getLogger(__name__)
@@ -61,6 +62,7 @@ def evaluate(
     ``test_scores`` ``(N, K, M)`` float32 (every member), ``results`` (JSON: ranking
     metrics and best-of-N per aggregation) and the best-of-N ``plot``.
     """
+    precision = resolve(precision)
     emb, golden = load_split(embeddings, rewards)
     bon_n = usable_bon_sizes(eval_cfg["bon_n"], golden.shape[1], rewards)
     model, payload = load_ensemble(ckpt, input_dim=emb.shape[-1])
@@ -69,6 +71,7 @@ def evaluate(
     golden = np.asarray(golden, dtype=np.float64)
     out = {
         "members": len(payload["members"]),
+        "precision": precision,
         "test_prompts": golden.shape[0],
         "responses_per_prompt": golden.shape[1],
         "best_of_n_dropped": sorted(set(eval_cfg["bon_n"]) - set(bon_n)),

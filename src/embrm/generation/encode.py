@@ -22,19 +22,28 @@ def token_lengths(tok, texts, max_length: int, chunk: int = 4096) -> np.ndarray:
     return out
 
 
+def batch_plan(tok, texts, batch_size: int, max_length: int) -> list[np.ndarray]:
+    """Text indices of every batch, in order of token length: a function of the texts
+    alone, so shards and GPUs that split the list compute exactly the same batches."""
+    order = np.argsort(token_lengths(tok, texts, max_length), kind="stable")
+    return [order[start : start + batch_size] for start in range(0, len(order), batch_size)]
+
+
+def encode_batch(tok, texts, idx, max_length: int):
+    """The texts ``idx`` as one right-padded, truncated batch of tensors."""
+    return tok(
+        [texts[i] for i in idx],
+        truncation=True,
+        max_length=max_length,
+        padding=True,
+        return_tensors="pt",
+    )
+
+
 def batches_by_length(tok, texts, batch_size: int, max_length: int):
     """Yield ``(indices, encoded batch)`` in order of token length."""
-    order = np.argsort(token_lengths(tok, texts, max_length), kind="stable")
-    for start in range(0, len(order), batch_size):
-        idx = order[start : start + batch_size]
-        enc = tok(
-            [texts[i] for i in idx],
-            truncation=True,
-            max_length=max_length,
-            padding=True,
-            return_tensors="pt",
-        )
-        yield idx, enc
+    for idx in batch_plan(tok, texts, batch_size, max_length):
+        yield idx, encode_batch(tok, texts, idx, max_length)
 
 
 def last_token(hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:

@@ -23,6 +23,7 @@ import gzip
 import hashlib
 import json
 import logging
+import re
 from pathlib import Path
 
 from embrm.generation.builtin_prompts import dialogues
@@ -35,6 +36,7 @@ ASSISTANT = "\n\nAssistant:"
 ROLES = {"user": "Human", "human": "Human", "assistant": "Assistant"}
 TEST_SHARE = 5
 LOCAL_SUFFIXES = (".jsonl", ".gz", ".json", ".parquet")
+TURN = re.compile(r"\n\n(Human|Assistant):")
 
 
 def conversation_text(messages) -> str:
@@ -46,6 +48,16 @@ def conversation_text(messages) -> str:
             continue  # system turns carry no dialogue
         parts.append(f"\n\n{role}: {turn['content']}")
     return "".join(parts)
+
+
+def dialogue_messages(text: str) -> list[dict]:
+    """An HH-style dialogue string as ``{"role", "content"}`` turns (the inverse of
+    :func:`conversation_text`); a trailing "Assistant:" gives an empty last turn."""
+    parts = TURN.split(text)
+    return [
+        {"role": "user" if who == "Human" else "assistant", "content": body.strip()}
+        for who, body in zip(parts[1::2], parts[2::2])
+    ]
 
 
 def split_dialogue(text: str):

@@ -2,9 +2,13 @@
 
 ``vllm``: one request per prompt with ``SamplingParams(n=K)`` (the published code sent
 the same prompt K times), the LoRA adapter through ``LoRARequest``, tensor parallel
-over the job's GPUs. ``hf``: batched ``generate`` with ``num_return_sequences=K``,
-left padding (with position ids derived from the mask by ``generate``) and
-length-sorted batches. vLLM is imported only when asked for.
+over the sampling stage's GPUs. Nothing here touches CUDA before the engine is built
+(``dtype="auto"`` lets vLLM pick bf16 or fp16 from NVML): an initialised CUDA makes
+vLLM start its engine process with ``spawn``, which needs a guarded ``__main__`` (the
+rule runs ``python -m embrm.generation.entry``, so it has one). ``hf``: batched
+``generate`` with ``num_return_sequences=K``, left padding (with position ids derived
+from the mask by ``generate``) and length-sorted batches. vLLM is imported only when
+asked for.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ import logging
 
 import torch
 
+from embrm.generation.checks import attention_heads, check_tensor_parallel
 from embrm.generation.models import device, dtype_for, load_tokenizer
 from embrm.io.errors import InputError
 from embrm.io.jsonio import read_jsonl, write_jsonl
@@ -64,16 +69,45 @@ def sample_hf(
     return out
 
 
-def sample_vllm(
+def max_model_len(gen: dict) -> int | None:
+    """vLLM's context length: ``sampling.max_model_len``, else the prompt limit plus the
+    new tokens (not the model's own maximum, 8192 for gemma, whose KV cache a 24 GB card
+    cannot hold next to gemma-7b); None (the model's maximum) without a prompt limit."""
+    sampling, limit = gen["sampling"], gen["prompts"]["max_prompt_tokens"]
+    if sampling["max_model_len"] is not None:
+        return sampling["max_model_len"]
+    return None if limit is None else limit + sampling["max_new_tokens"]
+
+
+def vllm_engine_args(
+    *,
     model_dir: str,
     adapter_dir: str | None,
-    prompts: list[str],
-    k: int,
     cfg: dict,
     seed: int,
     trust_remote_code: bool,
     max_lora_rank: int,
+    tensor_parallel_size: int,
+    max_model_len: int | None,
+) -> dict:
+    """Keyword arguments of ``vllm.LLM`` (checked against vllm 0.33's signature)."""
+    return {
+        "model": model_dir,
+        "enable_lora": adapter_dir is not None,
+        "max_lora_rank": max_lora_rank,
+        "dtype": "auto",  # bf16 on compute capability >= 8, else fp16; no CUDA call here
+        "tensor_parallel_size": tensor_parallel_size,
+        "max_model_len": max_model_len,
+        "gpu_memory_utilization": cfg["gpu_memory_utilization"],
+        "seed": seed,
+        "trust_remote_code": trust_remote_code,
+    }
+
+
+def sample_vllm(
+    prompts: list[str], k: int, cfg: dict, engine: dict, adapter_dir: str | None
 ) -> list[list[str]]:
+    """K responses per prompt; ``engine``: :func:`vllm_engine_args`."""
     try:
         from vllm import LLM, SamplingParams
         from vllm.lora.request import LoRARequest
@@ -82,16 +116,9 @@ def sample_vllm(
             "generation.sampling.backend=vllm but vllm is not installed here: use the GPU "
             "environment (envs/gpu.yaml, or `pip install -e .[gpu]`) or set backend: hf"
         ) from exc
-    dev = device()
-    llm = LLM(
-        model=model_dir,
-        enable_lora=adapter_dir is not None,
-        max_lora_rank=max_lora_rank,
-        dtype="bfloat16" if dtype_for(dev) == torch.bfloat16 else "float16",
-        tensor_parallel_size=max(1, torch.cuda.device_count()),
-        seed=seed,
-        trust_remote_code=trust_remote_code,
-    )
+    heads = attention_heads(engine["model"], engine["trust_remote_code"])
+    check_tensor_parallel(heads, engine["tensor_parallel_size"], engine["model"])
+    llm = LLM(**engine)
     params = SamplingParams(
         n=k,
         temperature=cfg["temperature"],
@@ -118,14 +145,24 @@ def sample_shard(
     seed: int,
     trust_remote_code: bool = False,
     max_lora_rank: int = 64,
+    tensor_parallel_size: int = 1,
+    max_model_len: int | None = None,
 ) -> int:
     """Sample one shard of a split's prompts to JSON lines ``{"id", "prompt", "responses"}``."""
     rows = shard_rows(read_jsonl(prompts_file), shard, shards)
     prompts = [r["prompt"] for r in rows]
     if backend == "vllm":
-        responses = sample_vllm(
-            base_dir, adapter_dir, prompts, k, cfg, seed + shard, trust_remote_code, max_lora_rank
+        engine = vllm_engine_args(
+            model_dir=base_dir,
+            adapter_dir=adapter_dir,
+            cfg=cfg,
+            seed=seed + shard,
+            trust_remote_code=trust_remote_code,
+            max_lora_rank=max_lora_rank,
+            tensor_parallel_size=tensor_parallel_size,
+            max_model_len=max_model_len,
         )
+        responses = sample_vllm(prompts, k, cfg, engine, adapter_dir)
     elif backend == "hf":
         responses = sample_hf(merged_dir, prompts, k, cfg, seed + shard, trust_remote_code)
     else:

@@ -20,7 +20,7 @@ from embrm.io.atomic import atomic_path
 from embrm.io.errors import InputError
 from embrm.io.jsonio import write_json
 from embrm.rm.pairs import Pairs, build_pairs
-from embrm.rm.precision import autocast, storage_dtype
+from embrm.rm.precision import autocast, resolve, storage_dtype
 from embrm.rm.stacked_mlp import StackedMLP
 from embrm.rm.training import MICRO_BATCH, fit, masked_means
 
@@ -131,6 +131,7 @@ def train_ensemble(
     ``embeddings`` ``(N, K, D)`` and ``rewards`` ``(N, K)``: the train split. ``ckpt``:
     the M members in one file; ``summary_json``: pairs, per-member epochs and metrics.
     """
+    precision = resolve(precision)
     emb, rew = load_split(embeddings, rewards)
     pairs, scale = build_pairs(
         rew,
@@ -154,29 +155,31 @@ def train_ensemble(
     data = PairData(emb, pairs, storage_dtype(precision))
     torch.manual_seed(seed)
     model = StackedMLP(emb.shape[-1], orm_cfg["hidden_sizes"], seeds)
-    loss = pair_loss(orm_cfg["objective"])
+    item_loss = pair_loss(orm_cfg["objective"])
     result = fit(
         model,
-        ~val_mask,
-        lambda mdl, idx: loss(data, mdl, idx),
-        lambda mdl: evaluate_pairs(data, mdl, val_mask, loss)[0],
+        train_mask=~val_mask,
+        val_mask=val_mask,
+        item_loss=lambda mdl, idx: item_loss(data, mdl, idx),
         lr=orm_cfg["lr"],
         batch_size=orm_cfg["batch_size"],
         max_epochs=orm_cfg["max_epochs"],
+        checks_per_epoch=orm_cfg["checks_per_epoch"],
         patience=orm_cfg["patience"],
         seed=seed,
         precision=precision,
     )
     model.eval()
     with autocast(precision):
-        val_loss, val_acc = evaluate_pairs(data, model, val_mask, loss)
+        val_loss, val_acc = evaluate_pairs(data, model, val_mask, item_loss)
     names = member_names(orm_cfg, task, seeds)
     members = [
         {
             "name": names[i],
             "seed": seeds[i],
-            "epochs_run": int(result.epochs_run[i]),
-            "best_epoch": int(result.best_epoch[i]),
+            "steps_run": int(result.steps_run[i]),
+            "best_step": int(result.best_step[i]),
+            "best_epoch": round(int(result.best_step[i]) / result.steps_per_epoch, 3),
             "val_loss": float(val_loss[i]),
             "val_accuracy": float(val_acc[i]),
         }
@@ -190,6 +193,7 @@ def train_ensemble(
         "reward_scale": scale,
         "label_agreement_with_golden": _label_agreement(rew, pairs),
         "members": members,
+        "steps_per_epoch": result.steps_per_epoch,
         "history": result.history,
     }
     save_ensemble(ckpt, model, orm_cfg["objective"], members)

@@ -62,6 +62,15 @@ class StackedMLP(nn.Module):
         w1, b1 = (t.contiguous() for t in self._wide_first_layer())
         return lambda x: self._score(x, w1, b1).T
 
+    def select(self, rows: torch.Tensor) -> StackedMLP:
+        """A new StackedMLP holding copies of members ``rows`` (a 1-D index tensor)."""
+        out = StackedMLP(self.input_dim, self.hidden_sizes, [])
+        with torch.no_grad():
+            for mine, theirs in ((self.weights, out.weights), (self.biases, out.biases)):
+                for layer, p in enumerate(mine):
+                    theirs[layer] = nn.Parameter(p[rows].clone())
+        return out
+
     def member_state(self, i: int) -> dict:
         """Member ``i`` as a plain ``nn.Sequential``-style state dict (``0.weight``, ...)."""
         out = {}

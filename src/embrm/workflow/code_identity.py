@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import ast
 import hashlib
+import re
 from functools import cache
 from pathlib import Path
 
@@ -70,8 +71,10 @@ def _closure(path: Path) -> frozenset[Path]:
 
 
 def package_files(script: str | Path) -> list[Path]:
-    """Every package source file ``script`` can run, sorted."""
-    return sorted(_closure(Path(script).resolve()))
+    """Every package source file ``script`` can run (itself too, if it is one), sorted."""
+    path = Path(script).resolve()
+    own = {path} if path.is_relative_to(PACKAGE) else set()
+    return sorted(_closure(path) | own)
 
 
 def code_hash(script: str | Path) -> str:
@@ -83,9 +86,17 @@ def code_hash(script: str | Path) -> str:
     return digest.hexdigest()
 
 
+ENTRY = re.compile(r"-m\s+(embrm(?:\.\w+)+)")
+
+
 def attach(rule) -> None:
-    """Add the ``code`` param (:func:`code_hash` of its script) to a Snakemake script rule."""
-    if rule.script is None:
+    """Add the ``code`` param to a Snakemake rule: :func:`code_hash` of its script, or of
+    the package module a shell rule runs with ``python -m embrm....`` (the GPU stages)."""
+    if rule.script is not None:
+        rule.set_params(
+            code=code_hash(Path(rule.basedir.get_path_or_uri(secret_free=True)) / rule.script)
+        )
         return
-    script = Path(rule.basedir.get_path_or_uri(secret_free=True)) / rule.script
-    rule.set_params(code=code_hash(script))
+    entry = ENTRY.search(rule.shellcmd or "")
+    if entry:
+        rule.set_params(code=code_hash(module_file(entry.group(1))))
