@@ -174,7 +174,7 @@ def server(run_dir):
     """`embrm serve` on a loopback port, stopped after the module."""
     port = _free_port()
     cmd = [EMBRM, "serve", str(run_dir / BUNDLE),
-           "--port", str(port), "--max-texts", "8"]  # fmt: skip
+           "--port", str(port), "--max-texts", "8", "--max-body-bytes", "65536"]  # fmt: skip
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 180
@@ -240,7 +240,8 @@ def test_server_answers_openrlhf_requests(run_dir, samples, server):
         (json.dumps({"query": [1, 2]}).encode(), 422),
         (json.dumps({"query": ["a", "b"], "prompts": ["a"]}).encode(), 422),
         (json.dumps({"query": ["q"] * 9}).encode(), 413),
-        (json.dumps({"query": ["x" * 5_000_000]}).encode(), 413),
+        (json.dumps({"query": ["x" * 40_000]}).encode(), 413),  # over --max-chars
+        (json.dumps({"query": ["x" * 70_000]}).encode(), 413),  # over --max-body-bytes
     ],
 )
 def test_server_rejects_bad_requests_and_keeps_serving(server, body, status):

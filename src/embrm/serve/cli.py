@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from dataclasses import fields
 from pathlib import Path
 
 import numpy as np
@@ -12,6 +13,16 @@ import numpy as np
 from embrm.io.errors import InputError
 from embrm.io.jsonio import read_jsonl, write_jsonl
 from embrm.serve.bundle import HEADS
+from embrm.serve.server import Limits
+
+LIMIT_HELP = {
+    "max_body_bytes": "largest request body",
+    "max_texts": "queries per request",
+    "max_chars": "characters per query",
+    "max_queue": "requests waiting for the model",
+    "max_batch": "texts per model call",
+    "max_wait_ms": "batching window in milliseconds",
+}
 
 
 def _model(args):
@@ -25,11 +36,9 @@ def _model(args):
 def serve(args) -> None:
     import uvicorn
 
-    from embrm.serve.server import Limits, create_app
+    from embrm.serve.server import create_app
 
-    limits = Limits(
-        max_texts=args.max_texts, max_queue=args.max_queue, max_wait_ms=args.max_wait_ms
-    )
+    limits = Limits(**{f.name: getattr(args, f.name) for f in fields(Limits)})
     uvicorn.run(
         create_app(_model(args), limits), host=args.host, port=args.port, log_level="warning"
     )
@@ -97,9 +106,9 @@ def parser() -> argparse.ArgumentParser:
     s = sub.choices["serve"]
     s.add_argument("--host", default="127.0.0.1")
     s.add_argument("--port", type=int, default=8000)
-    s.add_argument("--max-texts", type=int, default=256, help="queries per request")
-    s.add_argument("--max-queue", type=int, default=1024, help="requests waiting")
-    s.add_argument("--max-wait-ms", type=float, default=2.0, help="batching window")
+    for f in fields(Limits):  # --max-body-bytes, --max-texts, ...: the server's bounds
+        flag = "--" + f.name.replace("_", "-")
+        s.add_argument(flag, type=type(f.default), default=f.default, help=LIMIT_HELP[f.name])
     c = sub.choices["score"]
     c.add_argument("--input", type=Path, required=True)
     c.add_argument("--output", type=Path, default=None, help="JSONL; default: stdout")
