@@ -21,6 +21,7 @@ include: "workflow/rules/data.smk"
 include: "workflow/rules/generate.smk"
 include: "workflow/rules/orm.smk"
 include: "workflow/rules/calibrate.smk"
+include: "workflow/rules/serve.smk"
 include: "workflow/rules/studies.smk"
 include: "workflow/rules/report.smk"
 
@@ -36,4 +37,10 @@ rule all:
         # the main run's last steps; the DAG brings in every step before them
         outputs_of(rules.validate_variants, MAIN),
         outputs_of(rules.report_figures, MAIN),
+        # the bundle embeds text, so it exists where the run embedded text itself
+        (
+            outputs_of(rules.reward_model, MAIN)
+            if config["data"]["source"] == "generate"
+            else []
+        ),
     localrule: True

@@ -121,6 +121,7 @@ def test_embedded_default_runs_all_eight_stages_offline(tmp_path):
         "embed_responses",
         "train_orm",
         "validate_variants",
+        "reward_model",
     ):
         assert rule in jobs
     assert jobs["sample_shard"] == 2 * cfg["generation"]["sampling"]["shards"]
@@ -135,6 +136,9 @@ def test_embedded_default_runs_all_eight_stages_offline(tmp_path):
     assert all(len(s["responses"]) == gen["sampling"]["k_test"] for s in samples)
     assert (tmp_path / "results/generate/tiny/sft/adapter/adapter_config.json").is_file()
     assert (tmp_path / "results/validation_results.json").is_file()
+    bundle = json.loads((tmp_path / "results/reward_model/config.json").read_text())
+    assert bundle["embedder"]["name"] == "minilm" and not bundle["embedder"]["bundled"]
+    assert bundle["input_dim"] == 384
 
 
 @pytest.mark.parametrize(

@@ -100,6 +100,41 @@ def gpu_threads(stage):
     return rule_resource(config, stage, "threads")
 
 
+def bundle_embedding(wc):
+    """The step-4 settings behind the experiment's embeddings: the bundle embeds new
+    text exactly as the training text was embedded."""
+    c = cfg(wc)
+    if c["data"]["source"] != "generate":
+        raise WorkflowError(
+            f"{wc.exp}/reward_model: a bundle needs an embedder for text, so "
+            f"data.source must be generate (is {c['data']['source']})"
+        )
+    return DATA.embedding(data_layout.embedder_tag(c))
+
+
+def bundle_embedder_path(wc):
+    return gen_models.resolve(bundle_embedding(wc)["model"], "embedder")
+
+
+def bundle_run(wc):
+    """Task, objective and a one-line description of the data, for the model card."""
+    c = cfg(wc)
+    gen = c["generation"]
+    return {
+        "task": c["task"],
+        "objective": c["orm"]["objective"],
+        "data": (
+            f"Policy `{gen['policy']}`, prompts from `{gen['prompts']['source']}` "
+            f"({gen['prompts']['max_train_prompts']} train / "
+            f"{gen['prompts']['max_test_prompts']} test prompts at most, "
+            f"{gen['sampling']['k_train']} / {gen['sampling']['k_test']} responses each), "
+            f"golden reward model `{gen['golden']['models'][c['task']]['model']}`; "
+            f"ORM pairs from {c['orm']['n_sample']} train prompts, annotation quality "
+            f"{c['orm']['annotation_quality']}."
+        ),
+    }
+
+
 def gpu_resources(stage):
     """A GPU rule's `resources:` (cluster.gpu.<stage>, see embrm.generation.resources):
     partition -> slurm_partition (sbatch -p), account -> slurm_account (-A), gpus -> gpu

@@ -1,0 +1,151 @@
+"""The reward-model bundle: one folder that holds everything needed to score text.
+
+Written by the ``reward_model`` rule from a finished run; read by
+:meth:`embrm.serve.model.RewardModel.from_pretrained`. Nothing in it is unpickled:
+weights are safetensors, isotonic maps are JSON breakpoints, settings are JSON.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file, save_file
+
+from embrm import __version__
+from embrm.calibrate.distill import FORMAT as STUDENT_FORMAT
+from embrm.io.atomic import atomic_path
+from embrm.io.errors import InputError
+from embrm.io.jsonio import read_json, write_json
+from embrm.rm.ensemble import load_ensemble
+from embrm.rm.stacked_mlp import StackedMLP
+from embrm.serve.model_card import model_card
+
+FORMAT = "embrm.reward_model/1"
+CONFIG = "config.json"
+STUDENT = "student.safetensors"
+ENSEMBLE = "ensemble.safetensors"
+MAPS = {"teacher": "isotonic_teacher_map.json", "student": "isotonic_student_map.json"}
+EMBEDDER_DIR = "embedder"
+PLOT = "calibration_plot.png"
+HEADS = ("student_isotonic", "student", "teacher_isotonic", "teacher")
+DEFAULT_HEAD = "student_isotonic"
+# the text step 4 embedded: prompt + response cut at its next "\n\nHuman" turn
+TEXT_FORMAT = "prompt + response[: response.find('\\n\\nHuman')]"
+# models the workflow builds itself live only in the run's folder, so they travel along
+BUILT_BY_WORKFLOW = ("tiny",)
+
+
+def student_as_stacked(ckpt) -> StackedMLP:
+    """The student checkpoint (a ``nn.Sequential`` state dict) as a one-member StackedMLP."""
+    payload = torch.load(ckpt, map_location="cpu", weights_only=True)
+    if not isinstance(payload, dict) or payload.get("format") != STUDENT_FORMAT:
+        raise InputError(f"{ckpt}: not an {STUDENT_FORMAT} checkpoint")
+    state = payload["state_dict"]
+    model = StackedMLP(payload["input_dim"], payload["hidden_sizes"], [0])
+    model.load_state_dict(
+        {
+            **{f"weights.{i}": state[f"{2 * i}.weight"].T[None] for i in range(len(model.weights))},
+            **{
+                f"biases.{i}": state[f"{2 * i}.bias"][None, None] for i in range(len(model.weights))
+            },
+        }
+    )
+    return model
+
+
+def save_head(model: StackedMLP, path) -> None:
+    with atomic_path(path) as tmp:
+        save_file({k: v.detach().contiguous() for k, v in model.state_dict().items()}, tmp)
+
+
+def load_head(path, input_dim: int, hidden_sizes) -> StackedMLP:
+    """A StackedMLP from safetensors; the member count is read from the weights."""
+    state = load_file(path)
+    model = StackedMLP(input_dim, hidden_sizes, [0] * state["weights.0"].shape[0])
+    model.load_state_dict(state)
+    return model.eval()
+
+
+def build_bundle(
+    *,
+    ensemble,
+    student,
+    student_stats,
+    teacher_map,
+    student_map,
+    distillation_config,
+    validation,
+    calibration_plot,
+    bundle,
+    embedding: dict,
+    embedder_path: str,
+    run: dict,
+) -> dict:
+    """Write the bundle folder ``bundle`` from a run's step 5-8 artifacts.
+
+    ``embedding``: the step-4 settings that built the training embeddings (model,
+    pooling, normalize, max_length, batch_size, dtype); ``embedder_path``: where that
+    model was loaded from; ``run``: task, objective, data description for the card.
+    Returns the bundle's config.
+    """
+    out = Path(bundle)
+    tmp = out.with_name(out.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    teacher, payload = load_ensemble(ensemble)
+    student_mlp = student_as_stacked(student)
+    if student_mlp.input_dim != teacher.input_dim:
+        raise InputError(f"{student} and {ensemble} expect different embedding dimensions")
+    save_head(student_mlp, tmp / STUDENT)
+    save_head(teacher, tmp / ENSEMBLE)
+    for key, src in (("teacher", teacher_map), ("student", student_map)):
+        shutil.copyfile(src, tmp / MAPS[key])
+    shutil.copyfile(calibration_plot, tmp / PLOT)
+    bundled = embedding["model"] in BUILT_BY_WORKFLOW
+    if bundled:
+        shutil.copytree(embedder_path, tmp / EMBEDDER_DIR)
+    config = {
+        "format": FORMAT,
+        "embrm_version": __version__,
+        "embedder": {
+            "name": embedding["model"],
+            "bundled": bundled,
+            "pooling": embedding["pooling"],
+            "normalize": embedding["normalize"],
+            "max_length": embedding["max_length"],
+            "batch_size": embedding["batch_size"],
+            "dtype": embedding["dtype"],
+            "text_format": TEXT_FORMAT,
+        },
+        "input_dim": teacher.input_dim,
+        "student": {"hidden_sizes": student_mlp.hidden_sizes},
+        "ensemble": {
+            "hidden_sizes": teacher.hidden_sizes,
+            "members": teacher.members,
+            "objective": payload["objective"],
+            "aggregation": "mean",
+        },
+        "default_head": DEFAULT_HEAD,
+        "heads": list(HEADS),
+        "precision": read_json(student_stats)["precision"],
+        **run,
+    }
+    write_json(tmp / CONFIG, config)
+    card = model_card(config, read_json(validation), read_json(distillation_config), PLOT)
+    (tmp / "README.md").write_text(card)
+    shutil.rmtree(out, ignore_errors=True)
+    tmp.replace(out)
+    return config
+
+
+def read_config(bundle) -> dict:
+    """The bundle's config.json, checked for its format."""
+    path = Path(bundle) / CONFIG
+    if not path.is_file():
+        raise InputError(f"{bundle}: no {CONFIG}; not a reward-model bundle")
+    config = read_json(path)
+    if config.get("format") != FORMAT:
+        raise InputError(f"{path}: format {config.get('format')!r}, expected {FORMAT}")
+    return config

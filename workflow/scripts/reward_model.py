@@ -1,0 +1,20 @@
+from embrm.serve.bundle import build_bundle
+from embrm.workflow.rule_io import run
+
+i, o, p = snakemake.input, snakemake.output, snakemake.params
+run(
+    snakemake,
+    build_bundle,
+    ensemble=i.ensemble,
+    student=i.student,
+    student_stats=i.student_stats,
+    teacher_map=i.teacher_map,
+    student_map=i.student_map,
+    distillation_config=i.distillation_config,
+    validation=i.validation,
+    calibration_plot=i.calibration_plot,
+    bundle=o.bundle,
+    embedding=p.embedding,
+    embedder_path=p.embedder_path,
+    run=p.run,
+)
