@@ -45,9 +45,16 @@ def _with_parents(module: str) -> list[str]:
 
 def imported_modules(path: Path) -> set[str]:
     """The ``embrm`` modules a source file imports (``from embrm.x import y`` counts
-    ``embrm.x.y`` when that is a module)."""
+    ``embrm.x.y`` when that is a module). Imports inside a module-level ``__getattr__``
+    (``embrm.RewardModel``, loaded on first access) are not followed: the workflow's
+    scripts import what they run by its full module path."""
     found = set()
-    for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+    tree = ast.parse(path.read_text(), filename=str(path))
+    # a module's lazy exports run only when asked for by name
+    tree.body = [
+        n for n in tree.body if not (isinstance(n, ast.FunctionDef) and n.name == "__getattr__")
+    ]
+    for node in ast.walk(tree):
         if isinstance(node, ast.Import):
             found.update(a.name for a in node.names)
         elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
