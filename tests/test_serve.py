@@ -14,11 +14,11 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
+import joblib
 import numpy as np
 import pytest
 
 from embrm import RewardModel
-from embrm.calibrate.isotonic import apply_map
 from embrm.generation.texts import cut_response
 from embrm.io.jsonio import read_jsonl
 
@@ -85,6 +85,12 @@ def test_bundle_is_pickle_free_and_describes_step_4(run_dir):
     assert "](calibration_plot.png)" in card
 
 
+def sklearn_map(path: Path, x: np.ndarray) -> np.ndarray:
+    """The run's own ``.joblib`` map (written by this test's run, so trusted) applied by
+    scikit-learn: an independent check of the bundle's JSON breakpoints."""
+    return joblib.load(path).predict(np.ravel(x)).reshape(np.shape(x))
+
+
 def test_bundle_reproduces_the_runs_scores(run_dir, samples):
     prompts, responses = samples
     res = run_dir / "results"
@@ -93,9 +99,9 @@ def test_bundle_reproduces_the_runs_scores(run_dir, samples):
     teacher = np.load(res / "calibration/split.npz")["teacher"].ravel()
     expected = {
         "student": student,
-        "student_isotonic": apply_map(res / "isotonic_student_map.joblib", student),
+        "student_isotonic": sklearn_map(res / "isotonic_student_map.joblib", student),
         "teacher": teacher,
-        "teacher_isotonic": apply_map(res / "isotonic_teacher_map.joblib", teacher),
+        "teacher_isotonic": sklearn_map(res / "isotonic_teacher_map.joblib", teacher),
     }
     for head, want in expected.items():
         got = np.asarray(load(run_dir, head=head).score(prompts, responses))
@@ -104,7 +110,7 @@ def test_bundle_reproduces_the_runs_scores(run_dir, samples):
     rm = load(run_dir, conservative=2.0)
     texts = [p + cut_response(r) for p, r in zip(prompts, responses)]
     reward, spread = rm.rewards_and_spread(texts)
-    mapped_std = apply_map(res / "isotonic_teacher_map.joblib", members).std(1)
+    mapped_std = sklearn_map(res / "isotonic_teacher_map.joblib", members).std(1)
     assert np.abs(spread - mapped_std).max() < 1e-4 and spread.max() > 0
     assert np.abs(reward - (expected["student_isotonic"] - 2.0 * mapped_std)).max() < 1e-4
     # P(a > b): the members' mean Bradley-Terry margin
