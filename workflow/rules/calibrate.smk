@@ -44,7 +44,7 @@ rule distill_student:
     localrule: True
     conda:
         CPU_ENV
-    threads: workflow.cores
+    threads: ALL_CORES
     params:
         distill_cfg=lambda wc: experiments.check_student_name(
             cfg(wc), wc.task, wc.objective

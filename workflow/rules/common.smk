@@ -22,6 +22,10 @@ DATA = data_layout.DataVariants(config, list(POINT_CONFIGS.values()))
 MAIN = RESULTS
 CPU_ENV = "../../envs/cpu.yaml"
 GPU_ENV = "../../envs/gpu.yaml"
+# The torch-heavy CPU rules ask for every core; Snakemake caps a job's threads at
+# --cores, or at --local-cores for local jobs under a cluster executor. Not
+# `workflow.cores`: a cluster run has no --cores, and reading it there is an error.
+ALL_CORES = 1024
 
 
 wildcard_constraints:

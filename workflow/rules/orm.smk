@@ -16,7 +16,7 @@ rule train_orm:
     conda:
         CPU_ENV
     # Snakemake exports OMP/MKL_NUM_THREADS=threads to every job (default 1)
-    threads: workflow.cores
+    threads: ALL_CORES
     params:
         orm_cfg=lambda wc: cfg(wc)["orm"],
         seed=lambda wc: cfg(wc)["seed"],
@@ -46,7 +46,7 @@ rule evaluate_orm:
     localrule: True
     conda:
         CPU_ENV
-    threads: workflow.cores
+    threads: ALL_CORES
     params:
         eval_cfg=lambda wc: cfg(wc)["evaluation"],
         seed=lambda wc: cfg(wc)["seed"],
