@@ -354,5 +354,9 @@ def test_failed_slurm_job_fails_the_run_and_a_rerun_resumes(cluster, dry_run, lo
     # every GPU job of the DAG completed exactly once over the two runs
     assert len(done_before) + len(second_jobs) == dry_run["n_gpu_jobs"]
     after = mtimes(tmp_path)
-    assert {name: after[name] for name in kept} == kept, "finished outputs were rewritten"
+    # the only files that may go are temp() shards, removed once their gather has run
+    gone = kept.keys() - after.keys()
+    assert all(re.search(r"\.shard\d+\.npz$", name) for name in gone), gone
+    survivors = {name: when for name, when in kept.items() if name in after}
+    assert {name: after[name] for name in survivors} == survivors, "finished outputs were rewritten"
     assert after.keys() == artifacts(local_run).keys()
