@@ -58,25 +58,30 @@ def test_split_is_by_prompt_with_requested_fractions():
         split_prompts(3, [0.8, 0.1, 0.1], seed=0)
 
 
-def test_calibrate_teacher_writes_out_of_fold_targets_only_outside_held_out(tmp_path):
-    teacher, golden = _teacher_data()
-    scores = np.repeat(teacher[..., None], 3, axis=2).astype(np.float32)
-    np.save(tmp_path / "scores.npy", scores)
-    np.save(tmp_path / "rew.npy", golden.astype(np.float32))
-    np.save(tmp_path / "emb.npy", np.zeros((100, 20, 2), np.float32))
-    report = calibrate_teacher(
+def _calibrate_teacher(tmp_path, split_name="split.npz"):
+    """Step 7a on the arrays a test saved as scores.npy, emb.npy and rew.npy."""
+    return calibrate_teacher(
         test_scores=tmp_path / "scores.npy",
         embeddings=tmp_path / "emb.npy",
         rewards=tmp_path / "rew.npy",
         teacher_map=tmp_path / "t.joblib",
         legacy_map=tmp_path / "legacy.joblib",
         map_json=tmp_path / "t.json",
-        split=tmp_path / "split.npz",
+        split=tmp_path / split_name,
         report=tmp_path / "r.json",
         split_fractions=[0.6, 0.2, 0.2],
         cv_folds=5,
         seed=0,
     )
+
+
+def test_calibrate_teacher_writes_out_of_fold_targets_only_outside_held_out(tmp_path):
+    teacher, golden = _teacher_data()
+    scores = np.repeat(teacher[..., None], 3, axis=2).astype(np.float32)
+    np.save(tmp_path / "scores.npy", scores)
+    np.save(tmp_path / "rew.npy", golden.astype(np.float32))
+    np.save(tmp_path / "emb.npy", np.zeros((100, 20, 2), np.float32))
+    report = _calibrate_teacher(tmp_path)
     data = np.load(tmp_path / "split.npz")
     assert np.isnan(data["targets"][data["split"] == 2]).all()
     assert np.isfinite(data["targets"][data["split"] < 2]).all()
@@ -90,17 +95,5 @@ def test_stale_scores_are_rejected_before_fitting(tmp_path):
     np.save(tmp_path / "rew.npy", np.zeros((12, 5), np.float32))
     np.save(tmp_path / "emb.npy", np.zeros((12, 5, 2), np.float32))
     with pytest.raises(InputError, match=r"scores\.npy.*\(10, 5, 2\).*\(12, 5\)"):
-        calibrate_teacher(
-            test_scores=tmp_path / "scores.npy",
-            embeddings=tmp_path / "emb.npy",
-            rewards=tmp_path / "rew.npy",
-            teacher_map=tmp_path / "t.joblib",
-            legacy_map=tmp_path / "legacy.joblib",
-            map_json=tmp_path / "t.json",
-            split=tmp_path / "s.npz",
-            report=tmp_path / "r.json",
-            split_fractions=[0.6, 0.2, 0.2],
-            cv_folds=5,
-            seed=0,
-        )
+        _calibrate_teacher(tmp_path, "s.npz")
     assert not (tmp_path / "t.joblib").exists()
