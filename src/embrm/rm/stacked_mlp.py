@@ -1,10 +1,14 @@
 """M independent MLPs trained and evaluated as one model with stacked weights.
 
-An ensemble of M small MLPs spends its time in M matrix products per layer. Here all
-members read the same input rows, so the members' first layers (the largest, D x H)
-run as ONE wide GEMM ``(B, D) @ (D, M * H)``, and the remaining layers as one ``bmm``
-over the stacked ``(M, in, out)`` weights. On a CPU the wide GEMM runs at about twice
-the rate of M separate products. The ORM ensemble and the student both use it.
+An ensemble of M small MLPs spends its time in M matrix products per layer. Two input
+forms run as few large products:
+
+- shared rows ``(B, D)`` (scoring a test set): the members' first layers (the largest,
+  D x H) run as ONE wide GEMM ``(B, D) @ (D, M * H)``;
+- per-member rows ``(M, B, D)`` (training, validation: each member its own items): one
+  batched product per layer over the stacked ``(M, in, out)`` weights.
+
+The ORM ensemble and the student both use it.
 """
 
 from __future__ import annotations
@@ -48,12 +52,19 @@ class StackedMLP(nn.Module):
 
     def _score(self, x: torch.Tensor, w1: torch.Tensor, b1: torch.Tensor) -> torch.Tensor:
         h = torch.addmm(b1, x, w1).view(x.shape[0], self.members, -1).transpose(0, 1)
+        return self._rest(h)
+
+    def _rest(self, h: torch.Tensor) -> torch.Tensor:
+        """First-layer outputs ``(M, B, H1)`` -> scores ``(M, B)``."""
         for w, b in zip(self.weights[1:], self.biases[1:]):
             h = torch.baddbmm(b, torch.relu(h), w)
         return h.squeeze(-1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Shared inputs ``(B, D)`` -> scores ``(M, B)`` of every member."""
+        """Shared inputs ``(B, D)`` or per-member inputs ``(M, B, D)`` -> scores ``(M, B)``."""
+        if x.dim() == 3:
+            h = torch.baddbmm(self.biases[0], x, self.weights[0])
+            return self._rest(h)
         return self._score(x, *self._wide_first_layer())
 
     @torch.no_grad()
@@ -62,13 +73,13 @@ class StackedMLP(nn.Module):
         w1, b1 = (t.contiguous() for t in self._wide_first_layer())
         return lambda x: self._score(x, w1, b1).T
 
-    def select(self, rows: torch.Tensor) -> StackedMLP:
-        """A new StackedMLP holding copies of members ``rows`` (a 1-D index tensor)."""
+    def copy(self) -> StackedMLP:
+        """A new StackedMLP with copies of every member's weights."""
         out = StackedMLP(self.input_dim, self.hidden_sizes, [])
         with torch.no_grad():
             for mine, theirs in ((self.weights, out.weights), (self.biases, out.biases)):
                 for layer, p in enumerate(mine):
-                    theirs[layer] = nn.Parameter(p[rows].clone())
+                    theirs[layer] = nn.Parameter(p.clone())
         return out
 
     def member_state(self, i: int) -> dict:
