@@ -46,32 +46,36 @@ class StackedMLP(nn.Module):
     def members(self) -> int:
         return self.weights[0].shape[0]
 
-    def _wide_first_layer(self):
+    def _layers(self, dtype: torch.dtype | None = None):
+        """The first layer as one wide ``(D, M * H1)`` matrix and bias ``(1, M * H1)``,
+        then the stacked ``(w, b)`` of the remaining layers; cast to ``dtype`` if given."""
         m, d, h1 = self.weights[0].shape
-        return self.weights[0].permute(1, 0, 2).reshape(d, m * h1), self.biases[0].reshape(1, -1)
-
-    def _score(self, x: torch.Tensor, w1: torch.Tensor, b1: torch.Tensor) -> torch.Tensor:
-        h = torch.addmm(b1, x, w1).view(x.shape[0], self.members, -1).transpose(0, 1)
-        return self._rest(h)
-
-    def _rest(self, h: torch.Tensor) -> torch.Tensor:
-        """First-layer outputs ``(M, B, H1)`` -> scores ``(M, B)``."""
+        w1 = self.weights[0].permute(1, 0, 2).reshape(d, m * h1)
+        tensors = [w1, self.biases[0].reshape(1, -1)]
         for w, b in zip(self.weights[1:], self.biases[1:]):
-            h = torch.baddbmm(b, torch.relu(h), w)
-        return h.squeeze(-1)
+            tensors += [w, b]
+        if dtype is not None:
+            tensors = [t.to(dtype).contiguous() for t in tensors]
+        return tensors[0], tensors[1], list(zip(tensors[2::2], tensors[3::2]))
+
+    def _shared(self, x: torch.Tensor, w1, b1, rest) -> torch.Tensor:
+        """Shared rows ``(B, D)`` -> scores ``(M, B)``: the wide GEMM, then the rest."""
+        h = torch.addmm(b1, x, w1).view(x.shape[0], self.members, -1).transpose(0, 1)
+        return _rest(h, rest)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Shared inputs ``(B, D)`` or per-member inputs ``(M, B, D)`` -> scores ``(M, B)``."""
         if x.dim() == 3:
             h = torch.baddbmm(self.biases[0], x, self.weights[0])
-            return self._rest(h)
-        return self._score(x, *self._wide_first_layer())
+            return _rest(h, list(zip(self.weights[1:], self.biases[1:])))
+        return self._shared(x, *self._layers())
 
     @torch.no_grad()
-    def shared_scorer(self):
-        """``forward`` for inference, with the wide first-layer matrix built once."""
-        w1, b1 = (t.contiguous() for t in self._wide_first_layer())
-        return lambda x: self._score(x, w1, b1).T
+    def shared_scorer(self, dtype: torch.dtype = torch.float32):
+        """``forward`` for inference on shared rows, returning ``(B, M)``: every weight is
+        cast to ``dtype`` and the wide first-layer matrix built once, not per call."""
+        layers = self._layers(dtype)
+        return lambda x: self._shared(x.to(dtype), *layers).T
 
     def copy(self) -> StackedMLP:
         """A new StackedMLP with copies of every member's weights."""
@@ -89,3 +93,11 @@ class StackedMLP(nn.Module):
             out[f"{2 * layer}.weight"] = w[i].T.detach().clone()
             out[f"{2 * layer}.bias"] = b[i, 0].detach().clone()
         return out
+
+
+def _rest(h: torch.Tensor, layers) -> torch.Tensor:
+    """First-layer outputs ``(M, B, H1)`` and the stacked ``(w, b)`` of the remaining
+    layers -> scores ``(M, B)``."""
+    for w, b in layers:
+        h = torch.baddbmm(b, torch.relu(h), w)
+    return h.squeeze(-1)
