@@ -46,11 +46,15 @@ class StackedMLP(nn.Module):
         m, d, h1 = self.weights[0].shape
         return self.weights[0].permute(1, 0, 2).reshape(d, m * h1), self.biases[0].reshape(1, -1)
 
-    def _score(self, x: torch.Tensor, w1: torch.Tensor, b1: torch.Tensor) -> torch.Tensor:
+    def _hidden(self, x: torch.Tensor, w1: torch.Tensor, b1: torch.Tensor) -> torch.Tensor:
         h = torch.addmm(b1, x, w1).view(x.shape[0], self.members, -1).transpose(0, 1)
-        for w, b in zip(self.weights[1:], self.biases[1:]):
+        for w, b in zip(self.weights[1:-1], self.biases[1:-1]):
             h = torch.baddbmm(b, torch.relu(h), w)
-        return h.squeeze(-1)
+        return torch.relu(h)
+
+    def _score(self, x: torch.Tensor, w1: torch.Tensor, b1: torch.Tensor) -> torch.Tensor:
+        h = self._hidden(x, w1, b1)
+        return torch.baddbmm(self.biases[-1], h, self.weights[-1]).squeeze(-1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Shared inputs ``(B, D)`` -> scores ``(M, B)`` of every member."""
@@ -61,6 +65,13 @@ class StackedMLP(nn.Module):
         """``forward`` for inference, with the wide first-layer matrix built once."""
         w1, b1 = (t.contiguous() for t in self._wide_first_layer())
         return lambda x: self._score(x, w1, b1).T
+
+    @torch.no_grad()
+    def last_hidden(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Every member's last hidden layer ``(M, B, H)`` (after ReLU) and scores
+        ``(M, B)`` of shared inputs ``(B, D)``: a score is linear in those features."""
+        h = self._hidden(x, *self._wide_first_layer())
+        return h, torch.baddbmm(self.biases[-1], h, self.weights[-1]).squeeze(-1)
 
     def select(self, rows: torch.Tensor) -> StackedMLP:
         """A new StackedMLP holding copies of members ``rows`` (a 1-D index tensor)."""
