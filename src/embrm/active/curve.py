@@ -62,7 +62,7 @@ def learning_curve(*, points: list[dict], table, markdown, plot) -> pd.DataFrame
     means = summarise(rows.drop(columns="annotated_pairs"), ["strategy", "round"])
     pairs = rows.groupby(["strategy", "round"])["annotated_pairs"].mean()
     means.insert(2, "annotated_pairs", pairs.loc[list(zip(means.strategy, means["round"]))].values)
-    means = means.drop(columns=["bon_n_ci95"])
+    means = means.drop(columns=["bon_n_ci95"]).astype({"bon_n": int, "annotated_pairs": int})
     with atomic_path(table) as tmp:
         rows.to_csv(tmp, index=False)
     write_text(
