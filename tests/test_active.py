@@ -11,6 +11,7 @@ import pandas as pd
 import pytest
 import yaml
 
+from embrm.active import selection
 from embrm.active.rounds import (
     draw_pool,
     initial_round,
@@ -49,7 +50,9 @@ def brute_force_greedy(z, info, n_pick):
 
 
 @pytest.mark.parametrize("n, n_pick", [(60, 12), (300, 80)])  # 80 > BLOCK: two blocks
-def test_greedy_logdet_matches_brute_force(n, n_pick):
+def test_greedy_logdet_matches_brute_force(n, n_pick, monkeypatch):
+    # chunks of 50: a block refreshes the leading chunks only, the lazy search the rest
+    monkeypatch.setattr(selection, "CHUNK_PAIRS", 50)
     rng = np.random.default_rng(n)
     # anisotropic rows, two members: the lazy search must still find the plain greedy picks
     z = (rng.standard_normal((2, n, 6)) * np.array([3.0, 1.0, 1.0, 0.5, 0.2, 0.1])).astype(

@@ -35,44 +35,46 @@ REFRESH = 128
 BLOCK = 64
 
 
-def _pair_inputs(embeddings: np.ndarray, first: np.ndarray, second: np.ndarray):
-    """Chunks ``(start, x)`` with ``x`` ``(2b, D)``: the chunk's first sides, then its
-    second sides, read from the ``(N, K, D)`` array by flat response id."""
+def _per_response(embeddings: np.ndarray, first: np.ndarray, second: np.ndarray, run):
+    """``run(x)`` on each response some pair uses, once, read from the ``(N, K, D)``
+    array in order of flat id; returns its outputs ``(M, U, ...)`` (float32) and the
+    positions of ``first`` and ``second`` among them."""
+    ids, where = np.unique(np.concatenate([first, second]), return_inverse=True)
     flat = embeddings.reshape(-1, embeddings.shape[-1])
-    for start in range(0, len(first), CHUNK_PAIRS):
-        ids = np.concatenate(
-            [first[start : start + CHUNK_PAIRS], second[start : start + CHUNK_PAIRS]]
-        )
-        yield start, torch.from_numpy(np.asarray(flat[ids], dtype=np.float32))
+    parts = []
+    for start in range(0, len(ids), 2 * CHUNK_PAIRS):
+        x = torch.from_numpy(np.asarray(flat[ids[start : start + 2 * CHUNK_PAIRS]], np.float32))
+        parts.append(run(x).float().numpy())
+    return np.concatenate(parts, axis=1), where[: len(first)], where[len(first) :]
 
 
 def pair_features(model, embeddings, first, second, precision: str = "fp32"):
     """Per member, the last-hidden-layer differences ``(M, P, H)`` float32 and the score
     gaps ``(M, P)`` float64 of pairs ``(first, second)`` (flat response ids)."""
-    m, h = model.members, model.hidden_sizes[-1]
-    diff = np.empty((m, len(first), h), dtype=np.float32)
-    gap = np.empty((m, len(first)), dtype=np.float64)
-    for start, x in _pair_inputs(embeddings, first, second):
-        b = x.shape[0] // 2
+    h = model.hidden_sizes[-1]
+
+    def run(x):
         with autocast(precision):
             feats, scores = model.last_hidden(x)
-        feats, scores = feats.float().numpy(), scores.float().numpy()
-        diff[:, start : start + b] = feats[:, :b] - feats[:, b:]
-        gap[:, start : start + b] = scores[:, :b] - scores[:, b:]
+        return torch.cat([feats.float(), scores.float()[..., None]], -1)
+
+    out, a, b = _per_response(embeddings, first, second, run)
+    diff = out[:, a, :h] - out[:, b, :h]
+    gap = out[:, a, h].astype(np.float64) - out[:, b, h]
     return diff, gap
 
 
 @torch.no_grad()
 def pair_gaps(model, embeddings, first, second, precision: str = "fp32") -> np.ndarray:
     """Every member's score gap ``(M, P)`` of pairs ``(first, second)``."""
-    gap = np.empty((model.members, len(first)), dtype=np.float64)
     score = model.shared_scorer()
-    for start, x in _pair_inputs(embeddings, first, second):
-        b = x.shape[0] // 2
+
+    def run(x):
         with autocast(precision):
-            s = score(x).float().numpy().T
-        gap[:, start : start + b] = s[:, :b] - s[:, b:]
-    return gap
+            return score(x).T
+
+    out, a, b = _per_response(embeddings, first, second, run)
+    return out[:, a].astype(np.float64) - out[:, b]
 
 
 def fisher_rows(diff: np.ndarray, gap: np.ndarray) -> np.ndarray:
@@ -98,8 +100,8 @@ def greedy_logdet(z: np.ndarray, info: np.ndarray, n_pick: int) -> tuple[np.ndar
     ``(v_s . z)^2`` for the picks since it was last computed. Gains never grow (log det
     is submodular), so the search is lazy: within a block of ``BLOCK`` picks only
     candidates whose stale gain beats every other are brought up to date, ``REFRESH``
-    at a time; every candidate is brought up to date between blocks, in large
-    products. The result is that of the plain greedy search.
+    at a time; between blocks, the leading candidates are, in large products. The
+    result is that of the plain greedy search.
     """
     m, n, h = z.shape
     if n_pick > n:
@@ -116,18 +118,27 @@ def greedy_logdet(z: np.ndarray, info: np.ndarray, n_pick: int) -> tuple[np.ndar
     v = np.zeros((m, n_pick, h), dtype=np.float32)
     picked = np.empty(n_pick, dtype=np.int64)
     gains = np.empty(n_pick, dtype=np.float64)
-    remaining = np.arange(n)
     for start in range(0, n_pick, BLOCK):
-        # every candidate up to date at the start of a block: one large product each...
-        remaining = remaining[np.isfinite(bound[remaining])]
-        for c in range(0, len(remaining), CHUNK_PAIRS):
-            _bring_up_to_date(q, z, v, fresh_at, remaining[c : c + CHUNK_PAIRS], start)
-        bound[remaining] = np.log1p(q[:, remaining]).sum(0)
-        # ...then small products: one BLAS thread (more only wait for each other)
+        _refresh_leaders(q, z, v, fresh_at, bound, start)
+        # then small products: one BLAS thread (more only wait for each other)
         with threadpool_limits(1, user_api="blas"):
             for t in range(start, min(start + BLOCK, n_pick)):
                 _pick(z, inv, q, bound, fresh_at, v, picked, gains, t)
     return picked, gains
+
+
+def _refresh_leaders(q, z, v, fresh_at, bound, t: int) -> None:
+    """At the start of a block, bring candidates up to date in large products, in
+    order of their stale gains, until ``BLOCK`` exact gains beat every stale one left
+    (those cannot be among the next picks before the lazy search reaches them)."""
+    order = np.flatnonzero(np.isfinite(bound))
+    order = order[np.argsort(-bound[order], kind="stable")]
+    for c in range(0, len(order), CHUNK_PAIRS):
+        idx = order[c : c + CHUNK_PAIRS]
+        if c >= BLOCK and bound[idx[0]] < np.partition(bound[order[:c]], -BLOCK)[-BLOCK]:
+            return
+        _bring_up_to_date(q, z, v, fresh_at, idx, t)
+        bound[idx] = np.log1p(q[:, idx]).sum(0)
 
 
 def _pick(z, inv, q, bound, fresh_at, v, picked, gains, t: int) -> None:
