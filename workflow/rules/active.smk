@@ -124,7 +124,7 @@ rule active_learning_curve:
     params:
         points=curve_points,
     script:
-        "../scripts/active_curve.py"
+        "../scripts/active_learning_curve.py"
 
 
 rule active_curve:
