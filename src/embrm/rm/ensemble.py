@@ -145,6 +145,40 @@ def train_ensemble(
         reward_scale_setting=orm_cfg["reward_scale"],
         seed=seed,
     )
+    return train_on_pairs(
+        emb=emb,
+        rew=rew,
+        pairs=pairs,
+        scale=scale,
+        ckpt=ckpt,
+        summary_json=summary_json,
+        orm_cfg=orm_cfg,
+        seed=seed,
+        task=task,
+        precision=precision,
+    )
+
+
+def train_on_pairs(
+    *,
+    emb: np.ndarray,
+    rew: np.ndarray,
+    pairs: Pairs,
+    scale: float,
+    ckpt,
+    summary_json,
+    orm_cfg: dict,
+    seed: int,
+    task: str,
+    precision: str,
+) -> dict:
+    """Train all members at once on given ``pairs``, save the ensemble and a summary.
+
+    ``emb`` ``(N, K, D)`` and ``rew`` ``(N, K)``: the train split, the rewards only to
+    report how often the labels agree with the golden order. Step 5 builds its pairs
+    from the config; active learning (:mod:`embrm.active`) brings the pairs it chose.
+    """
+    precision = resolve(precision)
     seeds = member_seeds(seed, orm_cfg["ensemble_number"])
     val_mask = member_splits(len(pairs), seeds, orm_cfg["val_fraction"])
     log.info(

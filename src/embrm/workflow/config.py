@@ -40,6 +40,51 @@ def check_config(config: dict) -> None:
             f"config key distill.split must sum to 1, got {config['distill']['split']}"
         )
     check_known_sizes(config)
+    check_active(active_settings(config))
+
+
+# the `active:` section's defaults (the schema lists the same ones); disabled, it adds
+# nothing to a run
+ACTIVE_DEFAULTS = {
+    "enabled": False,
+    "budget": 2000,
+    "rounds": 4,
+    "initial": 400,
+    "candidates": 10000,
+    "pool": "cross_prompt",
+    "strategy": ["random", "uncertainty", "dopt"],
+    "seeds": [0, 1, 2],
+}
+
+
+def active_settings(config: dict) -> dict:
+    """The `active:` section with its defaults filled in (absent: all defaults)."""
+    return {**ACTIVE_DEFAULTS, **(config.get("active") or {})}
+
+
+def round_sizes(active: dict) -> list[int]:
+    """Pairs annotated in each round: ``initial`` in round 0, then the rest of the
+    ``budget`` spread over ``rounds`` rounds (the first rounds take the remainder)."""
+    rest = active["budget"] - active["initial"]
+    share, extra = divmod(rest, active["rounds"])
+    return [active["initial"]] + [share + (r < extra) for r in range(active["rounds"])]
+
+
+def check_active(active: dict) -> None:
+    """Budget, rounds and pool sizes must leave every round something to choose."""
+    if not active["enabled"]:
+        return
+    if active["budget"] - active["initial"] < active["rounds"]:
+        raise InputError(
+            f"config key active.budget={active['budget']} leaves fewer than one pair per "
+            f"round after active.initial={active['initial']} ({active['rounds']} rounds)"
+        )
+    largest = max(round_sizes(active)[1:])
+    if active["candidates"] < largest:
+        raise InputError(
+            f"config key active.candidates={active['candidates']} is smaller than the "
+            f"{largest} pairs a round selects; raise it or active.rounds"
+        )
 
 
 def with_overrides(config: dict, overrides: dict) -> dict:
