@@ -56,3 +56,16 @@ def plot_calibration(predictions: dict, golden: np.ndarray, path, bins: int = 15
         ax.set_xlabel("predicted (bin mean)")
         ax.set_ylabel("golden (bin mean)")
     save_figure(fig, path)
+
+
+def plot_strength(strength: np.ndarray, mislabelled: np.ndarray, path, bins: int = 60) -> None:
+    """Histogram of the preference strength ``(P,)``, correct and mislabelled pairs apart."""
+    fig, ax = plt.subplots(figsize=(6, 4))
+    edges = np.histogram_bin_edges(strength, bins=bins)
+    ax.hist(strength[~mislabelled], bins=edges, alpha=0.6, label="label agrees with golden")
+    ax.hist(strength[mislabelled], bins=edges, alpha=0.6, label="label contradicts golden")
+    ax.axvline(0, color="k", lw=0.8)
+    ax.set_xlabel("preference strength: mean over members of r(win) - r(lose)")
+    ax.set_ylabel("training pairs")
+    ax.legend()
+    save_figure(fig, path)

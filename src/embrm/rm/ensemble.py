@@ -13,14 +13,15 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from embrm.data.arrays import load_split
 from embrm.io.atomic import atomic_path
 from embrm.io.errors import InputError
 from embrm.io.jsonio import write_json
-from embrm.rm.pairs import Pairs, build_pairs
+from embrm.rm.losses import needs_strength, pair_loss, setting, uses_margin
+from embrm.rm.pairs import Pairs, build_pairs, golden_margin, mislabelled
 from embrm.rm.precision import autocast, resolve, storage_dtype
+from embrm.rm.remedies import apply_remedy, load_strength
 from embrm.rm.stacked_mlp import StackedMLP
 from embrm.rm.training import MICRO_BATCH, fit, masked_means
 
@@ -56,45 +57,33 @@ def member_names(orm_cfg: dict, task: str, seeds) -> list[str]:
         f"{task}_n{orm_cfg['n_sample']}_q{orm_cfg['annotation_quality']}"
         f"_first{orm_cfg['consider_first_n']}"
     )
-    return [
-        f"{prefix}_mlp_{orm_cfg['objective']}_{i}_seed{s}_{tail}.ckpt" for i, s in enumerate(seeds)
-    ]
+    loss = setting(orm_cfg, "loss")
+    return [f"{prefix}_mlp_{loss}_{i}_seed{s}_{tail}.ckpt" for i, s in enumerate(seeds)]
 
 
 class PairData:
-    """The embeddings of every response some pair uses, gathered once from disk."""
+    """The embeddings of every response some pair uses, gathered once from disk, and
+    optionally a per-pair ``margin`` ``(P,)`` for the margin and hinge losses."""
 
-    def __init__(self, embeddings: np.ndarray, pairs: Pairs, dtype: torch.dtype):
+    def __init__(self, embeddings: np.ndarray, pairs: Pairs, dtype: torch.dtype, margin=None):
         flat = embeddings.reshape(-1, embeddings.shape[-1])
         rows, inverse = np.unique(np.concatenate([pairs.first, pairs.second]), return_inverse=True)
         self.bank = torch.from_numpy(np.asarray(flat[rows], dtype=np.float32)).to(dtype)
         self.a = torch.from_numpy(inverse[: len(pairs)])
         self.b = torch.from_numpy(inverse[len(pairs) :])
         self.label = torch.from_numpy(pairs.label)
+        self.margin = None if margin is None else torch.from_numpy(margin.astype(np.float32))
+
+    @staticmethod
+    def pair_values(values: torch.Tensor, idx) -> torch.Tensor:
+        """Per-pair values ``(P,)`` for pairs ``idx``, gathered like the labels."""
+        return values[torch.as_tensor(idx)]
 
     def margins(self, model: StackedMLP, idx) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Every member's scores ``(M, b)`` of both sides of pairs ``idx`` and the labels."""
         idx = torch.as_tensor(idx)
         s = model(torch.cat([self.bank[self.a[idx]], self.bank[self.b[idx]]]))
         return s[:, : len(idx)], s[:, len(idx) :], self.label[idx]
-
-
-def pair_loss(objective: str):
-    """Per-pair losses ``(M, b)``. ``bt``: -log sigmoid(r_win - r_lose); ``clf``: each
-    response of a comparison is a sample labelled 1 if it won, BCE on sigmoid(r(x))."""
-
-    def bt(data: PairData, model, idx):
-        sa, sb, y = data.margins(model, idx)
-        return F.binary_cross_entropy_with_logits(sa - sb, y.expand_as(sa), reduction="none")
-
-    def clf(data: PairData, model, idx):
-        sa, sb, y = data.margins(model, idx)
-        y = y.expand_as(sa)
-        la = F.binary_cross_entropy_with_logits(sa, y, reduction="none")
-        lb = F.binary_cross_entropy_with_logits(sb, 1 - y, reduction="none")
-        return (la + lb) / 2
-
-    return {"bt": bt, "clf": clf}[objective]
 
 
 @torch.no_grad()
@@ -115,26 +104,10 @@ def evaluate_pairs(data: PairData, model, mask: np.ndarray, loss) -> tuple[np.nd
     return total_loss.numpy(), correct.numpy()
 
 
-def train_ensemble(
-    *,
-    embeddings,
-    rewards,
-    ckpt,
-    summary_json,
-    orm_cfg: dict,
-    seed: int,
-    task: str,
-    precision: str = "fp32",
-) -> dict:
-    """Build pairs, train all members at once, save the ensemble and a summary JSON.
-
-    ``embeddings`` ``(N, K, D)`` and ``rewards`` ``(N, K)``: the train split. ``ckpt``:
-    the M members in one file; ``summary_json``: pairs, per-member epochs and metrics.
-    """
-    precision = resolve(precision)
-    emb, rew = load_split(embeddings, rewards)
-    pairs, scale = build_pairs(
-        rew,
+def golden_pairs(rewards: np.ndarray, orm_cfg: dict, seed: int) -> tuple[Pairs, float]:
+    """The simulated comparisons of ``orm_cfg`` over the train split's golden rewards."""
+    return build_pairs(
+        rewards,
         n_sample=orm_cfg["n_sample"],
         consider_first_n=orm_cfg["consider_first_n"],
         comparison=orm_cfg["comparison"],
@@ -143,19 +116,26 @@ def train_ensemble(
         reward_scale_setting=orm_cfg["reward_scale"],
         seed=seed,
     )
+
+
+def train_members(
+    emb, pairs: Pairs, *, orm_cfg: dict, seed: int, task: str, precision: str, margin=None
+):
+    """Train all members on ``pairs`` (``margin`` ``(P,)``: the margin and hinge losses'
+    per-pair margin); returns the model in eval mode, the fit result and each member's
+    name, seed, epochs and validation metrics."""
     seeds = member_seeds(seed, orm_cfg["ensemble_number"])
     val_mask = member_splits(len(pairs), seeds, orm_cfg["val_fraction"])
     log.info(
-        "%d pairs (scale %.3f), %d members, %d validation pairs each",
+        "%d pairs, %d members, %d validation pairs each",
         len(pairs),
-        scale,
         len(seeds),
         val_mask[0].sum(),
     )
-    data = PairData(emb, pairs, storage_dtype(precision))
+    data = PairData(emb, pairs, storage_dtype(precision), margin)
     torch.manual_seed(seed)
     model = StackedMLP(emb.shape[-1], orm_cfg["hidden_sizes"], seeds)
-    item_loss = pair_loss(orm_cfg["objective"])
+    item_loss = pair_loss(setting(orm_cfg, "loss"), setting(orm_cfg, "label_smoothing"))
     result = fit(
         model,
         train_mask=~val_mask,
@@ -185,6 +165,41 @@ def train_ensemble(
         }
         for i in range(len(seeds))
     ]
+    return model, result, members
+
+
+def train_ensemble(
+    *,
+    embeddings,
+    rewards,
+    ckpt,
+    summary_json,
+    orm_cfg: dict,
+    seed: int,
+    task: str,
+    precision: str = "fp32",
+    strength=None,
+) -> dict:
+    """Build pairs, train all members at once, save the ensemble and a summary JSON.
+
+    ``embeddings`` ``(N, K, D)`` and ``rewards`` ``(N, K)``: the train split. ``ckpt``:
+    the M members in one file; ``summary_json``: pairs, per-member epochs and metrics.
+    ``strength``: a first ensemble's preference strength ``(P, 2)``
+    (:mod:`embrm.rm.strength`), read by the noise remedies and the adaptive margin.
+    """
+    precision = resolve(precision)
+    emb, rew = load_split(embeddings, rewards)
+    pairs, scale = golden_pairs(rew, orm_cfg, seed)
+    log.info("%d pairs, reward scale %.3f", len(pairs), scale)
+    remedy = None
+    margin = None
+    if needs_strength(orm_cfg):
+        pairs, margin, remedy = apply_remedy(pairs, load_strength(strength, len(pairs)), orm_cfg)
+    if margin is None and uses_margin(orm_cfg):
+        margin = golden_margin(rew, pairs, scale, setting(orm_cfg, "margin_scale"))
+    model, result, members = train_members(
+        emb, pairs, orm_cfg=orm_cfg, seed=seed, task=task, precision=precision, margin=margin
+    )
     summary = {
         "config": orm_cfg,
         "seed": seed,
@@ -192,6 +207,7 @@ def train_ensemble(
         "n_pairs": len(pairs),
         "reward_scale": scale,
         "label_agreement_with_golden": _label_agreement(rew, pairs),
+        **({"noise_remedy": remedy} if remedy else {}),
         "members": members,
         "steps_per_epoch": result.steps_per_epoch,
         "history": result.history,
@@ -203,9 +219,7 @@ def train_ensemble(
 
 def _label_agreement(rewards: np.ndarray, pairs: Pairs) -> float:
     """Fraction of simulated labels that agree with the golden order (label noise check)."""
-    flat = np.asarray(rewards, dtype=np.float64).reshape(-1)
-    golden = (flat[pairs.first] > flat[pairs.second]).astype(np.float32)
-    return float((golden == pairs.label).mean())
+    return float((~mislabelled(rewards, pairs)).mean())
 
 
 def save_ensemble(path, model: StackedMLP, objective: str, members: list[dict]) -> None:

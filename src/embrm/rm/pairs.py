@@ -111,3 +111,20 @@ def build_pairs(
     diff = (flat[first] - flat[second]) / scale
     label = annotate(diff, annotation_quality, rng)
     return Pairs(first.astype(np.int64), second.astype(np.int64), label, k), scale
+
+
+def mislabelled(rewards: np.ndarray, pairs: Pairs) -> np.ndarray:
+    """``(P,)`` bool: the simulated label disagrees with the golden order (a tie counts
+    as a second-response win, as the label-agreement check always did)."""
+    flat = np.asarray(rewards, dtype=np.float64).reshape(-1)
+    golden = (flat[pairs.first] > flat[pairs.second]).astype(np.float32)
+    return golden != pairs.label
+
+
+def golden_margin(rewards: np.ndarray, pairs: Pairs, scale: float, margin_scale: float):
+    """The "known margin" ``(P,)``: ``margin_scale * |r_a - r_b| / scale`` of the golden
+    rewards, in the units the annotator's noise uses."""
+    flat = np.asarray(rewards, dtype=np.float64).reshape(-1)
+    return (margin_scale * np.abs(flat[pairs.first] - flat[pairs.second]) / scale).astype(
+        np.float32
+    )

@@ -1,0 +1,92 @@
+"""Step-5 training objectives over pairs, and the optional ``orm`` keys that pick them.
+
+Every loss returns per-pair values ``(M, b)`` for pairs ``idx`` of a :class:`PairData`
+(``y`` = 1 if the first response won; ``d = r_first - r_second``; the winner's gap is
+``(2y - 1) d``):
+
+- ``bt``: -log sigmoid(r_win - r_lose), the Bradley-Terry likelihood;
+- ``clf``: each response of a comparison is a sample labelled 1 if it won, BCE on
+  sigmoid(r(x));
+- ``margin``: -log sigmoid(r_win - r_lose - m) with a per-pair margin ``m`` (Llama 2);
+- ``hinge``: max(0, m - (r_win - r_lose)).
+
+``label_smoothing`` ``a`` turns each BCE target ``t`` into ``(1 - a) t + a (1 - t)``, i.e.
+-(1 - a) log p - a log(1 - p). A config without these keys trains exactly as before:
+``loss`` defaults to ``orm.objective``.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from embrm.io.errors import InputError
+
+# optional orm keys and the values that reproduce the original objectives
+DEFAULTS = {
+    "loss": None,  # None: orm.objective
+    "label_smoothing": 0.0,
+    "margin_source": "golden",
+    "margin_scale": 1.0,
+    "noise_remedy": "none",
+    "remedy_fraction": 0.1,
+    "listwise": False,
+}
+
+
+def setting(orm_cfg: dict, key: str):
+    """An optional ``orm`` key, or its default when the config does not name it. The
+    loss defaults to ``orm.objective``; ``noise_remedy: adaptive_margin`` turns ``bt``
+    into ``margin`` (with the strength as the margin)."""
+    value = orm_cfg.get(key, DEFAULTS[key])
+    if key == "loss":
+        value = value or orm_cfg["objective"]
+        if value == "bt" and setting(orm_cfg, "noise_remedy") == "adaptive_margin":
+            value = "margin"
+    return value
+
+
+def uses_margin(orm_cfg: dict) -> bool:
+    """Whether training needs a per-pair margin (margin or hinge loss, adaptive remedy)."""
+    return setting(orm_cfg, "loss") in ("margin", "hinge") or needs_strength(orm_cfg)
+
+
+def needs_strength(orm_cfg: dict) -> bool:
+    """Whether training reads a first ensemble's preference strength."""
+    return setting(orm_cfg, "noise_remedy") != "none" or (
+        setting(orm_cfg, "loss") in ("margin", "hinge")
+        and setting(orm_cfg, "margin_source") == "adaptive"
+    )
+
+
+def _bce(logit: torch.Tensor, y: torch.Tensor, smoothing: float) -> torch.Tensor:
+    target = y.expand_as(logit)
+    if smoothing:
+        target = target * (1 - 2 * smoothing) + smoothing
+    return F.binary_cross_entropy_with_logits(logit, target, reduction="none")
+
+
+def pair_loss(loss: str, label_smoothing: float = 0.0):
+    """``loss(data, model, idx)`` -> per-pair losses ``(M, b)``; ``margin`` and ``hinge``
+    read the per-pair margin ``data.margin`` gathered like the labels."""
+
+    def bt(data, model, idx):
+        sa, sb, y = data.margins(model, idx)
+        return _bce(sa - sb, y, label_smoothing)
+
+    def clf(data, model, idx):
+        sa, sb, y = data.margins(model, idx)
+        return (_bce(sa, y, label_smoothing) + _bce(sb, 1 - y, label_smoothing)) / 2
+
+    def margin(data, model, idx):
+        sa, sb, y = data.margins(model, idx)
+        return _bce(sa - sb - data.pair_values(data.margin, idx) * (2 * y - 1), y, label_smoothing)
+
+    def hinge(data, model, idx):
+        sa, sb, y = data.margins(model, idx)
+        return torch.relu(data.pair_values(data.margin, idx) - (2 * y - 1) * (sa - sb))
+
+    losses = {"bt": bt, "clf": clf, "margin": margin, "hinge": hinge}
+    if loss not in losses:
+        raise InputError(f"orm.loss must be one of {sorted(losses)}, got {loss!r}")
+    return losses[loss]
