@@ -16,7 +16,7 @@ from embrm.data.arrays import load_split, save_array
 from embrm.evaluate.plots import plot_strength
 from embrm.io.jsonio import write_json
 from embrm.rm.ensemble import PairData, golden_pairs, train_members
-from embrm.rm.losses import setting
+from embrm.rm.options import setting
 from embrm.rm.pairs import mislabelled
 from embrm.rm.precision import autocast, resolve, storage_dtype
 from embrm.rm.remedies import detection, lowest

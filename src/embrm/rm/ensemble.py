@@ -18,7 +18,8 @@ from embrm.data.arrays import load_split
 from embrm.io.atomic import atomic_path
 from embrm.io.errors import InputError
 from embrm.io.jsonio import write_json
-from embrm.rm.losses import needs_strength, pair_loss, setting, uses_margin
+from embrm.rm.losses import pair_loss
+from embrm.rm.options import needs_strength, setting, uses_margin
 from embrm.rm.pairs import Pairs, build_pairs, golden_margin, mislabelled
 from embrm.rm.precision import autocast, resolve, storage_dtype
 from embrm.rm.remedies import apply_remedy, load_strength

@@ -11,8 +11,7 @@ Every loss returns per-pair values ``(M, b)`` for pairs ``idx`` of a :class:`Pai
 - ``hinge``: max(0, m - (r_win - r_lose)).
 
 ``label_smoothing`` ``a`` turns each BCE target ``t`` into ``(1 - a) t + a (1 - t)``, i.e.
--(1 - a) log p - a log(1 - p). A config without these keys trains exactly as before:
-``loss`` defaults to ``orm.objective``.
+-(1 - a) log p - a log(1 - p).
 """
 
 from __future__ import annotations
@@ -21,42 +20,6 @@ import torch
 import torch.nn.functional as F
 
 from embrm.io.errors import InputError
-
-# optional orm keys and the values that reproduce the original objectives
-DEFAULTS = {
-    "loss": None,  # None: orm.objective
-    "label_smoothing": 0.0,
-    "margin_source": "golden",
-    "margin_scale": 1.0,
-    "noise_remedy": "none",
-    "remedy_fraction": 0.1,
-    "listwise": False,
-}
-
-
-def setting(orm_cfg: dict, key: str):
-    """An optional ``orm`` key, or its default when the config does not name it. The
-    loss defaults to ``orm.objective``; ``noise_remedy: adaptive_margin`` turns ``bt``
-    into ``margin`` (with the strength as the margin)."""
-    value = orm_cfg.get(key, DEFAULTS[key])
-    if key == "loss":
-        value = value or orm_cfg["objective"]
-        if value == "bt" and setting(orm_cfg, "noise_remedy") == "adaptive_margin":
-            value = "margin"
-    return value
-
-
-def uses_margin(orm_cfg: dict) -> bool:
-    """Whether training needs a per-pair margin (margin or hinge loss, adaptive remedy)."""
-    return setting(orm_cfg, "loss") in ("margin", "hinge") or needs_strength(orm_cfg)
-
-
-def needs_strength(orm_cfg: dict) -> bool:
-    """Whether training reads a first ensemble's preference strength."""
-    return setting(orm_cfg, "noise_remedy") != "none" or (
-        setting(orm_cfg, "loss") in ("margin", "hinge")
-        and setting(orm_cfg, "margin_source") == "adaptive"
-    )
 
 
 def _bce(logit: torch.Tensor, y: torch.Tensor, smoothing: float) -> torch.Tensor:

@@ -15,7 +15,7 @@ import numpy as np
 
 from embrm.data.arrays import open_array
 from embrm.io.errors import InputError
-from embrm.rm.losses import setting
+from embrm.rm.options import setting
 from embrm.rm.pairs import Pairs
 
 
