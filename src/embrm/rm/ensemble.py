@@ -18,7 +18,7 @@ from embrm.data.arrays import load_split
 from embrm.io.atomic import atomic_path
 from embrm.io.errors import InputError
 from embrm.io.jsonio import write_json
-from embrm.rm.losses import pair_loss
+from embrm.rm.losses import pair_loss, plackett_luce
 from embrm.rm.options import needs_strength, setting, uses_margin
 from embrm.rm.pairs import Pairs, build_pairs, golden_margin, mislabelled
 from embrm.rm.precision import autocast, resolve, storage_dtype
@@ -87,6 +87,31 @@ class PairData:
         return s[:, : len(idx)], s[:, len(idx) :], self.label[idx]
 
 
+class ListData:
+    """K-wise rankings ``(L, k)`` of flat response ids, best first: the items of the
+    listwise (Plackett-Luce) loss, one per prompt."""
+
+    def __init__(self, embeddings: np.ndarray, ranking: np.ndarray, dtype: torch.dtype):
+        flat = embeddings.reshape(-1, embeddings.shape[-1])
+        rows, inverse = np.unique(ranking, return_inverse=True)
+        self.bank = torch.from_numpy(np.asarray(flat[rows], dtype=np.float32)).to(dtype)
+        self.lists = torch.from_numpy(inverse.reshape(ranking.shape))
+        upper = np.triu_indices(ranking.shape[1], 1)
+        self.upper = tuple(torch.from_numpy(u) for u in upper)
+
+    def scores(self, model: StackedMLP, idx) -> torch.Tensor:
+        """Every member's scores ``(M, b, k)`` of lists ``idx``, in ranking order."""
+        rows = self.lists[torch.as_tensor(idx)]
+        return model(self.bank[rows.reshape(-1)]).view(-1, *rows.shape)
+
+    def margins(self, model: StackedMLP, idx):
+        """Both sides ``(M, b, C(k, 2))`` of every pair inside lists ``idx``; the
+        better-ranked side always won (labels ``(b, C(k, 2))`` of ones)."""
+        s = self.scores(model, idx)
+        sa, sb = s[..., self.upper[0]], s[..., self.upper[1]]
+        return sa, sb, torch.ones(sa.shape[1:])
+
+
 @torch.no_grad()
 def evaluate_pairs(data: PairData, model, mask: np.ndarray, loss) -> tuple[np.ndarray, np.ndarray]:
     """Per-member mean loss and accuracy (sign of the score difference) on the pairs
@@ -101,7 +126,8 @@ def evaluate_pairs(data: PairData, model, mask: np.ndarray, loss) -> tuple[np.nd
         w = weights[:, part]
         total_loss += masked_means(loss(data, model, part).float(), w, counts)
         sa, sb, y = data.margins(model, part)
-        correct += masked_means((((sa - sb) > 0).float() == y).float(), w, counts)
+        right = (((sa - sb) > 0).float() == y).float()  # a list's pairs: (M, b, C(k, 2))
+        correct += masked_means(right.reshape(len(right), len(part), -1).mean(-1), w, counts)
     return total_loss.numpy(), correct.numpy()
 
 
@@ -123,20 +149,26 @@ def train_members(
     emb, pairs: Pairs, *, orm_cfg: dict, seed: int, task: str, precision: str, margin=None
 ):
     """Train all members on ``pairs`` (``margin`` ``(P,)``: the margin and hinge losses'
-    per-pair margin); returns the model in eval mode, the fit result and each member's
-    name, seed, epochs and validation metrics."""
+    per-pair margin), or on their rankings with ``orm.listwise``; returns the model in
+    eval mode, the fit result and each member's name, seed, epochs and validation
+    metrics."""
     seeds = member_seeds(seed, orm_cfg["ensemble_number"])
-    val_mask = member_splits(len(pairs), seeds, orm_cfg["val_fraction"])
+    if setting(orm_cfg, "listwise"):
+        data = ListData(emb, pairs.ranking, storage_dtype(precision))
+        item_loss = plackett_luce
+    else:
+        data = PairData(emb, pairs, storage_dtype(precision), margin)
+        item_loss = pair_loss(setting(orm_cfg, "loss"), setting(orm_cfg, "label_smoothing"))
+    n_items = len(data.lists) if setting(orm_cfg, "listwise") else len(pairs)
+    val_mask = member_splits(n_items, seeds, orm_cfg["val_fraction"])
     log.info(
-        "%d pairs, %d members, %d validation pairs each",
-        len(pairs),
+        "%d items (pairs or rankings), %d members, %d validation items each",
+        n_items,
         len(seeds),
         val_mask[0].sum(),
     )
-    data = PairData(emb, pairs, storage_dtype(precision), margin)
     torch.manual_seed(seed)
     model = StackedMLP(emb.shape[-1], orm_cfg["hidden_sizes"], seeds)
-    item_loss = pair_loss(setting(orm_cfg, "loss"), setting(orm_cfg, "label_smoothing"))
     result = fit(
         model,
         train_mask=~val_mask,

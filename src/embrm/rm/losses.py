@@ -10,6 +10,8 @@ Every loss returns per-pair values ``(M, b)`` for pairs ``idx`` of a :class:`Pai
 - ``margin``: -log sigmoid(r_win - r_lose - m) with a per-pair margin ``m`` (Llama 2);
 - ``hinge``: max(0, m - (r_win - r_lose)).
 
+:func:`plackett_luce` is the listwise loss of K-wise rankings (``orm.listwise``).
+
 ``label_smoothing`` ``a`` turns each BCE target ``t`` into ``(1 - a) t + a (1 - t)``, i.e.
 -(1 - a) log p - a log(1 - p).
 """
@@ -53,3 +55,12 @@ def pair_loss(loss: str, label_smoothing: float = 0.0):
     if loss not in losses:
         raise InputError(f"orm.loss must be one of {sorted(losses)}, got {loss!r}")
     return losses[loss]
+
+
+def plackett_luce(data, model, idx) -> torch.Tensor:
+    """Listwise loss ``(M, b)`` of rankings ``idx`` of a ``ListData``: the negative
+    Plackett-Luce log-likelihood of the observed order, -sum_i [s_i - log sum_{j >= i}
+    exp(s_j)], averaged over the k - 1 choices so it is on the pairwise losses' scale."""
+    s = data.scores(model, idx)
+    tail = torch.logcumsumexp(s.flip(-1), -1).flip(-1)
+    return (tail - s)[..., :-1].mean(-1)

@@ -15,6 +15,7 @@ DEFAULTS = {
     "margin_scale": 1.0,
     "noise_remedy": "none",
     "remedy_fraction": 0.1,
+    "listwise": False,  # Plackett-Luce on K-wise rankings instead of their pairs
 }
 
 

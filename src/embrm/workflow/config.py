@@ -46,7 +46,8 @@ def check_config(config: dict) -> None:
 
 def check_orm_options(orm: dict) -> None:
     """The loss variants build on one score family: ``orm.objective`` names it, and the
-    margin losses and remedies compare reward differences, which only ``bt`` has."""
+    margin losses and remedies compare reward differences, which only ``bt`` has; K-wise
+    rankings are one per prompt, and the listwise loss replaces the pairwise ones."""
     loss = orm.get("loss")
     if loss in ("bt", "clf") and loss != orm["objective"]:
         raise InputError(
@@ -61,6 +62,22 @@ def check_orm_options(orm: dict) -> None:
         )
     if setting(orm, "loss") == "hinge" and setting(orm, "label_smoothing"):
         raise InputError("config key orm.label_smoothing applies to the BCE losses, not hinge")
+    k = orm["consider_first_n"]
+    if k > 2 and (orm["comparison"] != "within_prompt" or orm["n_pairs"] != 1):
+        raise InputError(
+            f"config key orm.consider_first_n={k} ranks k responses of one prompt: it needs "
+            "orm.comparison=within_prompt and orm.n_pairs=1 (one ranking per prompt)"
+        )
+    plain = (
+        setting(orm, "loss") == "bt"
+        and not setting(orm, "label_smoothing")
+        and setting(orm, "noise_remedy") == "none"
+    )
+    if setting(orm, "listwise") and (k <= 2 or not plain):
+        raise InputError(
+            "config key orm.listwise needs K-wise rankings (orm.consider_first_n > 2) and "
+            "the plain bt objective (no loss variant, smoothing or noise remedy)"
+        )
 
 
 # keys added after configs existed: a config without them still takes them as overrides
