@@ -99,3 +99,28 @@ def test_evaluation_reports_conservative_aggregations_and_uncertainty(linear_dat
     assert 0.3 < unc["auc"] < 0.7
     assert unc["auc_small_gap"] > 0.8
     assert scores.shape == (40, 20, 4)
+    assert "proxy_gain" in aggs["conservative_4"]["best_of_n"]["20"]
+
+
+def test_conservative_pick_bends_later_when_the_proxy_errs_where_members_disagree():
+    from embrm.evaluate.metrics import best_of_n
+
+    rng = np.random.default_rng(0)
+    golden = rng.normal(size=(200, 64))
+    members = golden[..., None] + rng.normal(0, 0.3, (200, 64, 5))
+    # 5 % of responses: a reward hack the proxy loves (mean +4) but is golden-bad, and
+    # on which the members disagree (std about 3)
+    hack = rng.random((200, 64)) < 0.05
+    golden[hack] = -2.0
+    members[hack] = 4.0 + rng.normal(0, 3.0, (int(hack.sum()), 5))
+    scores = {how: aggregate(members, how) for how in ("mean", "conservative_2")}
+    bon = best_of_n(scores, golden, [2, 4, 8, 16, 64], subsets=20, seed=0, proxy=True)
+    mean = [bon["mean"][n]["reward"] for n in ("2", "4", "8", "16", "64")]
+    cons = [bon["conservative_2"][n]["reward"] for n in ("2", "4", "8", "16", "64")]
+    gains = [bon["mean"][n]["proxy_gain"] for n in ("2", "4", "8", "16", "64")]
+    assert gains == sorted(gains)  # the proxy keeps improving with N
+    assert mean[-1] < max(mean) - 0.5  # ... while the mean's golden reward bends down
+    assert cons[-1] > mean[-1] + 1.0  # the conservative pick avoids the hacks
+    # measured: the mean peaks at N = 4 (0.43) and ends at -1.82; conservative_2 peaks
+    # at N = 16 (1.25)
+    assert np.argmax(cons) > np.argmax(mean)  # ... and bends later

@@ -62,7 +62,8 @@ def evaluate(
     ``embeddings`` ``(N, K, D)``, ``rewards`` ``(N, K)``: the test split. Writes
     ``test_scores`` ``(N, K, M)`` float32 (every member), ``results`` (JSON: ranking
     metrics and best-of-N per aggregation, with ``conservative_<lambda>`` aggregations for
-    ``evaluation.conservative_lambdas``; the ensemble std's AUC as an error predictor for
+    ``evaluation.conservative_lambdas``, which also add the over-optimisation panel
+    (proxy gain of the pick vs its golden reward); the ensemble std's AUC as an error predictor for
     ``evaluation.uncertainty``) and the best-of-N ``plot``.
     """
     precision = resolve(precision)
@@ -82,7 +83,7 @@ def evaluate(
     }
     lambdas = eval_cfg.get("conservative_lambdas", [])
     aggregated = {how: aggregate(scores, how) for how in aggregations(lambdas)}
-    bon = best_of_n(aggregated, golden, bon_n, eval_cfg["bon_subsets"], seed)
+    bon = best_of_n(aggregated, golden, bon_n, eval_cfg["bon_subsets"], seed, proxy=bool(lambdas))
     for how, agg in aggregated.items():
         out["aggregations"][how] = {**ranking_metrics(agg, golden), "best_of_n": bon[how]}
     out["per_member_spearman"] = [

@@ -101,9 +101,13 @@ def pairwise_accuracy(scores: np.ndarray, golden: np.ndarray, chunk: int = 16) -
     return float(right / total) if total else float("nan")
 
 
-def best_of_n(scores: dict, golden: np.ndarray, ns, subsets: int, seed: int) -> dict:
+def best_of_n(
+    scores: dict, golden: np.ndarray, ns, subsets: int, seed: int, proxy: bool = False
+) -> dict:
     """Best-of-N for several score arrays: golden reward and within-prompt quantile of
-    the top-scored response, keyed like ``scores``.
+    the top-scored response, keyed like ``scores``; with ``proxy``, also the pick's own
+    score minus the subset's mean score (the over-optimisation curve: proxy gain vs
+    golden reward as N grows).
 
     For each N (at most K) and prompt, ``subsets`` random N-subsets of the prompt's
     responses are drawn; the same subsets serve every score array, the oracle (highest
@@ -135,6 +139,9 @@ def best_of_n(scores: dict, golden: np.ndarray, ns, subsets: int, seed: int) -> 
                 "quantile": float(np.take_along_axis(q, pick, 2).mean()),
                 **baselines,
             }
+            if proxy:
+                gain = np.take_along_axis(picked, pick, 2)[..., 0] - picked.mean(2)
+                out[name][str(n)]["proxy_gain"] = float(gain.mean())
     return out
 
 
