@@ -9,9 +9,12 @@ folder; its wall time and the peak RSS of that snakemake process (``wait4``) are
 recorded. ``--cpu-submit`` plans with ``cluster.cpu.submit: true`` under
 ``--profile profiles/slurm`` (grouped jobs and their requests; needs ``sbatch`` on the
 path), ``--profile-top N`` prints the N hottest functions of an in-process cProfile of
-the first plan. Prints a table and writes JSON. Usage:
+the first plan, and ``--paper-studies`` also plans ``config/paper_studies.yaml`` for
+SLURM on header-only stand-ins of the release (its job count, time and memory for the
+README). Prints a table and writes JSON. Usage:
 
-    python bench/bench_dag.py [--seeds 5] [--factor 2] [--cpu-submit] [--profile-top 25]
+    python bench/bench_dag.py [--seeds 5] [--factor 1 2] [--cpu-submit] [--profile-top 25]
+                              [--paper-studies]
 """
 
 from __future__ import annotations
@@ -26,7 +29,10 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import yaml
+
+from embrm.data.importer import release_files
 
 ROOT = Path(__file__).resolve().parents[1]
 GRID = {
@@ -60,10 +66,15 @@ def plan(workdir: Path, seeds: int, cpu_submit: bool) -> dict:
     workdir.mkdir(parents=True, exist_ok=True)
     config = workdir / "bench_config.yaml"
     config.write_text(yaml.safe_dump(grid_config(seeds, cpu_submit)))
+    return {"points": seeds * _grid_size(), **timed(command(workdir, config, cpu_submit), workdir)}
+
+
+def timed(cmd: list[str], workdir: Path) -> dict:
+    """Run one dry run: its job count, wall seconds and peak RSS (MB, ``wait4``)."""
     start = time.perf_counter()
     proc = subprocess.Popen(
-        command(workdir, config, cpu_submit), cwd=workdir, stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT, text=True, env={**os.environ, "HF_HUB_OFFLINE": "1"},
+        cmd, cwd=workdir, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        env={**os.environ, "HF_HUB_OFFLINE": "1"},
     )  # fmt: skip
     out = proc.stdout.read()
     _, status, usage = os.wait4(proc.pid, 0)
@@ -72,11 +83,48 @@ def plan(workdir: Path, seeds: int, cpu_submit: bool) -> dict:
         raise SystemExit(f"dry run failed:\n{out}")
     total = re.search(r"^total\s+(\d+)$", out, re.MULTILINE)
     return {
-        "points": seeds * _grid_size(),
         "jobs": int(total.group(1)) if total else None,
         "wall_s": round(wall, 2),
         "peak_rss_mb": round(usage.ru_maxrss / 1024, 1),
     }
+
+
+# the release's shape (REFERENCE): ~40,000 train prompts x 10, ~2,000 test prompts x 500
+RELEASE = {"train": (10, 40_000), "test": (500, 2_000)}
+RELEASE_DIMS = {"gemma2b": 2048, "gemma7b": 3072, "llama3-8b": 4096}
+
+
+def stand_in_release(folder: Path, preset: dict) -> None:
+    """Header-complete, sparse stand-ins of every release file the preset's study names
+    (zeros, no disk blocks): planning reads the headers only."""
+    study = preset["studies"]["paper_grid"]
+    imp = preset["data"]["import"]
+    for task in study["experiments"].values():
+        for embed in study["grid"]["data.import.embed_model"]:
+            settings = {**imp, "dir": str(folder), "embed_model": embed}
+            settings.update({k.split(".")[-1]: v for k, v in task.items() if k != "task"})
+            for split, (k, n) in RELEASE.items():
+                emb, rew = release_files(settings, split)
+                for path, shape in ((emb, (k, n, RELEASE_DIMS[embed])), (rew, (k, n))):
+                    if not Path(path).exists():
+                        np.lib.format.open_memmap(path, "w+", np.float32, shape).flush()
+
+
+def plan_paper_studies(workdir: Path) -> dict:
+    """``config/paper_studies.yaml`` planned for SLURM (dry run of study_paper_grid) on
+    stand-ins of the release: wall seconds, peak RSS, jobs."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    preset = yaml.safe_load((ROOT / "config" / "paper_studies.yaml").read_text())
+    (workdir / "release").mkdir(exist_ok=True)
+    stand_in_release(workdir / "release", preset)
+    (workdir / "config.yaml").write_text((ROOT / "config.yaml").read_text())
+    cmd = [
+        sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), "-d", str(workdir),
+        "--configfile", str(ROOT / "config" / "paper_studies.yaml"),
+        "--profile", str(ROOT / "profiles" / "slurm"), "-n", "study_paper_grid",
+        "--quiet", "rules",
+    ]  # fmt: skip
+    return timed(cmd, workdir)
 
 
 def _grid_size() -> int:
@@ -128,6 +176,10 @@ def main() -> None:
     ap.add_argument("--factor", type=int, nargs="+", default=[1, 2], help="seed multipliers")
     ap.add_argument("--cpu-submit", action="store_true", help="plan for SLURM (cluster.cpu)")
     ap.add_argument("--profile-top", type=int, default=0, help="cProfile the first plan")
+    ap.add_argument(
+        "--paper-studies", action="store_true",
+        help="also plan config/paper_studies.yaml for SLURM on stand-ins of the release",
+    )  # fmt: skip
     ap.add_argument("--workdir", default=str(ROOT / "bench" / "out" / "dag"))
     ap.add_argument("--json", default=str(ROOT / "bench" / "out" / "bench_dag.json"))
     args = ap.parse_args()
@@ -139,6 +191,11 @@ def main() -> None:
             f"{rows[-1]['points']:6d} points {rows[-1]['jobs'] or '?':>7} jobs "
             f"{rows[-1]['wall_s']:8.1f} s {rows[-1]['peak_rss_mb']:8.0f} MB"
         )
+    paper = None
+    if args.paper_studies:
+        paper = plan_paper_studies(Path(args.workdir) / "paper_studies")
+        print(f"paper_studies.yaml {paper['jobs']} jobs {paper['wall_s']:.1f} s "
+              f"{paper['peak_rss_mb']:.0f} MB")  # fmt: skip
     profile = ""
     if args.profile_top:
         workdir = Path(args.workdir) / "profile"
@@ -152,6 +209,7 @@ def main() -> None:
         "cpu": cpu_flags(),
         "load_average": os.getloadavg(),
         "plans": rows,
+        "paper_studies": paper,
         "profile": profile,
     }
     Path(args.json).parent.mkdir(parents=True, exist_ok=True)

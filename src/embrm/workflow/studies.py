@@ -92,8 +92,10 @@ def point_config(config: dict, exp: str, points: dict[str, dict] | None = None) 
     return points[exp]
 
 
-# a data-side key changes the data only under its own data.source
-DATA_KEY_SOURCES = {"generation.": "generate", "data.import.": "import"}
+# a data-side key changes the data only under its own data.source; the task, too: it
+# picks the golden RM of generated data, whose folder is named by the policy alone, so
+# only a release (data.import.dataset names its folder) can vary it
+DATA_KEY_SOURCES = {"generation.": "generate", "data.import.": "import", "task": "import"}
 
 
 def check_data_keys(config: dict, study: str) -> None:
