@@ -91,6 +91,12 @@ def test_requests_grow_with_the_attempt_and_fixed_values_win():
     assert res["slurm_partition"] == cfg["cluster"]["cpu"]["partition"]
     # the job's own Snakemake process plans every experiment: more points, more memory
     assert first_attempt(cfg, "train_orm", 1000)["mem_mb"] > first[0]
+    # disk: what the step writes (the ensemble grows with the members), at least the floor
+    disk = res["disk_mb"]({})
+    cfg["orm"]["ensemble_number"] *= 4
+    assert res["disk_mb"]({}) == pytest.approx(4 * disk, rel=0.01)
+    small = rule_resources(lambda wc: cfg, cfg, "calibrate_student")["disk_mb"]({})
+    assert small == cpu_resources.MIN_DISK_MB
     cfg["cluster"]["cpu"].update(mem_mb=3000, runtime=45)
     assert first_attempt(cfg, "validate_variants") == {"mem_mb": 3000, "runtime": 45}
 

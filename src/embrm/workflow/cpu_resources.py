@@ -59,8 +59,7 @@ PLANNER_MB = 400  # the job's own Snakemake process
 PLANNER_MB_PER_POINT = 0.5  # ... which plans every experiment folder of the config
 FLOPS_PER_S = 50e9  # a conservative fp32 rate of a job's cores
 MARGIN = 1.25  # on top of every memory estimate
-# CPU-side resources a step-5-8 rule passes to snakemake-executor-plugin-slurm
-RESOURCE_KEYS = ("slurm_partition", "slurm_account", "mem_mb", "runtime")
+MIN_DISK_MB = 100
 
 
 @dataclass(frozen=True)
@@ -132,6 +131,21 @@ def step_flops(config: dict, step: str, shape: DataShape) -> float:
     raise ValueError(f"unknown step {step!r}; use one of {STEPS}")
 
 
+def step_disk_mb(config: dict, step: str, shape: DataShape) -> int:
+    """What one step writes (MiB, at least ``MIN_DISK_MB``): the ensemble, the test
+    scores, the student and its scores. Set so that Snakemake does not size every job's
+    disk from its inputs (its default, ``2 x input size``), which reads every input
+    file's size at planning time and means nothing here: no step copies its inputs."""
+    members = config["orm"]["ensemble_number"]
+    test_rows = shape.n_test * shape.k_test
+    written = {
+        "train_orm": members * mlp_params(shape.dim, config["orm"]["hidden_sizes"]),
+        "evaluate_orm": test_rows * members,
+        "distill_student": test_rows + mlp_params(shape.dim, config["distill"]["hidden_sizes"]),
+    }.get(step, 2 * test_rows)
+    return max(MIN_DISK_MB, math.ceil(written * FLOAT / MIB))
+
+
 def first_attempt(config: dict, step: str, n_points: int = 1) -> dict[str, int]:
     """``mem_mb`` and ``runtime`` of one step's first attempt (``n_points``: experiment
     folders the config plans, which the job's own Snakemake process holds)."""
@@ -155,9 +169,9 @@ def group_id(exp: str) -> str:
 
 def rule_resources(config_of, config: dict, step: str, n_points: int = 1) -> dict:
     """A step-5-8 rule's ``resources:`` under ``cluster.cpu.submit``: the partition and
-    account of ``cluster.cpu``, and ``mem_mb``/``runtime`` functions of
+    account of ``cluster.cpu``, ``mem_mb``/``runtime`` functions of
     ``(wildcards, attempt)`` that size the experiment's own data (``config_of(wc)``:
-    its effective config) and grow with the attempt."""
+    its effective config) and grow with the attempt, and ``disk_mb`` (what it writes)."""
     cpu = config["cluster"]["cpu"]
 
     def sized(key):
@@ -168,4 +182,5 @@ def rule_resources(config_of, config: dict, step: str, n_points: int = 1) -> dic
         "slurm_account": cpu["account"],
         "mem_mb": sized("mem_mb"),
         "runtime": sized("runtime"),
+        "disk_mb": lambda wc: step_disk_mb(config_of(wc), step, DataShape.of(config_of(wc))),
     }
