@@ -1,7 +1,8 @@
 """Studies: grids of settings (with seed repeats) as cached experiment folders.
 
 A study names lists of values for dotted config keys (step 5-8 knobs, the policy, the
-embedding model and pooling, the imported release's models) and/or named experiments
+embedding model and pooling, the imported release's data set and models and its task)
+and/or named experiments
 (a set of such keys each); experiments x grid x ``seeds`` become points
 ``results/studies/<study>/<[experiment__]key=value__...__seed=s>``.
 Every point's effective config is the main config with its overrides. Data folders are
