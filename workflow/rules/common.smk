@@ -162,8 +162,8 @@ def cpu_threads():
 
 def cpu_resources(step):
     """A step 5-8 rule's `resources:` under cluster.cpu.submit (none otherwise):
-    partition, account, and mem_mb and runtime sized from the experiment's data and
-    knobs, growing with the attempt (embrm.workflow.cpu_resources)."""
+    partition, account, mem_mb and runtime sized from the experiment's data and knobs
+    and growing with the attempt, and disk_mb (embrm.workflow.cpu_resources)."""
     if not CPU_SUBMIT:
         return {}
     return cpu_rule_resources(cfg, config, step, 1 + len(POINT_CONFIGS))
