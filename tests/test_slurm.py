@@ -83,7 +83,8 @@ def snakemake(workdir: Path, config: dict, *args: str, label: str, check: bool =
         text=True,
     )  # fmt: skip
     (workdir / f"snakemake.{label}.log").write_text(proc.stdout)
-    if proc.returncode in (124, 137):
+    # `timeout -s KILL` signals its whole process group, itself included: -9
+    if proc.returncode in (124, 137, -9):
         raise AssertionError(f"snakemake ({label}) was killed after {RUN_TIMEOUT_S}s (hang?)")
     if check and proc.returncode != 0:
         raise AssertionError(f"snakemake ({label}) failed ({proc.returncode}):\n{proc.stdout}")
