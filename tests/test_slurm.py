@@ -5,7 +5,9 @@ profiles/slurm-local`: the rules without `localrule: True` (the GPU stages) must
 sbatch with the `gpu` partition and a GPU request taken from config.yaml's `cluster:`
 section, every other rule must run on the submit host, the artifacts must equal those
 of a plain local run, and a job failing inside SLURM must fail the run with a clear
-message and leave a rerun that resumes. The cluster is started for real (as root,
+message and leave a rerun that resumes. With `cluster.cpu.submit`, each study point's
+steps 5-8 must be one SLURM job in the `cpu` partition and equal a local run; without
+it nothing CPU-side may be submitted. The cluster is started for real (as root,
 installing the Debian packages if missing); if it cannot start, these tests fail.
 """
 
