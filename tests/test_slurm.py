@@ -5,7 +5,9 @@ profiles/slurm-local`: the rules without `localrule: True` (the GPU stages) must
 sbatch with the `gpu` partition and a GPU request taken from config.yaml's `cluster:`
 section, every other rule must run on the submit host, the artifacts must equal those
 of a plain local run, and a job failing inside SLURM must fail the run with a clear
-message and leave a rerun that resumes. The cluster is started for real (as root,
+message and leave a rerun that resumes. With `cluster.cpu.submit`, each study point's
+steps 5-8 must be one SLURM job in the `cpu` partition and equal a local run; without
+it nothing CPU-side may be submitted. The cluster is started for real (as root,
 installing the Debian packages if missing); if it cannot start, these tests fail.
 """
 
@@ -21,6 +23,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
+
+from embrm.workflow import cpu_resources, studies
+from embrm.workflow.config import with_overrides
 
 ROOT = Path(__file__).resolve().parents[1]
 CLUSTER_SH = ROOT / "tests" / "slurm" / "cluster.sh"
@@ -46,7 +51,21 @@ pytestmark = pytest.mark.slurm
 def base_config() -> dict:
     """The tiny default (config.yaml) with cluster requests that fit the test node."""
     cfg = yaml.safe_load((ROOT / "config.yaml").read_text())
-    cfg["cluster"] = {"gpu": dict(TEST_GPU)}
+    cfg["cluster"]["gpu"] = dict(TEST_GPU)
+    return cfg
+
+
+def cpu_study_config(submit: bool) -> dict:
+    """Tiny synthetic data and one study of two points; with ``submit``, steps 5-8 go to
+    the `cpu` partition (one CPU per job: the test node has two)."""
+    cfg = base_config()
+    cfg["data"]["source"] = "synthetic"
+    cfg["data"]["synthetic"].update(n_train=120, n_test=30, k_train=4, k_test=20, dim=8)
+    cfg["orm"].update(n_sample=120, ensemble_number=2, hidden_sizes=[8], max_epochs=2)
+    cfg["evaluation"]["bon_n"] = [2, 5]
+    cfg["distill"].update(hidden_sizes=[8], distill_epochs=2)
+    cfg["studies"] = {"quality": {"grid": {"orm.annotation_quality": [10, 0.5]}, "seeds": [0]}}
+    cfg["cluster"]["cpu"].update(submit=submit, cpus=1)
     return cfg
 
 
@@ -66,7 +85,8 @@ def snakemake(workdir: Path, config: dict, *args: str, label: str, check: bool =
         text=True,
     )  # fmt: skip
     (workdir / f"snakemake.{label}.log").write_text(proc.stdout)
-    if proc.returncode in (124, 137):
+    # `timeout -s KILL` signals its whole process group, itself included: -9
+    if proc.returncode in (124, 137, -9):
         raise AssertionError(f"snakemake ({label}) was killed after {RUN_TIMEOUT_S}s (hang?)")
     if check and proc.returncode != 0:
         raise AssertionError(f"snakemake ({label}) failed ({proc.returncode}):\n{proc.stdout}")
@@ -122,8 +142,9 @@ def job_env(job_id: str) -> dict:
 
 
 def artifacts(workdir: Path) -> dict[str, Path]:
-    """Every result file of a run, minus per-run logs, benchmarks and the runtime table
-    drawn from them (timings differ between any two runs)."""
+    """Every result file of a run, minus per-run logs, benchmarks (a study's are its
+    aggregate.log/.tsv) and the runtime table drawn from them (timings differ between
+    any two runs)."""
     base = workdir / "results"
     skip = {"logs", "benchmarks"}
     return {
@@ -131,8 +152,24 @@ def artifacts(workdir: Path) -> dict[str, Path]:
         for p in sorted(base.rglob("*"))
         if p.is_file()
         and not skip & set(p.relative_to(base).parts)
-        and not p.name.startswith("runtimes.")
+        and not p.name.startswith(("runtimes.", "aggregate."))
     }
+
+
+def assert_same_file(name: str, path: Path, other: Path) -> None:
+    """Arrays equal (dtype, shape, values), every other file byte-equal."""
+    if name.endswith((".npy", ".npz")):
+        a, b = np.load(path, allow_pickle=False), np.load(other, allow_pickle=False)
+        if name.endswith(".npz"):
+            assert a.files == b.files, name
+            pairs = [(a[k], b[k]) for k in a.files]
+        else:
+            pairs = [(a, b)]
+        for x, y in pairs:
+            assert x.dtype == y.dtype and x.shape == y.shape, name
+            assert np.array_equal(x, y, equal_nan=True), f"{name} differs"
+    else:
+        assert path.read_bytes() == other.read_bytes(), f"{name} differs"
 
 
 def rule_graph(workdir: Path, config: dict) -> dict[str, set[str]]:
@@ -292,19 +329,7 @@ def test_artifacts_equal_a_local_run(slurm_run, local_run):
     assert on_slurm.keys() == local.keys()
     assert any(name.endswith(".npy") for name in local)
     for name, path in local.items():
-        other = on_slurm[name]
-        if name.endswith((".npy", ".npz")):
-            a, b = np.load(path, allow_pickle=False), np.load(other, allow_pickle=False)
-            if name.endswith(".npz"):
-                assert a.files == b.files, name
-                pairs = [(a[k], b[k]) for k in a.files]
-            else:
-                pairs = [(a, b)]
-            for x, y in pairs:
-                assert x.dtype == y.dtype and x.shape == y.shape, name
-                assert np.array_equal(x, y, equal_nan=True), f"{name} differs"
-        else:
-            assert path.read_bytes() == other.read_bytes(), f"{name} differs"
+        assert_same_file(name, path, on_slurm[name])
 
 
 def test_failed_slurm_job_fails_the_run_and_a_rerun_resumes(cluster, dry_run, local_run, tmp_path):
@@ -360,3 +385,77 @@ def test_failed_slurm_job_fails_the_run_and_a_rerun_resumes(cluster, dry_run, lo
     survivors = {name: when for name, when in kept.items() if name in after}
     assert {name: after[name] for name in survivors} == survivors, "finished outputs were rewritten"
     assert after.keys() == artifacts(local_run).keys()
+
+
+# ------------------------------------------------ steps 5-8 on the `cpu` partition
+
+
+@pytest.fixture(scope="module")
+def cpu_runs(cluster, tmp_path_factory):
+    """One study (two points) with cluster.cpu.submit on, and the same study with it off
+    (today's behaviour: everything CPU on the submit host), both under the profile."""
+    runs = {}
+    for submit in (True, False):
+        workdir = tmp_path_factory.mktemp(f"cpu_submit_{submit}")
+        config = cpu_study_config(submit)
+        proc = snakemake(workdir, config, *on_cluster("study_quality"), label=f"cpu{submit}")
+        uuid = run_id(proc.stdout)
+        runs[submit] = {
+            "dir": workdir,
+            "config": config,
+            "log": proc.stdout,
+            "jobs": slurm_jobs(uuid),
+        }
+    return runs
+
+
+def test_each_study_point_is_one_slurm_job_in_the_cpu_partition(cpu_runs):
+    run = cpu_runs[True]
+    points = studies.expand(run["config"])["quality"]
+    assert len(points) == 2
+    groups = {cpu_resources.group_id(exp): exp for exp in points}
+    jobs = run["jobs"]
+    assert len(jobs) == len(points), [j["Comment"] for j in jobs]
+    n_points = 1 + len(points)  # the main run's folder counts for the job's own planner
+    for job in jobs:
+        where = f"SLURM job {job['JobId']} ({job['Comment']})"
+        assert job["JobState"] == "COMPLETED", where
+        assert job["Partition"] == "cpu", where
+        exp = next(e for g, e in groups.items() if job["Comment"].startswith(f"rule_{g}_"))
+        groups.pop(cpu_resources.group_id(exp))
+        # the group's request: the largest memory and the sum of the runtimes of its steps
+        point = with_overrides(run["config"], points[exp])
+        first = [cpu_resources.first_attempt(point, s, n_points) for s in cpu_resources.STEPS]
+        assert f"mem={max(r['mem_mb'] for r in first)}M" in job["TRES"], where
+        minutes = sum(r["runtime"] for r in first)
+        assert job["TimeLimit"] == f"{minutes // 60:02d}:{minutes % 60:02d}:00", where
+        assert job["NumCPUs"] == "1", where
+        assert job_env(job["JobId"]).get("SLURM_JOB_PARTITION") == "cpu", where
+        # every step 5-8 of the point ran inside this one job
+        slurm_log = Path(re.search(
+            rf"jobid {job['JobId']} \(log: (\S+)\)", run["log"]
+        ).group(1))  # fmt: skip
+        ran = re.findall(r"^localrule (\w+):$", slurm_log.read_text(), re.MULTILINE)
+        assert sorted(ran) == sorted(cpu_resources.STEPS), (where, ran)
+    assert not groups, f"points without a SLURM job: {sorted(groups.values())}"
+    # the data and the aggregation ran on the submit host
+    local = {rule for kind, rule, _ in job_blocks(run["log"]) if kind == "localrule"}
+    assert local == {"synthetic_data", "study_quality"}, local
+
+
+def test_with_the_cpu_switch_off_nothing_is_submitted(cpu_runs):
+    run = cpu_runs[False]
+    assert run["jobs"] == [], [j["Comment"] for j in run["jobs"]]
+    local = {rule for kind, rule, _ in job_blocks(run["log"]) if kind == "localrule"}
+    assert set(cpu_resources.STEPS) <= local, local
+    assert not any(kind == "rule" for kind, _, _ in job_blocks(run["log"]))
+
+
+def test_grouped_slurm_points_equal_a_local_run(cpu_runs):
+    """The same study, steps 5-8 on SLURM or on the submit host: the same files, equal
+    arrays, every other file byte-equal."""
+    on_slurm, local = artifacts(cpu_runs[True]["dir"]), artifacts(cpu_runs[False]["dir"])
+    assert on_slurm.keys() == local.keys()
+    assert any(name.endswith("orm/ensemble.ckpt") for name in local)
+    for name, path in local.items():
+        assert_same_file(name, path, on_slurm[name])

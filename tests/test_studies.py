@@ -134,6 +134,16 @@ def test_a_data_key_its_data_source_ignores_is_refused():
         point_config(cfg, exp)
 
 
+def test_the_task_varies_only_with_an_imported_release():
+    """Generated rewards are named by the policy alone: two tasks would share them."""
+    cfg = small_generation_config()
+    cfg["generation"]["golden"]["models"]["helpful"] = {"model": "tiny", "format": "raw"}
+    cfg["studies"] = {"tasks": {"grid": {"task": ["harmless", "helpful"]}}}
+    exp = next(iter(expand(cfg)["tasks"]))
+    with pytest.raises(InputError, match="study 'tasks': task applies to data.source import"):
+        point_config(cfg, exp)
+
+
 @pytest.mark.parametrize(
     "study, message",
     [

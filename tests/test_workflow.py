@@ -142,7 +142,9 @@ def test_embedded_default_runs_all_eight_stages_offline(tmp_path):
 
 
 @pytest.mark.parametrize(
-    "preset", sorted((ROOT / "config").glob("paper_*.yaml")), ids=lambda p: p.stem
+    "preset",
+    sorted(p for p in (ROOT / "config").glob("paper_*.yaml") if p.stem != "paper_studies"),
+    ids=lambda p: p.stem,
 )
 def test_paper_presets_validate_and_plan_the_cluster_dag(tmp_path, preset):
     import yaml
@@ -155,3 +157,36 @@ def test_paper_presets_validate_and_plan_the_cluster_dag(tmp_path, preset):
     assert "build_tiny_models" not in jobs  # real checkpoints come from the hub
     assert jobs["sample_shard"] == 2 * 5  # the paper's five shards per split
     assert {"sft", "annotate_golden", "embed_responses", "validate_variants"} <= set(jobs)
+
+
+def test_paper_studies_preset_plans_one_job_group_per_point(tmp_path):
+    """config/paper_studies.yaml on header-complete stand-ins of the release (sparse
+    zeros of the release's train size, so every n_sample fits): 720 points of steps
+    5-8, one import per release file pair and split, one study table."""
+    import yaml
+    from snakemake.utils import update_config
+
+    from embrm.data.importer import release_files
+
+    cfg = yaml.safe_load((ROOT / "config.yaml").read_text())
+    update_config(cfg, yaml.safe_load((ROOT / "config/paper_studies.yaml").read_text()))
+    cfg["data"]["import"]["dir"] = str(tmp_path / "release")
+    (tmp_path / "release").mkdir()
+    study = cfg["studies"]["paper_grid"]
+    shapes = {"train": (10, 10_000), "test": (500, 40)}
+    for task in study["experiments"].values():
+        for embed in study["grid"]["data.import.embed_model"]:
+            imp = {**cfg["data"]["import"], "embed_model": embed}
+            imp.update({k.split(".")[-1]: v for k, v in task.items() if k != "task"})
+            for split, (k, n) in shapes.items():
+                emb, rew = release_files(imp, split)
+                for path, shape in ((emb, (k, n, 8)), (rew, (k, n))):
+                    np.lib.format.open_memmap(path, "w+", np.float32, shape).flush()
+    proc = run_snakemake(tmp_path, cfg, "-n", "study_paper_grid", "--quiet", "rules")
+    jobs = planned_jobs(proc.stdout + proc.stderr)
+    points = 2 * 3 * 4 * 5 * 2 * 3  # tasks x embedders x quality x n_sample x objective x seeds
+    steps = ("train_orm", "evaluate_orm", "calibrate_teacher", "distill_student")
+    assert all(jobs[step] == points for step in steps), jobs
+    assert jobs["validate_variants"] == points
+    assert jobs["import_release"] == 2 * 3 * 2  # (task, embedder) x split
+    assert jobs["study_paper_grid"] == 1

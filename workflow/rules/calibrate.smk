@@ -16,9 +16,13 @@ rule calibrate_teacher:
         "{exp}/logs/calibrate_teacher.log",
     benchmark:
         "{exp}/benchmarks/calibrate_teacher.tsv"
-    localrule: True
+    group:
+        CPU_GROUP
+    localrule: not CPU_SUBMIT
     conda:
         CPU_ENV
+    resources:
+        **cpu_resources("calibrate_teacher"),
     params:
         # only the keys this step reads: a student hyperparameter must not refit the map
         split_fractions=lambda wc: cfg(wc)["distill"]["split"],
@@ -41,10 +45,14 @@ rule distill_student:
         "{exp}/logs/distill_student_{task}_{objective}.log",
     benchmark:
         "{exp}/benchmarks/distill_student_{task}_{objective}.tsv"
-    localrule: True
+    group:
+        CPU_GROUP
+    localrule: not CPU_SUBMIT
     conda:
         CPU_ENV
-    threads: ALL_CORES
+    threads: cpu_threads()
+    resources:
+        **cpu_resources("distill_student"),
     params:
         distill_cfg=lambda wc: experiments.check_student_name(
             cfg(wc), wc.task, wc.objective
@@ -72,9 +80,13 @@ rule calibrate_student:
         "{exp}/logs/calibrate_student.log",
     benchmark:
         "{exp}/benchmarks/calibrate_student.tsv"
-    localrule: True
+    group:
+        CPU_GROUP
+    localrule: not CPU_SUBMIT
     conda:
         CPU_ENV
+    resources:
+        **cpu_resources("calibrate_student"),
     params:
         distill_cfg=lambda wc: cfg(wc)["distill"],
         seed=lambda wc: cfg(wc)["seed"],
@@ -102,8 +114,12 @@ rule validate_variants:
         "{exp}/logs/validate_variants.log",
     benchmark:
         "{exp}/benchmarks/validate_variants.tsv"
-    localrule: True
+    group:
+        CPU_GROUP
+    localrule: not CPU_SUBMIT
     conda:
         CPU_ENV
+    resources:
+        **cpu_resources("validate_variants"),
     script:
         "../scripts/validate_variants.py"

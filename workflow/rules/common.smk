@@ -5,6 +5,8 @@ from embrm.generation import models as gen_models
 from embrm.generation.resources import rule_resource, rule_resources
 from embrm.rm.options import needs_strength
 from embrm.workflow import experiments, studies
+from embrm.workflow.cpu_resources import group_id
+from embrm.workflow.cpu_resources import rule_resources as cpu_rule_resources
 from embrm.workflow.config import check_config
 from embrm.workflow.paths import EXP_PATTERN, RESULTS
 from embrm.workflow.schema import check_schema
@@ -27,6 +29,9 @@ GPU_ENV = "../../envs/gpu.yaml"
 # --cores, or at --local-cores for local jobs under a cluster executor. Not
 # `workflow.cores`: a cluster run has no --cores, and reading it there is an error.
 ALL_CORES = 1024
+# Steps 5-8 run on the submit host (`localrule: not CPU_SUBMIT`), or with
+# cluster.cpu.submit as one SLURM job per experiment folder (`group: CPU_GROUP`).
+CPU_SUBMIT = config["cluster"]["cpu"]["submit"]
 
 
 wildcard_constraints:
@@ -148,3 +153,27 @@ def gpu_resources(stage):
     runtime grow with the attempt. Local runs accept them and constrain nothing by them.
     """
     return rule_resources(config, stage)
+
+
+def cpu_threads():
+    """A step 5-8 rule's `threads:`: every core of the submit host (capped by
+    --cores/--local-cores), or the cores of its SLURM job (cluster.cpu.cpus)."""
+    return config["cluster"]["cpu"]["cpus"] if CPU_SUBMIT else ALL_CORES
+
+
+def cpu_resources(step):
+    """A step 5-8 rule's `resources:` under cluster.cpu.submit (none otherwise):
+    partition, account, mem_mb and runtime sized from the experiment's data and knobs
+    and growing with the attempt, and disk_mb (embrm.workflow.cpu_resources)."""
+    if not CPU_SUBMIT:
+        return {}
+    return cpu_rule_resources(cfg, config, step, 1 + len(POINT_CONFIGS))
+
+
+def point_group(wildcards):
+    """The group of an experiment folder's steps 5-8: one SLURM job per folder."""
+    return group_id(wildcards.exp)
+
+
+# a grouped rule is never local in Snakemake, so the group exists only when submitting
+CPU_GROUP = point_group if CPU_SUBMIT else None

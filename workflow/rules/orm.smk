@@ -47,11 +47,15 @@ rule train_orm:
         "{exp}/logs/train_orm.log",
     benchmark:
         "{exp}/benchmarks/train_orm.tsv"
-    localrule: True
+    group:
+        CPU_GROUP
+    localrule: not CPU_SUBMIT
     conda:
         CPU_ENV
     # Snakemake exports OMP/MKL_NUM_THREADS=threads to every job (default 1)
-    threads: ALL_CORES
+    threads: cpu_threads()
+    resources:
+        **cpu_resources("train_orm"),
     params:
         orm_cfg=lambda wc: cfg(wc)["orm"],
         seed=lambda wc: cfg(wc)["seed"],
@@ -78,10 +82,14 @@ rule evaluate_orm:
         "{exp}/logs/evaluate_orm.log",
     benchmark:
         "{exp}/benchmarks/evaluate_orm.tsv"
-    localrule: True
+    group:
+        CPU_GROUP
+    localrule: not CPU_SUBMIT
     conda:
         CPU_ENV
-    threads: ALL_CORES
+    threads: cpu_threads()
+    resources:
+        **cpu_resources("evaluate_orm"),
     params:
         eval_cfg=lambda wc: cfg(wc)["evaluation"],
         seed=lambda wc: cfg(wc)["seed"],

@@ -8,6 +8,7 @@ time, naming the knob to change, instead of failing after hours of SFT and sampl
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,38 +26,63 @@ class Size:
     knob: str
 
 
-def _release_size(imp: dict, split: str) -> tuple[Size, Size] | None:
-    """``(N, K)`` of a release split from its rewards header ``(K, N)``, or None while
-    the file is absent (the import rule then reports the missing input)."""
-    rewards = release_files(imp, split)[1]
-    if not Path(rewards).is_file():
-        return None
-    k, n = npy_shape(rewards)[:2]
-    if imp.get("max_prompts") is not None and imp["max_prompts"] < n:
-        return Size(imp["max_prompts"], "data.import.max_prompts"), Size(k, rewards)
-    return Size(n, rewards), Size(k, rewards)
+@functools.lru_cache(maxsize=256)
+def _header_shape(path: str, mtime_ns: int) -> tuple:
+    """A ``.npy`` header's shape, read once per file version: every study point of a
+    release asks for the same few headers."""
+    return npy_shape(path)
+
+
+def _shape(path: str) -> tuple | None:
+    """The shape of an existing ``.npy`` file, or None while it is absent (the import
+    rule then reports the missing input)."""
+    file = Path(path)
+    return _header_shape(path, file.stat().st_mtime_ns) if file.is_file() else None
+
+
+def _release_size(imp: dict, split: str) -> dict[str, Size]:
+    """``n_<split>`` and ``k_<split>`` of a release split from its rewards header
+    ``(K, N)``, and ``dim`` from its embeddings header ``(K, N, D)``; only what the
+    present files show."""
+    embeddings, rewards = release_files(imp, split)
+    out = {}
+    shape = _shape(rewards)
+    if shape is not None:
+        k, n = shape[:2]
+        if imp.get("max_prompts") is not None and imp["max_prompts"] < n:
+            out[f"n_{split}"] = Size(imp["max_prompts"], "data.import.max_prompts")
+        else:
+            out[f"n_{split}"] = Size(n, rewards)
+        out[f"k_{split}"] = Size(k, rewards)
+    shape = _shape(embeddings)
+    if shape is not None and len(shape) == 3:
+        out["dim"] = Size(shape[2], embeddings)
+    return out
 
 
 def known_sizes(config: dict) -> dict[str, Size]:
-    """The known ones of ``n_train``, ``n_test`` (prompts) and ``k_test`` (responses)."""
+    """The known ones of ``n_train``, ``n_test`` (prompts), ``k_train``, ``k_test``
+    (responses per prompt) and ``dim`` (D). Generated data know K and upper bounds of
+    the prompts (the prompt caps), never D (the embedder's width)."""
     source = config["data"]["source"]
     if source == "synthetic":
         syn = config["data"]["synthetic"]
-        return {k: Size(syn[k], f"data.synthetic.{k}") for k in ("n_train", "n_test", "k_test")}
+        keys = ("n_train", "n_test", "k_train", "k_test", "dim")
+        return {k: Size(syn[k], f"data.synthetic.{k}") for k in keys}
     if source == "generate":
         gen = config["generation"]
-        out = {"k_test": Size(gen["sampling"]["k_test"], "generation.sampling.k_test")}
-        if gen["prompts"]["max_test_prompts"] is not None:
-            bound = gen["prompts"]["max_test_prompts"]
-            out["n_test"] = Size(bound, "generation.prompts.max_test_prompts")
+        out = {}
+        for split in ("train", "test"):
+            out[f"k_{split}"] = Size(
+                gen["sampling"][f"k_{split}"], f"generation.sampling.k_{split}"
+            )
+            bound = gen["prompts"][f"max_{split}_prompts"]
+            if bound is not None:
+                out[f"n_{split}"] = Size(bound, f"generation.prompts.max_{split}_prompts")
         return out
     out = {}
     for split in ("train", "test"):
-        sizes = _release_size(config["data"]["import"], split)
-        if sizes is not None:
-            out[f"n_{split}"] = sizes[0]
-            if split == "test":
-                out["k_test"] = sizes[1]
+        out.update(_release_size(config["data"]["import"], split))
     return out
 
 

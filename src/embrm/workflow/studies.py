@@ -1,7 +1,8 @@
 """Studies: grids of settings (with seed repeats) as cached experiment folders.
 
 A study names lists of values for dotted config keys (step 5-8 knobs, the policy, the
-embedding model and pooling, the imported release's models) and/or named experiments
+embedding model and pooling, the imported release's data set and models and its task)
+and/or named experiments
 (a set of such keys each); experiments x grid x ``seeds`` become points
 ``results/studies/<study>/<[experiment__]key=value__...__seed=s>``.
 Every point's effective config is the main config with its overrides. Data folders are
@@ -92,8 +93,10 @@ def point_config(config: dict, exp: str, points: dict[str, dict] | None = None) 
     return points[exp]
 
 
-# a data-side key changes the data only under its own data.source
-DATA_KEY_SOURCES = {"generation.": "generate", "data.import.": "import"}
+# a data-side key changes the data only under its own data.source; the task, too: it
+# picks the golden RM of generated data, whose folder is named by the policy alone, so
+# only a release (data.import.dataset names its folder) can vary it
+DATA_KEY_SOURCES = {"generation.": "generate", "data.import.": "import", "task": "import"}
 
 
 def check_data_keys(config: dict, study: str) -> None:
