@@ -1,3 +1,5 @@
+import os
+
 from embrm.data import layout as data_layout
 from embrm.data.importer import release_files
 from embrm.generation import checks as gen_checks
@@ -35,6 +37,7 @@ wildcard_constraints:
     split="train|test",
     policy="[^/]+",
     embedder="[^/]+",
+    dataset="[^/]+",
 
 
 def cfg(wildcards):
@@ -45,6 +48,19 @@ def cfg(wildcards):
 def data_file(kind, split):
     """Input function: a canonical array of the experiment's data source."""
     return lambda wc: data_layout.data_path(cfg(wc), kind, split)
+
+
+def label_file(split):
+    """Input function: what labels the experiment's pairs: golden rewards (N, K), or
+    the human preferences (N, 2) of pair data."""
+    return lambda wc: data_layout.data_path(
+        cfg(wc), data_layout.LABELS[cfg(wc)["data"]["source"]], split
+    )
+
+
+def pair_data(wc):
+    """Whether the experiment learns from human preference pairs (data.source: pairs)."""
+    return cfg(wc)["data"]["source"] == "pairs"
 
 
 def student_file(kind):
@@ -147,3 +163,24 @@ def gpu_resources(stage):
     runtime grow with the attempt. Local runs accept them and constrain nothing by them.
     """
     return rule_resources(config, stage)
+
+
+def pairs_settings(wc):
+    """data.pairs of the folder; a local source relative to the working directory, else
+    to the repository (so config/pairs_hh_harmless.yaml works with any --directory)."""
+    settings = DATA.pairs(wc.dataset)
+    source = gen_models.resolve_file(settings["source"], workflow.basedir)
+    return {**settings, "source": source} if os.path.exists(source) else settings
+
+
+def pairs_source(wc):
+    """The local file the pairs come from (none for a hub dataset)."""
+    source = pairs_settings(wc)["source"]
+    return [source] if os.path.exists(source) else []
+
+
+def pairs_file(wc):
+    """The pairs of one split, as step 4 reads samples: prompt and two responses."""
+    return getattr(rules.prepare_pairs.output, f"{wc.split}_pairs").format(
+        dataset=wc.dataset
+    )

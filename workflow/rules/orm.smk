@@ -1,10 +1,12 @@
-"""Step 5 (ORM ensemble training) and step 6 (evaluation on the test split)."""
+"""Step 5 (ORM ensemble training) and step 6 (evaluation on the test split; for pair
+data, evaluate_pairs in pairs.smk)."""
 
 
 rule train_orm:
     input:
         embeddings=data_file("embeddings", "train"),
-        rewards=data_file("rewards", "train"),
+        # golden rewards, or for pair data the human preferences (label_file)
+        rewards=label_file("train"),
     output:
         ckpt="{exp}/orm/ensemble.ckpt",
         summary_json="{exp}/orm/training.json",
@@ -22,6 +24,7 @@ rule train_orm:
         seed=lambda wc: cfg(wc)["seed"],
         task=lambda wc: cfg(wc)["task"],
         precision=lambda wc: cfg(wc)["precision"],
+        pair_data=pair_data,
     script:
         "../scripts/train_orm.py"
 

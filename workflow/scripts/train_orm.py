@@ -13,4 +13,5 @@ run(
     seed=p.seed,
     task=p.task,
     precision=p.precision,
+    pair_data=p.pair_data,
 )

@@ -1,4 +1,5 @@
-"""Step 5: train the ORM ensemble on simulated preferences over embeddings.
+"""Step 5: train the ORM ensemble on preferences over embeddings: simulated from golden
+rewards, or human pair labels (``pair_data``).
 
 The ensemble is one StackedMLP (all members in one model); it is saved as ONE
 checkpoint file whose ``members`` entry carries each member's reference-style name
@@ -19,7 +20,7 @@ from embrm.data.arrays import load_split
 from embrm.io.atomic import atomic_path
 from embrm.io.errors import InputError
 from embrm.io.jsonio import write_json
-from embrm.rm.pairs import Pairs, build_pairs
+from embrm.rm.pairs import Pairs, build_pairs, given_pairs
 from embrm.rm.precision import autocast, resolve, storage_dtype
 from embrm.rm.stacked_mlp import StackedMLP
 from embrm.rm.training import MICRO_BATCH, fit, masked_means
@@ -53,7 +54,7 @@ def member_splits(n_pairs: int, seeds, val_fraction: float) -> np.ndarray:
 def member_names(orm_cfg: dict, task: str, seeds) -> list[str]:
     prefix = "XPrompt" if orm_cfg["comparison"] == "cross_prompt" else "SamePrompt"
     tail = (
-        f"{task}_n{orm_cfg['n_sample']}_q{orm_cfg['annotation_quality']}"
+        f"{task}_n{orm_cfg['n_sample'] or 'all'}_q{orm_cfg['annotation_quality']}"
         f"_first{orm_cfg['consider_first_n']}"
     )
     return [
@@ -125,28 +126,25 @@ def train_ensemble(
     seed: int,
     task: str,
     precision: str = "fp32",
+    pair_data: bool = False,
 ) -> dict:
     """Build pairs, train all members at once, save the ensemble and a summary JSON.
 
-    ``embeddings`` ``(N, K, D)`` and ``rewards`` ``(N, K)``: the train split. ``ckpt``:
-    the M members in one file; ``summary_json``: pairs, per-member epochs and metrics.
+    ``embeddings`` ``(N, K, D)`` and ``rewards`` ``(N, K)``: the train split; with
+    ``pair_data``, ``rewards`` holds human preferences ``(N, 2)`` and the pairs are
+    those rows (:func:`given_pairs`; no annotator, no golden reward). ``ckpt``: the M
+    members in one file; ``summary_json``: pairs, per-member epochs and metrics.
     """
     precision = resolve(precision)
     emb, rew = load_split(embeddings, rewards)
-    pairs, scale = build_pairs(
-        rew,
-        n_sample=orm_cfg["n_sample"],
-        consider_first_n=orm_cfg["consider_first_n"],
-        comparison=orm_cfg["comparison"],
-        n_pairs=orm_cfg["n_pairs"],
-        annotation_quality=orm_cfg["annotation_quality"],
-        reward_scale_setting=orm_cfg["reward_scale"],
-        seed=seed,
-    )
+    if pair_data:
+        pairs, scale = given_pairs(rew, n_sample=orm_cfg["n_sample"], source=rewards), None
+    else:
+        pairs, scale = simulated_pairs(rew, orm_cfg, seed)
     seeds = member_seeds(seed, orm_cfg["ensemble_number"])
     val_mask = member_splits(len(pairs), seeds, orm_cfg["val_fraction"])
     log.info(
-        "%d pairs (scale %.3f), %d members, %d validation pairs each",
+        "%d pairs (scale %s), %d members, %d validation pairs each",
         len(pairs),
         scale,
         len(seeds),
@@ -191,7 +189,7 @@ def train_ensemble(
         "precision": precision,
         "n_pairs": len(pairs),
         "reward_scale": scale,
-        "label_agreement_with_golden": _label_agreement(rew, pairs),
+        "label_agreement_with_golden": None if pair_data else _label_agreement(rew, pairs),
         "members": members,
         "steps_per_epoch": result.steps_per_epoch,
         "history": result.history,
@@ -199,6 +197,20 @@ def train_ensemble(
     save_ensemble(ckpt, model, orm_cfg["objective"], members)
     write_json(summary_json, summary)
     return summary
+
+
+def simulated_pairs(rewards: np.ndarray, orm_cfg: dict, seed: int) -> tuple[Pairs, float]:
+    """Pairs drawn and labelled from golden rewards by the ``orm`` settings."""
+    return build_pairs(
+        rewards,
+        n_sample=orm_cfg["n_sample"],
+        consider_first_n=orm_cfg["consider_first_n"],
+        comparison=orm_cfg["comparison"],
+        n_pairs=orm_cfg["n_pairs"],
+        annotation_quality=orm_cfg["annotation_quality"],
+        reward_scale_setting=orm_cfg["reward_scale"],
+        seed=seed,
+    )
 
 
 def _label_agreement(rewards: np.ndarray, pairs: Pairs) -> float:

@@ -22,7 +22,7 @@ def check_config(config: dict) -> None:
     if source == "generate":
         gen = config["generation"]
         train = gen["prompts"]["max_train_prompts"]
-        if train is not None and orm["n_sample"] > train:
+        if train is not None and orm["n_sample"] is not None and orm["n_sample"] > train:
             raise InputError(
                 f"config key orm.n_sample={orm['n_sample']} exceeds "
                 f"generation.prompts.max_train_prompts={train}"
@@ -31,6 +31,8 @@ def check_config(config: dict) -> None:
             raise InputError(
                 f"config key generation.golden.models has no golden RM for task {config['task']!r}"
             )
+    if source == "pairs" and "pairs" not in config["data"]:
+        raise InputError("config key data.pairs must describe the preference data for source=pairs")
     if source == "import" and not config["data"].get("import", {}).get("dir"):
         raise InputError(
             "config key data.import.dir must name the release folder for source=import"

@@ -50,6 +50,8 @@ def known_sizes(config: dict) -> dict[str, Size]:
             bound = gen["prompts"]["max_test_prompts"]
             out["n_test"] = Size(bound, "generation.prompts.max_test_prompts")
         return out
+    if source == "pairs":
+        return {}  # known once the pairs are read (orm.n_sample is checked then)
     out = {}
     for split in ("train", "test"):
         sizes = _release_size(config["data"]["import"], split)
@@ -64,7 +66,7 @@ def check_known_sizes(config: dict) -> None:
     """Raise InputError for settings the known split sizes cannot satisfy."""
     sizes = known_sizes(config)
     n_sample = config["orm"]["n_sample"]
-    if "n_train" in sizes and n_sample > sizes["n_train"].value:
+    if "n_train" in sizes and n_sample is not None and n_sample > sizes["n_train"].value:
         s = sizes["n_train"]
         raise InputError(
             f"config key orm.n_sample={n_sample} exceeds the {s.value} train prompts ({s.knob})"
