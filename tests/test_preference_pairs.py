@@ -1,5 +1,6 @@
 """Human preference pairs: parsing, splitting, training on their labels, their evaluation."""
 
+import copy
 import gzip
 import json
 from collections import Counter
@@ -10,6 +11,7 @@ import pytest
 import torch
 import yaml
 
+from embrm.data.layout import data_path
 from embrm.evaluate.pair_evaluation import (
     evaluate_pairs,
     fit_baseline,
@@ -28,6 +30,8 @@ from embrm.io.jsonio import read_json, read_jsonl
 from embrm.rm.ensemble import load_ensemble, train_ensemble
 from embrm.rm.pairs import given_pairs
 from embrm.rm.stacked_mlp import StackedMLP
+from embrm.workflow.config import check_config
+from embrm.workflow.schema import check_schema
 
 from conftest import run_snakemake
 
@@ -329,3 +333,20 @@ def test_the_pairs_workflow_trains_on_human_labels_and_stops_at_step_6(tmp_path)
     assert (tmp_path / "results" / "pair_eval" / "baseline.json").is_file()
     for step_7_8 in ("eval_results.json", "validation_results.json", "calibration", "report"):
         assert not (tmp_path / "results" / step_7_8).exists()
+
+
+def test_pair_settings_are_checked_before_any_job():
+    schema = ROOT / "workflow" / "schemas" / "config.schema.yaml"
+    cfg = pairs_config()
+    check_schema(cfg, schema)  # hidden_sizes [64], n_sample null
+    check_config(cfg)
+    check_schema({**cfg, "orm": {**cfg["orm"], "hidden_sizes": []}}, schema)
+    bad = copy.deepcopy(cfg)
+    bad["data"]["pairs"]["test_fraction"] = 1.5
+    with pytest.raises(InputError, match="data.pairs.test_fraction"):
+        check_schema(bad, schema)
+    del bad["data"]["pairs"]
+    with pytest.raises(InputError, match="data.pairs must describe"):
+        check_config(bad)
+    with pytest.raises(InputError, match="steps 7-8"):
+        data_path(cfg, "rewards", "test")

@@ -139,6 +139,8 @@ def train_ensemble(
     emb, rew = load_split(embeddings, rewards)
     if pair_data:
         pairs, scale = given_pairs(rew, n_sample=orm_cfg["n_sample"], source=rewards), None
+        if len(pairs) < len(rew):
+            log.warning("orm.n_sample=%d: %d of %d pairs", len(pairs), len(pairs), len(rew))
     else:
         pairs, scale = simulated_pairs(rew, orm_cfg, seed)
     seeds = member_seeds(seed, orm_cfg["ensemble_number"])

@@ -33,6 +33,11 @@ def check_config(config: dict) -> None:
             )
     if source == "pairs" and "pairs" not in config["data"]:
         raise InputError("config key data.pairs must describe the preference data for source=pairs")
+    if source == "pairs" and "generation" not in config:
+        raise InputError(
+            "config key generation.embedding must name the embedder for source=pairs "
+            "(step 4 embeds the pairs)"
+        )
     if source == "import" and not config["data"].get("import", {}).get("dir"):
         raise InputError(
             "config key data.import.dir must name the release folder for source=import"
