@@ -300,12 +300,12 @@ def test_wilson_mcnemar_and_subset_weights_by_hand():
 
 
 def pairs_config(**pairs) -> dict:
-    """config.yaml on 200 of the shipped HH-RLHF pairs, MiniLM at 128 tokens, a small
-    ensemble."""
+    """config.yaml on 150 of the shipped HH-RLHF pairs, MiniLM at 96 tokens in one shard,
+    a small ensemble."""
     cfg = yaml.safe_load((ROOT / "config.yaml").read_text())
     cfg["data"]["source"] = "pairs"
-    cfg["data"]["pairs"].update(source=str(HH_TEST), max_pairs=200, **pairs)
-    cfg["generation"]["embedding"].update(max_length=128, batch_size=32)
+    cfg["data"]["pairs"].update(source=str(HH_TEST), max_pairs=150, **pairs)
+    cfg["generation"]["embedding"].update(max_length=96, batch_size=32, shards=1)
     cfg["orm"].update(n_sample=None, ensemble_number=3, hidden_sizes=[64], max_epochs=10)
     cfg["studies"] = None
     return cfg
@@ -316,7 +316,7 @@ def test_the_pairs_workflow_trains_on_human_labels_and_stops_at_step_6(tmp_path)
     data = tmp_path / "results" / "data" / "pairs" / "hh-harmless-test"
     report = read_json(data / "report.json")
     n_test = report["splits"]["test"]["pairs"]
-    assert report["splits"]["train"]["pairs"] + n_test == 200
+    assert report["splits"]["train"]["pairs"] + n_test == 150
     emb = np.load(data / "minilm_mean" / "test_embeddings.npy")
     assert emb.shape == (n_test, 2, 384)
     # no pair reads the same text twice: chosen and rejected embeddings differ
