@@ -33,7 +33,7 @@ from embrm.rm.stacked_mlp import StackedMLP
 from embrm.workflow.config import check_config
 from embrm.workflow.schema import check_schema
 
-from conftest import run_snakemake
+from conftest import planned_jobs, run_snakemake
 
 ROOT = Path(__file__).resolve().parents[1]
 HH_TEST = ROOT / "tests" / "data" / "hh-rlhf-harmless-base-test.jsonl.gz"
@@ -350,3 +350,19 @@ def test_pair_settings_are_checked_before_any_job():
         check_config(bad)
     with pytest.raises(InputError, match="steps 7-8"):
         data_path(cfg, "rewards", "test")
+
+
+@pytest.mark.parametrize("preset", ["pairs_hh_harmless", "pairs_hh_hub"])
+def test_pair_presets_plan_steps_4_to_6_only(tmp_path, preset):
+    """Both presets validate and plan the pair DAG (the hub one without the hub: its
+    data are read when prepare_pairs runs); nothing of steps 7-8 is planned."""
+    from snakemake.utils import update_config
+
+    cfg = yaml.safe_load((ROOT / "config.yaml").read_text())
+    update_config(cfg, yaml.safe_load((ROOT / "config" / f"{preset}.yaml").read_text()))
+    proc = run_snakemake(tmp_path, cfg, "-n")
+    jobs = planned_jobs(proc.stdout + proc.stderr)
+    shards = cfg["generation"]["embedding"]["shards"]
+    assert jobs["embed_pairs_shard"] == 2 * shards and jobs["embed_pairs"] == 2
+    assert {"prepare_pairs", "train_orm", "fit_pair_baseline", "evaluate_pairs"} <= set(jobs)
+    assert not {"evaluate_orm", "calibrate_teacher", "validate_variants"} & set(jobs)
