@@ -304,7 +304,7 @@ def pairs_config(**pairs) -> dict:
     a small ensemble."""
     cfg = yaml.safe_load((ROOT / "config.yaml").read_text())
     cfg["data"]["source"] = "pairs"
-    cfg["data"]["pairs"].update(source=str(HH_TEST), max_pairs=150, **pairs)
+    cfg["data"]["pairs"].update({"source": str(HH_TEST), "max_pairs": 150, **pairs})
     cfg["generation"]["embedding"].update(max_length=96, batch_size=32, shards=1)
     cfg["orm"].update(n_sample=None, ensemble_number=3, hidden_sizes=[64], max_epochs=10)
     cfg["studies"] = None
@@ -366,3 +366,10 @@ def test_pair_presets_plan_steps_4_to_6_only(tmp_path, preset):
     assert jobs["embed_pairs_shard"] == 2 * shards and jobs["embed_pairs"] == 2
     assert {"prepare_pairs", "train_orm", "fit_pair_baseline", "evaluate_pairs"} <= set(jobs)
     assert not {"evaluate_orm", "calibrate_teacher", "validate_variants"} & set(jobs)
+
+
+def test_a_missing_pair_file_is_named_before_any_job(tmp_path):
+    cfg = pairs_config(source=str(tmp_path / "nowhere.jsonl"))
+    proc = run_snakemake(tmp_path, cfg, "-n", check=False)
+    assert proc.returncode != 0
+    assert "nowhere.jsonl: preference file not found" in proc.stdout + proc.stderr

@@ -4,6 +4,7 @@ from embrm.data import layout as data_layout
 from embrm.data.importer import release_files
 from embrm.generation import checks as gen_checks
 from embrm.generation import models as gen_models
+from embrm.generation import preferences as gen_preferences
 from embrm.generation.resources import rule_resource, rule_resources
 from embrm.workflow import experiments, studies
 from embrm.workflow.config import check_config
@@ -170,7 +171,10 @@ def pairs_settings(wc):
     to the repository (so config/pairs_hh_harmless.yaml works with any --directory)."""
     settings = DATA.pairs(wc.dataset)
     source = gen_models.resolve_file(settings["source"], workflow.basedir)
-    return {**settings, "source": source} if os.path.exists(source) else settings
+    if not os.path.exists(source):
+        gen_preferences.check_source(settings["source"])  # a hub id, or an error
+        return settings
+    return {**settings, "source": source}
 
 
 def pairs_source(wc):

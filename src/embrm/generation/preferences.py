@@ -30,12 +30,14 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
+from pathlib import Path
 
 import numpy as np
 
 from embrm.data.arrays import save_array
 from embrm.generation.prompts import (
     ASSISTANT,
+    LOCAL_SUFFIXES,
     TURN,
     conversation_text,
     load_records,
@@ -168,6 +170,13 @@ def prompt_disjoint_split(pairs: list[dict], test_fraction: float, seed: int):
     return [p for p in pairs if p["prompt"] not in test], [p for p in pairs if p["prompt"] in test]
 
 
+def check_source(source: str) -> None:
+    """A source named like a local file must exist (else it would be taken for a hub id
+    or fail deep inside ``datasets``)."""
+    if source.endswith(LOCAL_SUFFIXES) and not Path(source).is_file():
+        raise InputError(f"{source}: preference file not found (config key data.pairs.source)")
+
+
 def source_records(cfg: dict, split: str):
     """The records of ``split`` of ``data.pairs``: a hub split, or the records of a local
     file whose ``split`` field names it."""
@@ -238,6 +247,7 @@ def prepare_pairs(*, cfg: dict, out_pairs: dict, out_preferences: dict, report) 
     ``{split}_preferences.npy`` ``(N, 2)``; ``report``: JSON of the counts (records
     read, pairs dropped by reason, pairs and prompts per split, pairs per subset).
     """
+    check_source(cfg["source"])
     counts = Counter()
     splits = split_pairs(cfg, counts)
     summary = {
