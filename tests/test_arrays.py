@@ -1,7 +1,8 @@
 import numpy as np
 import pytest
 
-from embrm.data.arrays import iter_chunks, load_split
+from embrm.data import arrays
+from embrm.data.arrays import iter_chunks, iter_rows, load_split
 from embrm.data.importer import convert, release_paths
 from embrm.data.synthetic import generate
 from embrm.io.errors import InputError
@@ -88,6 +89,20 @@ def test_chunked_reads_equal_the_array(tmp_path):
     blocks = [b for _, b in iter_chunks(mm, 3)]
     assert [b.shape[0] for b in blocks] == [3, 3, 1]
     assert np.array_equal(np.concatenate(blocks), arr)
+
+
+def test_row_gather_equals_fancy_indexing_across_chunks(tmp_path, monkeypatch):
+    """A sparse gather reads chunk by chunk (never through the memory map) and returns the
+    same rows as indexing the array; it stops after the last prompt it needs."""
+    arr = np.random.default_rng(0).standard_normal((9, 4, 3)).astype(np.float32)
+    np.save(tmp_path / "a.npy", arr)
+    mm = np.load(tmp_path / "a.npy", mmap_mode="r")
+    monkeypatch.setattr(arrays, "CHECK_BYTES", 2 * 4 * 3 * 4)  # two prompts per chunk
+    rows = np.array([1, 2, 9, 10, 11, 21, 25])
+    blocks = list(iter_rows(mm, rows))
+    assert [s for s, _ in blocks] == [0, 2, 5, 6]  # prompts 0-1, 2-3, 4-5, 6-7; not 8
+    got = np.concatenate([b for _, b in blocks])
+    assert np.array_equal(got, arr.reshape(-1, 3)[rows])
 
 
 @pytest.mark.parametrize("model", ["smooth", "rough"])

@@ -100,6 +100,16 @@ def test_checkpoint_loads_with_weights_only_and_names_members(linear_data):
     assert torch.allclose(net(x)[:, 0], model.shared_scorer()(x)[:, 2], atol=1e-5)
 
 
+def test_per_member_inputs_score_like_shared_inputs():
+    """``(M, B, D)`` inputs (training: each member its own rows) give each member the
+    scores the shared ``(B, D)`` path gives it for the same rows."""
+    model = StackedMLP(6, [5, 4], [0, 1, 2])
+    x = torch.randn(3, 7, 6)
+    per_member = model(x)
+    for i in range(3):
+        assert torch.allclose(per_member[i], model(x[i])[i], atol=1e-6)
+
+
 def test_wrong_dimension_checkpoint_names_file_and_shapes(linear_data):
     d = linear_data
     _train(d, max_epochs=1)

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from embrm.data.arrays import CHECK_BYTES, iter_chunks, load_split, save_array
+from embrm.data.arrays import iter_rows, load_split, save_array
 from embrm.io.atomic import atomic_path
 from embrm.io.errors import InputError
 from embrm.io.jsonio import write_json
@@ -33,15 +33,11 @@ def _prompt_rows(emb: np.ndarray, prompts: np.ndarray, dtype: torch.dtype) -> to
     """The responses of ``prompts`` (ascending) as rows ``(len(prompts) * K, D)`` in
     ``dtype``, read chunk by chunk: only one chunk is ever held in float32, so the peak
     is the student's rows in their storage dtype, not twice that."""
-    n, k, d = emb.shape
-    out = torch.empty((len(prompts) * k, d), dtype=dtype)
-    filled = 0
-    chunk = max(1, CHECK_BYTES // (k * d * 4))
-    for start, block in iter_chunks(emb, chunk):
-        mine = prompts[(prompts >= start) & (prompts < start + len(block))] - start
-        rows = torch.from_numpy(block[mine].reshape(-1, d)).to(dtype)
-        out[filled : filled + len(rows)] = rows
-        filled += len(rows)
+    _, k, d = emb.shape
+    rows = (prompts[:, None] * k + np.arange(k)).reshape(-1)
+    out = torch.empty((len(rows), d), dtype=dtype)
+    for start, block in iter_rows(emb, rows):
+        out[start : start + len(block)] = torch.from_numpy(block)
     return out
 
 

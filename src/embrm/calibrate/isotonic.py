@@ -10,7 +10,7 @@ optimism of an in-sample fit is visible.
 
 Each map is written twice: as ``.joblib`` (the published format, for users) and as a
 JSON twin of its breakpoints. The workflow only ever reads the JSON twin
-(:func:`apply_map`): unpickling a ``.joblib`` runs whatever code the file names, so
+(``map_json.apply_map``): unpickling a ``.joblib`` runs whatever code the file names, so
 loading one is left to a user who trusts the file.
 """
 
@@ -178,13 +178,3 @@ def calibrate_student(
     }
     write_json(distillation_config, config)
     return config
-
-
-def apply_map(map_json, x: np.ndarray) -> np.ndarray:
-    """Apply an isotonic map from its JSON twin: ``numpy.interp`` over the breakpoints,
-    clipped outside them, equal to ``IsotonicRegression.predict``; ``x`` of any shape."""
-    bp = read_json(map_json)
-    xs, ys = np.asarray(bp["x"], dtype=np.float64), np.asarray(bp["y"], dtype=np.float64)
-    if xs.ndim != 1 or xs.shape != ys.shape or xs.size == 0 or (np.diff(xs) < 0).any():
-        raise InputError(f"{map_json}: not an isotonic map (x, y breakpoints, x increasing)")
-    return np.interp(np.asarray(x, dtype=np.float64), xs, ys)

@@ -57,6 +57,26 @@ def iter_chunks(arr: np.ndarray, chunk: int, dtype=np.float32):
 CHECK_BYTES = 64 * 2**20
 
 
+def iter_rows(arr: np.ndarray, rows: np.ndarray):
+    """Yield ``(start, block)``: the responses ``rows`` (ascending flat ids
+    ``prompt * K + response``) of ``arr`` ``(N, K, D)`` as float32 ``(n, D)`` blocks, in
+    order, ``start`` being the position of the block's first row in ``rows``.
+
+    Reads ``CHECK_BYTES`` of prompts at a time through ``iter_chunks`` and stops after
+    the last prompt needed, so a sparse gather never maps the file into the resident set.
+    """
+    _, k, d = arr.shape
+    chunk = max(1, CHECK_BYTES // (k * d * arr.itemsize))
+    done = 0
+    for start, block in iter_chunks(arr, chunk):
+        end = int(np.searchsorted(rows, (start + len(block)) * k))
+        if end > done:
+            yield done, block.reshape(-1, d)[rows[done:end] - start * k]
+            done = end
+        if done == len(rows):
+            return
+
+
 def check_finite(arr: np.ndarray, path: str | Path) -> None:
     """Raise if any value is NaN or infinite, naming the first bad prompt row and response
     column (and dimension for ``(N, K, D)``); reads ``CHECK_BYTES`` at a time."""

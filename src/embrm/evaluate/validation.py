@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from embrm.calibrate.isotonic import apply_map
+from embrm.calibrate.map_json import apply_map
 from embrm.data.arrays import load_split
 from embrm.evaluate.metrics import global_spearman, pairwise_accuracy, per_prompt_spearman
 from embrm.evaluate.plots import plot_calibration

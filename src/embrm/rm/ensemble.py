@@ -16,14 +16,14 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from embrm.data.arrays import load_split
+from embrm.data.arrays import iter_rows, load_split
 from embrm.io.atomic import atomic_path
 from embrm.io.errors import InputError
 from embrm.io.jsonio import write_json
 from embrm.rm.pairs import Pairs, build_pairs, given_pairs
-from embrm.rm.precision import autocast, resolve, storage_dtype
+from embrm.rm.precision import resolve, storage_dtype
 from embrm.rm.stacked_mlp import StackedMLP
-from embrm.rm.training import MICRO_BATCH, fit, masked_means
+from embrm.rm.training import fit, member_means
 
 log = logging.getLogger(__name__)
 
@@ -63,21 +63,25 @@ def member_names(orm_cfg: dict, task: str, seeds) -> list[str]:
 
 
 class PairData:
-    """The embeddings of every response some pair uses, gathered once from disk."""
+    """The embeddings of every response some pair uses, gathered once from disk in
+    chunks (``bank`` ``(R, D)`` in ``dtype``) and indexed by pair."""
 
     def __init__(self, embeddings: np.ndarray, pairs: Pairs, dtype: torch.dtype):
-        flat = embeddings.reshape(-1, embeddings.shape[-1])
         rows, inverse = np.unique(np.concatenate([pairs.first, pairs.second]), return_inverse=True)
-        self.bank = torch.from_numpy(np.asarray(flat[rows], dtype=np.float32)).to(dtype)
+        self.bank = torch.empty((len(rows), embeddings.shape[-1]), dtype=dtype)
+        for start, block in iter_rows(embeddings, rows):
+            self.bank[start : start + len(block)] = torch.from_numpy(block)
         self.a = torch.from_numpy(inverse[: len(pairs)])
         self.b = torch.from_numpy(inverse[len(pairs) :])
         self.label = torch.from_numpy(pairs.label)
 
     def margins(self, model: StackedMLP, idx) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Every member's scores ``(M, b)`` of both sides of pairs ``idx`` and the labels."""
+        """Scores ``(M, b)`` of both sides of pairs ``idx`` and the labels: ``idx`` ``(b,)``
+        is scored by every member, ``idx`` ``(M, b)`` gives each member its own pairs."""
         idx = torch.as_tensor(idx)
-        s = model(torch.cat([self.bank[self.a[idx]], self.bank[self.b[idx]]]))
-        return s[:, : len(idx)], s[:, len(idx) :], self.label[idx]
+        s = model(torch.cat([self.bank[self.a[idx]], self.bank[self.b[idx]]], dim=-2))
+        b = idx.shape[-1]
+        return s[:, :b], s[:, b:], self.label[idx]
 
 
 def pair_loss(objective: str):
@@ -98,22 +102,20 @@ def pair_loss(objective: str):
     return {"bt": bt, "clf": clf}[objective]
 
 
-@torch.no_grad()
-def evaluate_pairs(data: PairData, model, mask: np.ndarray, loss) -> tuple[np.ndarray, np.ndarray]:
+def evaluate_pairs(
+    data: PairData, model, mask: np.ndarray, loss, precision: str
+) -> tuple[np.ndarray, np.ndarray]:
     """Per-member mean loss and accuracy (sign of the score difference) on the pairs
     each member's row of ``mask`` ``(M, n_pairs)`` selects."""
-    weights = torch.from_numpy(mask.astype(np.float32))
-    counts = weights.sum(1)
-    items = np.flatnonzero(mask.any(0))
-    total_loss = torch.zeros(mask.shape[0])
-    correct = torch.zeros(mask.shape[0])
-    for start in range(0, len(items), MICRO_BATCH):
-        part = items[start : start + MICRO_BATCH]
-        w = weights[:, part]
-        total_loss += masked_means(loss(data, model, part).float(), w, counts)
-        sa, sb, y = data.margins(model, part)
-        correct += masked_means((((sa - sb) > 0).float() == y).float(), w, counts)
-    return total_loss.numpy(), correct.numpy()
+
+    def correct(idx):
+        sa, sb, y = data.margins(model, idx)
+        return (((sa - sb) > 0).float() == y).float()
+
+    loss_mean, accuracy = member_means(
+        [lambda idx: loss(data, model, idx), correct], mask, precision
+    )
+    return loss_mean, accuracy
 
 
 def train_ensemble(
@@ -170,8 +172,7 @@ def train_ensemble(
         precision=precision,
     )
     model.eval()
-    with autocast(precision):
-        val_loss, val_acc = evaluate_pairs(data, model, val_mask, item_loss)
+    val_loss, val_acc = evaluate_pairs(data, model, val_mask, item_loss, precision)
     names = member_names(orm_cfg, task, seeds)
     members = [
         {

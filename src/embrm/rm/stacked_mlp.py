@@ -1,10 +1,14 @@
 """M independent MLPs trained and evaluated as one model with stacked weights.
 
-An ensemble of M small MLPs spends its time in M matrix products per layer. Here all
-members read the same input rows, so the members' first layers (the largest, D x H)
-run as ONE wide GEMM ``(B, D) @ (D, M * H)``, and the remaining layers as one ``bmm``
-over the stacked ``(M, in, out)`` weights. On a CPU the wide GEMM runs at about twice
-the rate of M separate products. The ORM ensemble and the student both use it.
+An ensemble of M small MLPs spends its time in M matrix products per layer. Two input
+forms run as few large products:
+
+- shared rows ``(B, D)`` (scoring a test set): the members' first layers (the largest,
+  D x H) run as ONE wide GEMM ``(B, D) @ (D, M * H)``;
+- per-member rows ``(M, B, D)`` (training, validation: each member its own items): one
+  batched product per layer over the stacked ``(M, in, out)`` weights.
+
+The ORM ensemble and the student both use it.
 """
 
 from __future__ import annotations
@@ -42,33 +46,44 @@ class StackedMLP(nn.Module):
     def members(self) -> int:
         return self.weights[0].shape[0]
 
-    def _wide_first_layer(self):
+    def _layers(self, dtype: torch.dtype | None = None):
+        """The first layer as one wide ``(D, M * H1)`` matrix and bias ``(1, M * H1)``,
+        then the stacked ``(w, b)`` of the remaining layers; cast to ``dtype`` if given."""
         m, d, h1 = self.weights[0].shape
-        return self.weights[0].permute(1, 0, 2).reshape(d, m * h1), self.biases[0].reshape(1, -1)
-
-    def _score(self, x: torch.Tensor, w1: torch.Tensor, b1: torch.Tensor) -> torch.Tensor:
-        h = torch.addmm(b1, x, w1).view(x.shape[0], self.members, -1).transpose(0, 1)
+        w1 = self.weights[0].permute(1, 0, 2).reshape(d, m * h1)
+        tensors = [w1, self.biases[0].reshape(1, -1)]
         for w, b in zip(self.weights[1:], self.biases[1:]):
-            h = torch.baddbmm(b, torch.relu(h), w)
-        return h.squeeze(-1)
+            tensors += [w, b]
+        if dtype is not None:
+            tensors = [t.to(dtype).contiguous() for t in tensors]
+        return tensors[0], tensors[1], list(zip(tensors[2::2], tensors[3::2]))
+
+    def _shared(self, x: torch.Tensor, w1, b1, rest) -> torch.Tensor:
+        """Shared rows ``(B, D)`` -> scores ``(M, B)``: the wide GEMM, then the rest."""
+        h = torch.addmm(b1, x, w1).view(x.shape[0], self.members, -1).transpose(0, 1)
+        return _rest(h, rest)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Shared inputs ``(B, D)`` -> scores ``(M, B)`` of every member."""
-        return self._score(x, *self._wide_first_layer())
+        """Shared inputs ``(B, D)`` or per-member inputs ``(M, B, D)`` -> scores ``(M, B)``."""
+        if x.dim() == 3:
+            h = torch.baddbmm(self.biases[0], x, self.weights[0])
+            return _rest(h, list(zip(self.weights[1:], self.biases[1:])))
+        return self._shared(x, *self._layers())
 
     @torch.no_grad()
-    def shared_scorer(self):
-        """``forward`` for inference, with the wide first-layer matrix built once."""
-        w1, b1 = (t.contiguous() for t in self._wide_first_layer())
-        return lambda x: self._score(x, w1, b1).T
+    def shared_scorer(self, dtype: torch.dtype = torch.float32):
+        """``forward`` for inference on shared rows, returning ``(B, M)``: every weight is
+        cast to ``dtype`` and the wide first-layer matrix built once, not per call."""
+        layers = self._layers(dtype)
+        return lambda x: self._shared(x.to(dtype), *layers).T
 
-    def select(self, rows: torch.Tensor) -> StackedMLP:
-        """A new StackedMLP holding copies of members ``rows`` (a 1-D index tensor)."""
+    def copy(self) -> StackedMLP:
+        """A new StackedMLP with copies of every member's weights."""
         out = StackedMLP(self.input_dim, self.hidden_sizes, [])
         with torch.no_grad():
             for mine, theirs in ((self.weights, out.weights), (self.biases, out.biases)):
                 for layer, p in enumerate(mine):
-                    theirs[layer] = nn.Parameter(p[rows].clone())
+                    theirs[layer] = nn.Parameter(p.clone())
         return out
 
     def member_state(self, i: int) -> dict:
@@ -78,3 +93,11 @@ class StackedMLP(nn.Module):
             out[f"{2 * layer}.weight"] = w[i].T.detach().clone()
             out[f"{2 * layer}.bias"] = b[i, 0].detach().clone()
         return out
+
+
+def _rest(h: torch.Tensor, layers) -> torch.Tensor:
+    """First-layer outputs ``(M, B, H1)`` and the stacked ``(w, b)`` of the remaining
+    layers -> scores ``(M, B)``."""
+    for w, b in layers:
+        h = torch.baddbmm(b, torch.relu(h), w)
+    return h.squeeze(-1)

@@ -1,11 +1,13 @@
 """Mini-batch training of a StackedMLP with per-member data and step-wise early stopping.
 
-All members walk the same shuffled order of items, so each batch is one set of input
-rows for the wide first-layer GEMM; ``train_mask[m]`` says which items member ``m``
-trains on (its own split), and an item outside it weighs zero in that member's loss.
-An epoch visits each of a member's training items exactly once (no sampling with
-replacement). Large batches are split into micro-batches whose gradients accumulate,
-so memory is bounded by the micro-batch, not by ``batch_size``.
+Each member trains and validates on its own items (``train_mask[m]``, ``val_mask[m]``)
+and sees only those: a step gathers every member's own batch into one ``(M, b)`` index
+and runs the members as one batched product (``StackedMLP`` on ``(M, b, D)`` inputs), so
+no compute goes to items a member does not use. Each member walks its own reshuffled
+order of its items (its own random stream, so the other members never change its
+batches); an epoch is ``ceil(max items / batch_size)`` steps, and a member with fewer
+items starts its next pass sooner. Batches are split into micro-batches whose
+gradients accumulate, so memory is bounded by the micro-batch, not by ``batch_size``.
 
 Validation runs ``checks_per_epoch`` times per epoch: on noisy pairs a 2048-wide MLP
 overfits within one epoch, so per-epoch checks find the best point too late and waste
@@ -22,6 +24,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import torch
+from torch import nn
 
 from embrm.rm.precision import autocast
 from embrm.rm.stacked_mlp import StackedMLP
@@ -43,38 +46,75 @@ class FitResult:
     history: list = field(default_factory=list)
 
 
-def masked_means(values: torch.Tensor, weights: torch.Tensor, counts: torch.Tensor):
-    """Per-member mean of ``values`` ``(M, b)`` over the items each member counts."""
-    return (values * weights).sum(1) / counts.clamp(min=1)
+def padded_rows(rows: list[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-member item lists -> an index ``(M, n_max)`` (padding points at item 0) and
+    float weights ``(M, n_max)``, 1 for a real item and 0 for padding."""
+    width = max((len(r) for r in rows), default=0)
+    idx = torch.zeros((len(rows), width), dtype=torch.int64)
+    weight = torch.zeros((len(rows), width))
+    for i, r in enumerate(rows):
+        idx[i, : len(r)] = torch.from_numpy(np.asarray(r, dtype=np.int64))
+        weight[i, : len(r)] = 1.0
+    return idx, weight
 
 
-@torch.no_grad()
-def masked_loss(model: StackedMLP, item_loss, mask: np.ndarray, precision: str) -> np.ndarray:
-    """Per-member mean of ``item_loss`` over the items each row of ``mask`` ``(M, n)``
-    selects, in micro-batches."""
-    weights = torch.from_numpy(mask.astype(np.float32))
-    counts = weights.sum(1)
-    items = np.flatnonzero(mask.any(0))
-    total = torch.zeros(mask.shape[0])
-    for start in range(0, len(items), MICRO_BATCH):
-        part = items[start : start + MICRO_BATCH]
-        with autocast(precision):
-            losses = item_loss(model, part).float()
-        total += masked_means(losses, weights[:, part], counts)
-    return total.numpy()
+def member_means(item_fns, mask: np.ndarray, precision: str) -> list[np.ndarray]:
+    """Per member, the mean of each ``fn(idx) -> (M, b)`` in ``item_fns`` over the items
+    its row of ``mask`` ``(M, n)`` selects; ``idx`` is a per-member ``(M, b)`` index, and
+    micro-batches keep memory bounded."""
+    idx, weight = padded_rows([np.flatnonzero(row) for row in mask])
+    counts = weight.sum(1).clamp(min=1)
+    totals = [torch.zeros(mask.shape[0]) for _ in item_fns]
+    with torch.no_grad():
+        for start in range(0, idx.shape[1], MICRO_BATCH):
+            part = slice(start, start + MICRO_BATCH)
+            w = weight[:, part]
+            with autocast(precision):
+                values = [fn(idx[:, part]).float() for fn in item_fns]
+            for total, v in zip(totals, values):
+                total += (v * w).sum(1)
+    return [(total / counts).numpy() for total in totals]
+
+
+class _ItemStreams:
+    """Per member, batches from its own items in a fresh random order for every pass."""
+
+    def __init__(self, train_mask: np.ndarray, seed: int):
+        self.items = [np.flatnonzero(row) for row in train_mask]
+        empty = [i for i, it in enumerate(self.items) if not len(it)]
+        if empty:
+            raise ValueError(f"members {empty} have no training items")
+        self.rngs = [np.random.default_rng([seed, 1, i]) for i in range(len(self.items))]
+        self.orders = [np.empty(0, dtype=np.int64) for _ in self.items]
+
+    def next_batch(self, members: np.ndarray, size: int) -> list[np.ndarray]:
+        """The next batch (at most ``size`` items) of each member in ``members``."""
+        out = []
+        for m in members:
+            if not len(self.orders[m]):
+                self.orders[m] = self.rngs[m].permutation(self.items[m])
+            out.append(self.orders[m][:size])
+            self.orders[m] = self.orders[m][size:]
+        return out
 
 
 class _Members:
-    """The still-training members: a StackedMLP of just those, its optimizer, and the
-    best weights of every member (active or stopped), kept in full ``(M, ...)`` form."""
+    """The still-training members (a StackedMLP of just those, and its optimizer) and
+    the best weights of every member, which the caller's full model holds.
+
+    The full model's tensors store the best weights from the start (training runs on a
+    copy), so restoring a member is a row copy. Dropping members compacts the training
+    tensors and the Adam state in place: no allocation, so memory never rises above
+    what the first step needed.
+    """
 
     def __init__(self, model: StackedMLP, lr: float):
         self.full = model
         self.lr = lr
         self.active = np.arange(model.members)
-        self.model = model
-        self.opt = torch.optim.Adam(model.parameters(), lr=lr)
-        self.best = [p.detach().clone() for p in model.parameters()]
+        self.model = model.copy()
+        self.opt = torch.optim.Adam(self.model.parameters(), lr=lr)
+        self.best = [p.detach() for p in model.parameters()]
 
     def keep_best(self, improved: np.ndarray) -> None:
         """Save the current weights of the active members flagged in ``improved``."""
@@ -86,27 +126,35 @@ class _Members:
 
     def drop(self, stop: np.ndarray) -> None:
         """Remove the active members flagged in ``stop``; the rest keep their Adam state."""
-        keep = torch.from_numpy(np.flatnonzero(~stop))
+        keep = np.flatnonzero(~stop)
         self.active = self.active[~stop]
-        if not len(self.active):
+        if not len(self.active) or len(keep) == len(stop):
             return
-        old = list(self.model.parameters())
-        state = [self.opt.state.get(p, {}) for p in old]
-        self.model = self.model.select(keep)
-        self.opt = torch.optim.Adam(self.model.parameters(), lr=self.lr)
-        for p, st in zip(self.model.parameters(), state):
-            if st:
-                self.opt.state[p] = {
-                    k: (v[keep].clone() if torch.is_tensor(v) and v.dim() else v)
-                    for k, v in st.items()
+        state = self.opt.state
+        self.opt.zero_grad(set_to_none=True)
+        kept_state = {}
+        for plist in (self.model.weights, self.model.biases):
+            for layer, p in enumerate(plist):
+                q = nn.Parameter(_compact(p.data, keep))
+                kept_state[q] = {
+                    k: (_compact(v, keep) if torch.is_tensor(v) and v.dim() else v)
+                    for k, v in state.get(p, {}).items()
                 }
+                plist[layer] = q
+        self.opt = torch.optim.Adam(self.model.parameters(), lr=self.lr)
+        self.opt.state.update(kept_state)
 
     def finish(self) -> StackedMLP:
-        """The full model with every member's best weights."""
-        with torch.no_grad():
-            for saved, p in zip(self.best, self.full.parameters()):
-                p.copy_(saved)
+        """The full model, holding every member's best weights."""
         return self.full
+
+
+def _compact(t: torch.Tensor, keep: np.ndarray) -> torch.Tensor:
+    """Rows ``keep`` (ascending) of ``t`` moved to its front in place; a view of them."""
+    for new, old in enumerate(keep):
+        if new != old:
+            t[new].copy_(t[old])
+    return t[: len(keep)]
 
 
 def fit(
@@ -126,64 +174,61 @@ def fit(
     """Train ``model`` in place; every member ends with its best-validation weights.
 
     ``train_mask``, ``val_mask`` ``(M, n)``: which of the ``n`` items each member trains
-    and validates on. ``item_loss(model, idx)`` returns per-item losses
-    ``(model.members, len(idx))``. Validation runs every ``ceil(steps_per_epoch /
-    checks_per_epoch)`` optimizer steps; ``patience`` counts checks.
+    and validates on. ``item_loss(model, idx)`` takes a per-member index ``(A, b)`` for
+    the ``A = model.members`` members it holds and returns their losses ``(A, b)``.
+    Validation runs every ``ceil(steps_per_epoch / checks_per_epoch)`` optimizer steps;
+    ``patience`` counts checks.
     """
     m = train_mask.shape[0]
-    items = np.flatnonzero(train_mask.any(0))
-    steps_per_epoch = math.ceil(len(items) / batch_size)
+    streams = _ItemStreams(train_mask, seed)
+    steps_per_epoch = math.ceil(max(len(it) for it in streams.items) / batch_size)
     check_every = max(1, math.ceil(steps_per_epoch / checks_per_epoch))
     total_steps = max_epochs * steps_per_epoch
-    rng = np.random.default_rng([seed, 1])
     members = _Members(model, lr)
     best_loss = np.full(m, np.inf)
     best_step = np.zeros(m, dtype=int)
     steps_run = np.full(m, total_steps)
     since_best = np.zeros(m, dtype=int)
     history = []
-    step = 0
-    while step < total_steps and len(members.active):
-        order = rng.permutation(items)
-        for start in range(0, len(order), batch_size):
-            step += 1
-            batch = order[start : start + batch_size]
-            _train_step(members, train_mask, item_loss, batch, precision)
-            if step % check_every and step < total_steps:
-                continue
-            act = members.active
-            members.model.eval()
-            val = masked_loss(members.model, item_loss, val_mask[act], precision)
-            members.model.train()
-            improved = val < best_loss[act]
-            members.keep_best(improved)
-            best_loss[act[improved]] = val[improved]
-            best_step[act[improved]] = step
-            since_best[act] = np.where(improved, 0, since_best[act] + 1)
-            history.append({"step": step, "members": act.tolist(), "val_loss": val.tolist()})
-            log.info(
-                "step %d (epoch %.2f): val loss %s",
-                step,
-                step / steps_per_epoch,
-                np.round(val, 4).tolist(),
-            )
-            stop = since_best[act] >= patience
-            steps_run[act[stop]] = step
-            members.drop(stop)
-            if not len(members.active) or step >= total_steps:
-                break
+    for step in range(1, total_steps + 1):
+        batch = streams.next_batch(members.active, batch_size)
+        _train_step(members, item_loss, batch, precision)
+        if step % check_every and step < total_steps:
+            continue
+        act = members.active
+        members.model.eval()
+        (val,) = member_means([lambda idx: item_loss(members.model, idx)], val_mask[act], precision)
+        members.model.train()
+        improved = val < best_loss[act]
+        members.keep_best(improved)
+        best_loss[act[improved]] = val[improved]
+        best_step[act[improved]] = step
+        since_best[act] = np.where(improved, 0, since_best[act] + 1)
+        history.append({"step": step, "members": act.tolist(), "val_loss": val.tolist()})
+        log.info(
+            "step %d (epoch %.2f): val loss %s",
+            step,
+            step / steps_per_epoch,
+            np.round(val, 4).tolist(),
+        )
+        stop = since_best[act] >= patience
+        steps_run[act[stop]] = step
+        members.drop(stop)
+        if not len(members.active):
+            break
     members.finish()
     return FitResult(steps_run, best_step, best_loss, steps_per_epoch, history)
 
 
-def _train_step(members: _Members, train_mask, item_loss, batch: np.ndarray, precision: str):
-    """One optimizer step of the active members on ``batch``, in micro-batches."""
-    mask = torch.from_numpy(train_mask[members.active][:, batch].astype(np.float32))
-    counts = mask.sum(1)
+def _train_step(members: _Members, item_loss, batch: list[np.ndarray], precision: str):
+    """One optimizer step of the active members, each on its own ``batch`` row, in
+    micro-batches; each member's loss is the mean over its own items."""
+    idx, weight = padded_rows(batch)
+    counts = weight.sum(1)
     members.opt.zero_grad(set_to_none=True)
-    for mstart in range(0, len(batch), MICRO_BATCH):
-        sl = slice(mstart, mstart + MICRO_BATCH)
+    for start in range(0, idx.shape[1], MICRO_BATCH):
+        part = slice(start, start + MICRO_BATCH)
         with autocast(precision):
-            losses = item_loss(members.model, batch[sl]).float()
-        masked_means(losses, mask[:, sl], counts).sum().backward()
+            losses = item_loss(members.model, idx[:, part]).float()
+        ((losses * weight[:, part]).sum(1) / counts).sum().backward()
     members.opt.step()
