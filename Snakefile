@@ -32,9 +32,6 @@ for _rule in workflow.rules:
     code_identity.attach(_rule)
 
 
-PAIR_DATA = config["data"]["source"] == "pairs"
-
-
 rule all:
     default_target: True
     input:

@@ -7,6 +7,7 @@ from collections import Counter
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 import yaml
@@ -314,7 +315,9 @@ def pairs_config(**pairs) -> dict:
 
 
 def test_the_pairs_workflow_trains_on_human_labels_and_stops_at_step_6(tmp_path):
-    run_snakemake(tmp_path, pairs_config())
+    cfg = pairs_config()
+    cfg["studies"] = {"head": {"grid": {"orm.hidden_sizes": [[], [16]]}, "seeds": [0]}}
+    run_snakemake(tmp_path, cfg, "all", "study_head")
     data = tmp_path / "results" / "data" / "pairs" / "hh-harmless-test"
     report = read_json(data / "report.json")
     n_test = report["splits"]["test"]["pairs"]
@@ -335,6 +338,12 @@ def test_the_pairs_workflow_trains_on_human_labels_and_stops_at_step_6(tmp_path)
     assert (tmp_path / "results" / "pair_eval" / "baseline.json").is_file()
     for step_7_8 in ("eval_results.json", "validation_results.json", "calibration", "report"):
         assert not (tmp_path / "results" / step_7_8).exists()
+    # a study over pair data: one row per point, with the test set's own sampling error
+    table = pd.read_csv(tmp_path / "results" / "studies" / "head" / "table.csv")
+    assert sorted(table["orm.hidden_sizes"]) == ["[16]", "[]"]
+    assert (table["test_pair_acc_wilson95"] > 0.05).all()  # ~30 test pairs: a wide interval
+    assert table["floor_pair_acc"].nunique() == 1  # the floor does not depend on the head
+    assert {"test_pair_ece", "mcnemar_p"} <= set(table.columns)
 
 
 def test_pair_settings_are_checked_before_any_job():

@@ -20,6 +20,8 @@ for _exp, _point in POINT_CONFIGS.items():
     check_schema(_point, SCHEMA, where=f"study point {_exp}: config")
 # the data-side settings behind every data folder the main run and the studies use
 DATA = data_layout.DataVariants(config, list(POINT_CONFIGS.values()))
+# human preference pairs end at step 6 (no golden reward for steps 7-8)
+PAIR_DATA = config["data"]["source"] == "pairs"
 
 # the main run's experiment folder; study points live under it (embrm.workflow.paths)
 MAIN = RESULTS
