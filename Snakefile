@@ -24,6 +24,7 @@ include: "workflow/rules/pairs.smk"
 include: "workflow/rules/calibrate.smk"
 include: "workflow/rules/serve.smk"
 include: "workflow/rules/studies.smk"
+include: "workflow/rules/active.smk"
 include: "workflow/rules/report.smk"
 
 

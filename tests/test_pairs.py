@@ -92,5 +92,25 @@ def test_member_splits_never_leak_a_pair_into_validation():
 def test_bad_settings_name_the_key():
     with pytest.raises(InputError, match="n_sample"):
         _pairs(_rewards(n=10), n_sample=11)
-    with pytest.raises(InputError, match="consider_first_n"):
-        _pairs(_rewards(), consider_first_n=7)
+    with pytest.raises(InputError, match="consider_first_n=11 exceeds the K = 10"):
+        _pairs(_rewards(), consider_first_n=11)
+    with pytest.raises(InputError, match="within_prompt"):
+        _pairs(_rewards(), consider_first_n=4)
+
+
+@pytest.mark.parametrize("quality", [-1, 1.0])
+def test_kwise_pairs_are_every_pair_of_one_ranking_per_prompt(quality):
+    rew = _rewards()
+    pairs, scale = _pairs(
+        rew, consider_first_n=5, comparison="within_prompt", n_pairs=1, annotation_quality=quality
+    )
+    assert len(pairs) == 200 * 10 and pairs.ranking.shape == (200, 5)
+    assert (pairs.first // 10 == pairs.second // 10).all()
+    assert (pairs.label == 1).all()  # stored better-ranked first
+    flat = rew.ravel()
+    agree = (flat[pairs.first] > flat[pairs.second]).mean()
+    # a clean ranking is the golden order; a noisy one (a Plackett-Luce draw) mostly so
+    assert agree == 1.0 if quality < 0 else 0.6 < agree < 0.95
+    # the pairs follow the ranking: the first of a ranking wins all four of its pairs
+    top = pairs.ranking[:, 0]
+    assert np.isin(top, pairs.first).all() and not np.isin(top, pairs.second).any()

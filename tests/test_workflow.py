@@ -90,7 +90,7 @@ def test_dry_run_of_fresh_dir_shows_the_whole_dag(tmp_path):
     ("mutate", "message"),
     [
         (lambda c: c["orm"].update(learning_rate=0.1), "learning_rate"),
-        (lambda c: c["orm"].update(consider_first_n=7), "consider_first_n"),
+        (lambda c: c["orm"].update(consider_first_n=0), "consider_first_n"),
         (lambda c: c["orm"].update(n_sample="many"), "n_sample"),
         (lambda c: c["orm"].update(n_sample=10_000), "orm.n_sample"),
         (lambda c: c["distill"].update(split=[0.5, 0.2, 0.2]), "distill.split"),

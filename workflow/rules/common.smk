@@ -6,6 +6,7 @@ from embrm.generation import checks as gen_checks
 from embrm.generation import models as gen_models
 from embrm.generation import preferences as gen_preferences
 from embrm.generation.resources import rule_resource, rule_resources
+from embrm.rm.options import needs_strength
 from embrm.workflow import experiments, studies
 from embrm.workflow.config import check_config
 from embrm.workflow.paths import EXP_PATTERN, RESULTS

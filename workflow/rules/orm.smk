@@ -2,11 +2,46 @@
 data, evaluate_pairs in pairs.smk)."""
 
 
+rule preference_strength:
+    input:
+        embeddings=data_file("embeddings", "train"),
+        rewards=data_file("rewards", "train"),
+    output:
+        strength="{exp}/orm/preference_strength.npy",
+        report_json="{exp}/orm/preference_strength.json",
+        plot=report(
+            "{exp}/orm/preference_strength.png",
+            caption="../report/preference_strength.rst",
+            category="Evaluation",
+        ),
+    log:
+        "{exp}/logs/preference_strength.log",
+    benchmark:
+        "{exp}/benchmarks/preference_strength.tsv"
+    localrule: True
+    conda:
+        CPU_ENV
+    threads: ALL_CORES
+    params:
+        orm_cfg=lambda wc: cfg(wc)["orm"],
+        seed=lambda wc: cfg(wc)["seed"],
+        task=lambda wc: cfg(wc)["task"],
+        precision=lambda wc: cfg(wc)["precision"],
+    script:
+        "../scripts/preference_strength.py"
+
+
 rule train_orm:
     input:
         embeddings=data_file("embeddings", "train"),
         # golden rewards, or for pair data the human preferences (label_file)
         rewards=label_file("train"),
+        # only the noise remedies and the adaptive margin read a first ensemble
+        strength=lambda wc: (
+            rules.preference_strength.output.strength.format(exp=wc.exp)
+            if needs_strength(cfg(wc)["orm"])
+            else []
+        ),
     output:
         ckpt="{exp}/orm/ensemble.ckpt",
         summary_json="{exp}/orm/training.json",

@@ -13,5 +13,6 @@ run(
     seed=p.seed,
     task=p.task,
     precision=p.precision,
+    strength=i.strength or None,
     pair_data=p.pair_data,
 )

@@ -14,10 +14,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from embrm.data.arrays import iter_rows, load_split, save_array
+from embrm.data.arrays import load_split, save_array
 from embrm.io.atomic import atomic_path
 from embrm.io.errors import InputError
 from embrm.io.jsonio import write_json
+from embrm.rm.ensemble import gather_rows
 from embrm.rm.precision import resolve, storage_dtype
 from embrm.rm.scoring import score_array
 from embrm.rm.stacked_mlp import StackedMLP
@@ -33,12 +34,8 @@ def _prompt_rows(emb: np.ndarray, prompts: np.ndarray, dtype: torch.dtype) -> to
     """The responses of ``prompts`` (ascending) as rows ``(len(prompts) * K, D)`` in
     ``dtype``, read chunk by chunk: only one chunk is ever held in float32, so the peak
     is the student's rows in their storage dtype, not twice that."""
-    _, k, d = emb.shape
-    rows = (prompts[:, None] * k + np.arange(k)).reshape(-1)
-    out = torch.empty((len(rows), d), dtype=dtype)
-    for start, block in iter_rows(emb, rows):
-        out[start : start + len(block)] = torch.from_numpy(block)
-    return out
+    k = emb.shape[1]
+    return gather_rows(emb, (prompts[:, None] * k + np.arange(k)).reshape(-1), dtype)
 
 
 def _load_split_file(path, n_prompts: int):

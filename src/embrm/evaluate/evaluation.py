@@ -13,11 +13,12 @@ import numpy as np
 
 from embrm.data.arrays import load_split, save_array
 from embrm.evaluate.metrics import (
-    AGGREGATIONS,
     aggregate,
+    aggregations,
     best_of_n,
     per_prompt_spearman,
     ranking_metrics,
+    uncertainty_auc,
 )
 from embrm.evaluate.plots import plot_best_of_n
 from embrm.io.errors import InputError
@@ -60,7 +61,10 @@ def evaluate(
 
     ``embeddings`` ``(N, K, D)``, ``rewards`` ``(N, K)``: the test split. Writes
     ``test_scores`` ``(N, K, M)`` float32 (every member), ``results`` (JSON: ranking
-    metrics and best-of-N per aggregation) and the best-of-N ``plot``.
+    metrics and best-of-N per aggregation, with ``conservative_<lambda>`` aggregations for
+    ``evaluation.conservative_lambdas``, which also add the over-optimisation panel
+    (proxy gain of the pick vs its golden reward); the ensemble std's AUC as an error predictor for
+    ``evaluation.uncertainty``) and the best-of-N ``plot``.
     """
     precision = resolve(precision)
     emb, golden = load_split(embeddings, rewards)
@@ -77,13 +81,16 @@ def evaluate(
         "best_of_n_dropped": sorted(set(eval_cfg["bon_n"]) - set(bon_n)),
         "aggregations": {},
     }
-    aggregated = {how: aggregate(scores, how) for how in AGGREGATIONS}
-    bon = best_of_n(aggregated, golden, bon_n, eval_cfg["bon_subsets"], seed)
+    lambdas = eval_cfg.get("conservative_lambdas", [])
+    aggregated = {how: aggregate(scores, how) for how in aggregations(lambdas)}
+    bon = best_of_n(aggregated, golden, bon_n, eval_cfg["bon_subsets"], seed, proxy=bool(lambdas))
     for how, agg in aggregated.items():
         out["aggregations"][how] = {**ranking_metrics(agg, golden), "best_of_n": bon[how]}
     out["per_member_spearman"] = [
         per_prompt_spearman(scores[..., i], golden) for i in range(scores.shape[-1])
     ]
+    if eval_cfg.get("uncertainty", False):
+        out["uncertainty"] = uncertainty_auc(scores, golden)
     write_json(results, out)
     plot_best_of_n(out, plot)
     return out

@@ -8,8 +8,20 @@ import numpy as np
 AGGREGATIONS = ("mean", "min", "first")
 
 
+CONSERVATIVE = "conservative_"
+
+
+def aggregations(lambdas=()) -> tuple[str, ...]:
+    """The aggregation names: mean, min, first and ``conservative_<lambda>`` per lambda."""
+    return AGGREGATIONS + tuple(f"{CONSERVATIVE}{lam:g}" for lam in lambdas)
+
+
 def aggregate(scores: np.ndarray, how: str) -> np.ndarray:
-    """Ensemble scores ``(N, K, M)`` -> ``(N, K)`` by mean, min (conservative) or first."""
+    """Ensemble scores ``(N, K, M)`` -> ``(N, K)`` by mean, min, first, or
+    ``conservative_<lambda>`` = mean - lambda * std over members (a lower confidence bound)."""
+    if how.startswith(CONSERVATIVE):
+        lam = float(how[len(CONSERVATIVE) :])
+        return scores.mean(-1) - lam * scores.std(-1)
     if how == "mean":
         return scores.mean(-1)
     if how == "min":
@@ -89,9 +101,13 @@ def pairwise_accuracy(scores: np.ndarray, golden: np.ndarray, chunk: int = 16) -
     return float(right / total) if total else float("nan")
 
 
-def best_of_n(scores: dict, golden: np.ndarray, ns, subsets: int, seed: int) -> dict:
+def best_of_n(
+    scores: dict, golden: np.ndarray, ns, subsets: int, seed: int, proxy: bool = False
+) -> dict:
     """Best-of-N for several score arrays: golden reward and within-prompt quantile of
-    the top-scored response, keyed like ``scores``.
+    the top-scored response, keyed like ``scores``; with ``proxy``, also the pick's own
+    score minus the subset's mean score (the over-optimisation curve: proxy gain vs
+    golden reward as N grows).
 
     For each N (at most K) and prompt, ``subsets`` random N-subsets of the prompt's
     responses are drawn; the same subsets serve every score array, the oracle (highest
@@ -123,7 +139,48 @@ def best_of_n(scores: dict, golden: np.ndarray, ns, subsets: int, seed: int) -> 
                 "quantile": float(np.take_along_axis(q, pick, 2).mean()),
                 **baselines,
             }
+            if proxy:
+                gain = np.take_along_axis(picked, pick, 2)[..., 0] - picked.mean(2)
+                out[name][str(n)]["proxy_gain"] = float(gain.mean())
     return out
+
+
+def auc(score: np.ndarray, positive: np.ndarray) -> float:
+    """Area under the ROC curve of ``score`` for the ``positive`` items: the chance that
+    a positive outscores a negative, ties counting half (Mann-Whitney)."""
+    ranks = row_ranks(np.asarray(score, dtype=np.float64)[None, :])[0]
+    n_pos = int(positive.sum())
+    n_neg = len(positive) - n_pos
+    if not n_pos or not n_neg:
+        return float("nan")
+    return float((ranks[positive].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
+
+
+def uncertainty_auc(scores: np.ndarray, golden: np.ndarray, chunk: int = 16) -> dict:
+    """Does the ensemble's disagreement flag its ranking errors? For every within-prompt
+    pair with distinct golden rewards, the std over members of the score difference
+    ``(N, K, M)`` -> per pair, against whether the mean score orders the pair wrongly
+    (a tie in the mean counts as wrong); AUC 0.5 = no signal. ``auc_small_gap`` is the
+    reference predictor, a small |mean difference|, which the std has to beat to add
+    anything."""
+    stds, gaps, errors = [], [], []
+    j, k = np.triu_indices(golden.shape[1], 1)
+    for start in range(0, scores.shape[0], chunk):
+        s = np.asarray(scores[start : start + chunk], dtype=np.float64)
+        g = np.asarray(golden[start : start + chunk], dtype=np.float64)
+        diff = s[:, j] - s[:, k]  # (n, pairs, M)
+        dg = g[:, j] - g[:, k]
+        keep = dg != 0
+        stds.append(diff.std(-1)[keep])
+        gaps.append(np.abs(diff.mean(-1))[keep])
+        errors.append((np.sign(diff.mean(-1)) != np.sign(dg))[keep])
+    std, gap, error = (np.concatenate(x) for x in (stds, gaps, errors))
+    return {
+        "pairs": int(len(std)),
+        "error_rate": float(error.mean()),
+        "auc": auc(std, error),
+        "auc_small_gap": auc(-gap, error),
+    }
 
 
 def within_prompt_pairs(scores: np.ndarray, golden: np.ndarray):

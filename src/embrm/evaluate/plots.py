@@ -20,11 +20,14 @@ def save_figure(fig, path) -> None:
 
 
 def plot_best_of_n(results: dict, path) -> None:
-    """Golden reward of the best-of-N pick per aggregation, with oracle and random lines."""
-    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+    """Golden reward of the best-of-N pick per aggregation, with oracle and random lines;
+    where the proxy gain was measured, a third panel: golden reward vs proxy gain as N
+    grows (Gao et al.'s over-optimisation curve)."""
     aggs = results["aggregations"]
     first = next(iter(aggs.values()))["best_of_n"]
     ns = [int(n) for n in first]
+    proxy = "proxy_gain" in first[str(ns[0])]
+    fig, axes = plt.subplots(1, 3 if proxy else 2, figsize=(15 if proxy else 10, 4))
     for ax, metric in zip(axes, ("reward", "quantile")):
         for how, res in aggs.items():
             ax.plot(ns, [res["best_of_n"][str(n)][metric] for n in ns], marker="o", label=how)
@@ -33,6 +36,15 @@ def plot_best_of_n(results: dict, path) -> None:
         ax.set_xscale("log")
         ax.set_xlabel("N (responses per prompt)")
         ax.set_ylabel(f"golden {metric} of best-of-N pick")
+    if proxy:
+        ax = axes[2]
+        for how, res in aggs.items():
+            bon = res["best_of_n"]
+            gain = [bon[str(n)]["proxy_gain"] for n in ns]
+            ax.plot(gain, [bon[str(n)]["reward"] for n in ns], marker="o", label=how)
+        ax.set_xlabel("proxy gain of the pick (its score - the subset's mean score)")
+        ax.set_ylabel("golden reward of best-of-N pick")
+        ax.set_title("over-optimisation: N grows along each curve", fontsize=9)
     axes[0].legend()
     fig.suptitle("Best-of-N with the ORM ensemble")
     save_figure(fig, path)
@@ -55,4 +67,17 @@ def plot_calibration(predictions: dict, golden: np.ndarray, path, bins: int = 15
         ax.set_title(name)
         ax.set_xlabel("predicted (bin mean)")
         ax.set_ylabel("golden (bin mean)")
+    save_figure(fig, path)
+
+
+def plot_strength(strength: np.ndarray, mislabelled: np.ndarray, path, bins: int = 60) -> None:
+    """Histogram of the preference strength ``(P,)``, correct and mislabelled pairs apart."""
+    fig, ax = plt.subplots(figsize=(6, 4))
+    edges = np.histogram_bin_edges(strength, bins=bins)
+    ax.hist(strength[~mislabelled], bins=edges, alpha=0.6, label="label agrees with golden")
+    ax.hist(strength[mislabelled], bins=edges, alpha=0.6, label="label contradicts golden")
+    ax.axvline(0, color="k", lw=0.8)
+    ax.set_xlabel("preference strength: mean over members of r(win) - r(lose)")
+    ax.set_ylabel("training pairs")
+    ax.legend()
     save_figure(fig, path)

@@ -1,5 +1,4 @@
-"""Step 5: train the ORM ensemble on preferences over embeddings: simulated from golden
-rewards, or human pair labels (``pair_data``).
+"""Step 5: train the ORM ensemble on simulated preferences over embeddings.
 
 The ensemble is one StackedMLP (all members in one model); it is saved as ONE
 checkpoint file whose ``members`` entry carries each member's reference-style name
@@ -14,14 +13,16 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from embrm.data.arrays import iter_rows, load_split
 from embrm.io.atomic import atomic_path
 from embrm.io.errors import InputError
 from embrm.io.jsonio import write_json
-from embrm.rm.pairs import Pairs, build_pairs, given_pairs
+from embrm.rm.losses import pair_loss, plackett_luce
+from embrm.rm.options import needs_strength, setting, uses_margin
+from embrm.rm.pairs import Pairs, build_pairs, given_pairs, golden_margin, mislabelled
 from embrm.rm.precision import resolve, storage_dtype
+from embrm.rm.remedies import apply_remedy, load_strength
 from embrm.rm.stacked_mlp import StackedMLP
 from embrm.rm.training import fit, member_means
 
@@ -57,23 +58,35 @@ def member_names(orm_cfg: dict, task: str, seeds) -> list[str]:
         f"{task}_n{orm_cfg['n_sample'] or 'all'}_q{orm_cfg['annotation_quality']}"
         f"_first{orm_cfg['consider_first_n']}"
     )
-    return [
-        f"{prefix}_mlp_{orm_cfg['objective']}_{i}_seed{s}_{tail}.ckpt" for i, s in enumerate(seeds)
-    ]
+    loss = setting(orm_cfg, "loss")
+    return [f"{prefix}_mlp_{loss}_{i}_seed{s}_{tail}.ckpt" for i, s in enumerate(seeds)]
+
+
+def gather_rows(embeddings: np.ndarray, rows: np.ndarray, dtype: torch.dtype) -> torch.Tensor:
+    """Responses ``rows`` (ascending flat ids) of ``embeddings`` ``(N, K, D)`` as
+    ``(len(rows), D)`` in ``dtype``, read from disk in chunks (never through the map)."""
+    out = torch.empty((len(rows), embeddings.shape[-1]), dtype=dtype)
+    for start, block in iter_rows(embeddings, rows):
+        out[start : start + len(block)] = torch.from_numpy(block)
+    return out
 
 
 class PairData:
-    """The embeddings of every response some pair uses, gathered once from disk in
-    chunks (``bank`` ``(R, D)`` in ``dtype``) and indexed by pair."""
+    """The embeddings of every response some pair uses, gathered once from disk, and
+    optionally a per-pair ``margin`` ``(P,)`` for the margin and hinge losses."""
 
-    def __init__(self, embeddings: np.ndarray, pairs: Pairs, dtype: torch.dtype):
+    def __init__(self, embeddings: np.ndarray, pairs: Pairs, dtype: torch.dtype, margin=None):
         rows, inverse = np.unique(np.concatenate([pairs.first, pairs.second]), return_inverse=True)
-        self.bank = torch.empty((len(rows), embeddings.shape[-1]), dtype=dtype)
-        for start, block in iter_rows(embeddings, rows):
-            self.bank[start : start + len(block)] = torch.from_numpy(block)
+        self.bank = gather_rows(embeddings, rows, dtype)
         self.a = torch.from_numpy(inverse[: len(pairs)])
         self.b = torch.from_numpy(inverse[len(pairs) :])
         self.label = torch.from_numpy(pairs.label)
+        self.margin = None if margin is None else torch.from_numpy(margin.astype(np.float32))
+
+    @staticmethod
+    def pair_values(values: torch.Tensor, idx) -> torch.Tensor:
+        """Per-pair values ``(P,)`` for pairs ``idx``, gathered like the labels."""
+        return values[torch.as_tensor(idx)]
 
     def margins(self, model: StackedMLP, idx) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Scores ``(M, b)`` of both sides of pairs ``idx`` and the labels: ``idx`` ``(b,)``
@@ -84,33 +97,41 @@ class PairData:
         return s[:, :b], s[:, b:], self.label[idx]
 
 
-def pair_loss(objective: str):
-    """Per-pair losses ``(M, b)``. ``bt``: -log sigmoid(r_win - r_lose); ``clf``: each
-    response of a comparison is a sample labelled 1 if it won, BCE on sigmoid(r(x))."""
+class ListData:
+    """K-wise rankings ``(L, k)`` of flat response ids, best first: the items of the
+    listwise (Plackett-Luce) loss, one per prompt."""
 
-    def bt(data: PairData, model, idx):
-        sa, sb, y = data.margins(model, idx)
-        return F.binary_cross_entropy_with_logits(sa - sb, y.expand_as(sa), reduction="none")
+    def __init__(self, embeddings: np.ndarray, ranking: np.ndarray, dtype: torch.dtype):
+        rows, inverse = np.unique(ranking, return_inverse=True)
+        self.bank = gather_rows(embeddings, rows, dtype)
+        self.lists = torch.from_numpy(inverse.reshape(ranking.shape))
+        upper = np.triu_indices(ranking.shape[1], 1)
+        self.upper = tuple(torch.from_numpy(u) for u in upper)
 
-    def clf(data: PairData, model, idx):
-        sa, sb, y = data.margins(model, idx)
-        y = y.expand_as(sa)
-        la = F.binary_cross_entropy_with_logits(sa, y, reduction="none")
-        lb = F.binary_cross_entropy_with_logits(sb, 1 - y, reduction="none")
-        return (la + lb) / 2
+    def scores(self, model: StackedMLP, idx) -> torch.Tensor:
+        """Scores ``(M, b, k)`` of lists ``idx``, in ranking order: ``idx`` ``(b,)`` is
+        scored by every member, ``idx`` ``(M, b)`` gives each member its own lists."""
+        rows = self.lists[torch.as_tensor(idx)]
+        return model(self.bank[rows.flatten(-2)]).view(-1, *rows.shape[-2:])
 
-    return {"bt": bt, "clf": clf}[objective]
+    def margins(self, model: StackedMLP, idx):
+        """Both sides ``(M, b, C(k, 2))`` of every pair inside lists ``idx``; the
+        better-ranked side always won (labels ``(b, C(k, 2))`` of ones)."""
+        s = self.scores(model, idx)
+        sa, sb = s[..., self.upper[0]], s[..., self.upper[1]]
+        return sa, sb, torch.ones(sa.shape[1:])
 
 
 def evaluate_pairs(
-    data: PairData, model, mask: np.ndarray, loss, precision: str
+    data: PairData | ListData, model, mask: np.ndarray, loss, precision: str
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Per-member mean loss and accuracy (sign of the score difference) on the pairs
-    each member's row of ``mask`` ``(M, n_pairs)`` selects."""
+    """Per-member mean loss and accuracy (sign of the score difference; a ranking counts
+    the share of its pairs in order) on the items each row of ``mask`` ``(M, n)`` selects."""
 
     def correct(idx):
         sa, sb, y = data.margins(model, idx)
-        return (((sa - sb) > 0).float() == y).float()
+        right = (((sa - sb) > 0).float() == y).float()  # (M, b) or a list's (M, b, C(k, 2))
+        return right.reshape(*right.shape[:2], -1).mean(-1)
 
     loss_mean, accuracy = member_means(
         [lambda idx: loss(data, model, idx), correct], mask, precision
@@ -118,46 +139,44 @@ def evaluate_pairs(
     return loss_mean, accuracy
 
 
-def train_ensemble(
-    *,
-    embeddings,
-    rewards,
-    ckpt,
-    summary_json,
-    orm_cfg: dict,
-    seed: int,
-    task: str,
-    precision: str = "fp32",
-    pair_data: bool = False,
-) -> dict:
-    """Build pairs, train all members at once, save the ensemble and a summary JSON.
+def golden_pairs(rewards: np.ndarray, orm_cfg: dict, seed: int) -> tuple[Pairs, float]:
+    """The simulated comparisons of ``orm_cfg`` over the train split's golden rewards."""
+    return build_pairs(
+        rewards,
+        n_sample=orm_cfg["n_sample"],
+        consider_first_n=orm_cfg["consider_first_n"],
+        comparison=orm_cfg["comparison"],
+        n_pairs=orm_cfg["n_pairs"],
+        annotation_quality=orm_cfg["annotation_quality"],
+        reward_scale_setting=orm_cfg["reward_scale"],
+        seed=seed,
+    )
 
-    ``embeddings`` ``(N, K, D)`` and ``rewards`` ``(N, K)``: the train split; with
-    ``pair_data``, ``rewards`` holds human preferences ``(N, 2)`` and the pairs are
-    those rows (:func:`given_pairs`; no annotator, no golden reward). ``ckpt``: the M
-    members in one file; ``summary_json``: pairs, per-member epochs and metrics.
-    """
-    precision = resolve(precision)
-    emb, rew = load_split(embeddings, rewards)
-    if pair_data:
-        pairs, scale = given_pairs(rew, n_sample=orm_cfg["n_sample"], source=rewards), None
-        if len(pairs) < len(rew):
-            log.warning("orm.n_sample=%d: %d of %d pairs", len(pairs), len(pairs), len(rew))
-    else:
-        pairs, scale = simulated_pairs(rew, orm_cfg, seed)
+
+def train_members(
+    emb, pairs: Pairs, *, orm_cfg: dict, seed: int, task: str, precision: str, margin=None
+):
+    """Train all members on ``pairs`` (``margin`` ``(P,)``: the margin and hinge losses'
+    per-pair margin), or on their rankings with ``orm.listwise``; returns the model in
+    eval mode, the fit result and each member's name, seed, epochs and validation
+    metrics."""
     seeds = member_seeds(seed, orm_cfg["ensemble_number"])
-    val_mask = member_splits(len(pairs), seeds, orm_cfg["val_fraction"])
+    if setting(orm_cfg, "listwise"):
+        data = ListData(emb, pairs.ranking, storage_dtype(precision))
+        item_loss = plackett_luce
+    else:
+        data = PairData(emb, pairs, storage_dtype(precision), margin)
+        item_loss = pair_loss(setting(orm_cfg, "loss"), setting(orm_cfg, "label_smoothing"))
+    n_items = len(data.lists) if setting(orm_cfg, "listwise") else len(pairs)
+    val_mask = member_splits(n_items, seeds, orm_cfg["val_fraction"])
     log.info(
-        "%d pairs (scale %s), %d members, %d validation pairs each",
-        len(pairs),
-        scale,
+        "%d items (pairs or rankings), %d members, %d validation items each",
+        n_items,
         len(seeds),
         val_mask[0].sum(),
     )
-    data = PairData(emb, pairs, storage_dtype(precision))
     torch.manual_seed(seed)
     model = StackedMLP(emb.shape[-1], orm_cfg["hidden_sizes"], seeds)
-    item_loss = pair_loss(orm_cfg["objective"])
     result = fit(
         model,
         train_mask=~val_mask,
@@ -186,13 +205,102 @@ def train_ensemble(
         }
         for i in range(len(seeds))
     ]
+    return model, result, members
+
+
+def train_ensemble(
+    *,
+    embeddings,
+    rewards,
+    ckpt,
+    summary_json,
+    orm_cfg: dict,
+    seed: int,
+    task: str,
+    precision: str = "fp32",
+    strength=None,
+    pair_data: bool = False,
+) -> dict:
+    """Build pairs, train all members at once, save the ensemble and a summary JSON.
+
+    ``embeddings`` ``(N, K, D)`` and ``rewards`` ``(N, K)``: the train split. ``ckpt``:
+    the M members in one file; ``summary_json``: pairs, per-member epochs and metrics.
+    ``strength``: a first ensemble's preference strength ``(P, 2)``
+    (:mod:`embrm.rm.strength`), read by the noise remedies and the adaptive margin.
+    With ``pair_data``, ``rewards`` holds human preferences ``(N, 2)`` and the pairs
+    are those rows (:func:`given_pairs`; no annotator, no golden reward).
+    """
+    precision = resolve(precision)
+    emb, rew = load_split(embeddings, rewards)
+    if pair_data:
+        if needs_strength(orm_cfg) or uses_margin(orm_cfg):
+            raise InputError(
+                "orm.noise_remedy and the margin losses read golden rewards or a first "
+                "ensemble's strength; pair data (data.source: pairs) have neither"
+            )
+        pairs, scale = given_pairs(rew, n_sample=orm_cfg["n_sample"], source=rewards), None
+        if len(pairs) < len(rew):
+            log.warning("orm.n_sample=%d: %d of %d pairs", len(pairs), len(pairs), len(rew))
+    else:
+        pairs, scale = golden_pairs(rew, orm_cfg, seed)
+        log.info("%d pairs, reward scale %.3f", len(pairs), scale)
+    remedy = None
+    margin = None
+    if needs_strength(orm_cfg):
+        pairs, margin, remedy = apply_remedy(pairs, load_strength(strength, len(pairs)), orm_cfg)
+    if margin is None and uses_margin(orm_cfg):
+        margin = golden_margin(rew, pairs, scale, setting(orm_cfg, "margin_scale"))
+    return train_on_pairs(
+        emb=emb,
+        rew=rew,
+        pairs=pairs,
+        scale=scale,
+        ckpt=ckpt,
+        summary_json=summary_json,
+        orm_cfg=orm_cfg,
+        seed=seed,
+        task=task,
+        precision=precision,
+        margin=margin,
+        remedy=remedy,
+    )
+
+
+def train_on_pairs(
+    *,
+    emb: np.ndarray,
+    rew: np.ndarray,
+    pairs: Pairs,
+    scale: float,
+    ckpt,
+    summary_json,
+    orm_cfg: dict,
+    seed: int,
+    task: str,
+    precision: str,
+    margin=None,
+    remedy: dict | None = None,
+) -> dict:
+    """Train all members at once on given ``pairs``, save the ensemble and a summary.
+
+    ``emb`` ``(N, K, D)`` and ``rew`` ``(N, K)``: the train split, the rewards only to
+    report how often the labels agree with the golden order. Step 5 builds its pairs
+    from the config; active learning (:mod:`embrm.active`) brings the pairs it chose.
+    ``margin``, ``remedy``: see :func:`train_members` and :mod:`embrm.rm.remedies`.
+    """
+    precision = resolve(precision)
+    model, result, members = train_members(
+        emb, pairs, orm_cfg=orm_cfg, seed=seed, task=task, precision=precision, margin=margin
+    )
     summary = {
         "config": orm_cfg,
         "seed": seed,
         "precision": precision,
         "n_pairs": len(pairs),
         "reward_scale": scale,
-        "label_agreement_with_golden": None if pair_data else _label_agreement(rew, pairs),
+        # pair data have no golden reward (scale None): their labels are the data
+        "label_agreement_with_golden": None if scale is None else _label_agreement(rew, pairs),
+        **({"noise_remedy": remedy} if remedy else {}),
         "members": members,
         "steps_per_epoch": result.steps_per_epoch,
         "history": result.history,
@@ -202,25 +310,9 @@ def train_ensemble(
     return summary
 
 
-def simulated_pairs(rewards: np.ndarray, orm_cfg: dict, seed: int) -> tuple[Pairs, float]:
-    """Pairs drawn and labelled from golden rewards by the ``orm`` settings."""
-    return build_pairs(
-        rewards,
-        n_sample=orm_cfg["n_sample"],
-        consider_first_n=orm_cfg["consider_first_n"],
-        comparison=orm_cfg["comparison"],
-        n_pairs=orm_cfg["n_pairs"],
-        annotation_quality=orm_cfg["annotation_quality"],
-        reward_scale_setting=orm_cfg["reward_scale"],
-        seed=seed,
-    )
-
-
 def _label_agreement(rewards: np.ndarray, pairs: Pairs) -> float:
     """Fraction of simulated labels that agree with the golden order (label noise check)."""
-    flat = np.asarray(rewards, dtype=np.float64).reshape(-1)
-    golden = (flat[pairs.first] > flat[pairs.second]).astype(np.float32)
-    return float((golden == pairs.label).mean())
+    return float((~mislabelled(rewards, pairs)).mean())
 
 
 def save_ensemble(path, model: StackedMLP, objective: str, members: list[dict]) -> None:

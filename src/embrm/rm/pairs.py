@@ -5,6 +5,12 @@ prompt chosen by ``consider_first_n``; comparisons within a prompt or across pro
 labels drawn with P(a wins) = sigmoid(quality * (r_a - r_b) / scale). Each comparison
 is stored once, as (a, b, label); nothing is mirrored. Human preference pairs come
 labelled (:func:`given_pairs`).
+
+K-wise comparisons (InstructGPT): ``consider_first_n`` = k > 2 random responses per
+prompt, ranked by one simulated annotator (a Plackett-Luce draw with weights
+exp(quality * r / scale): sort by quality * r / scale + Gumbel noise), and all
+k(k-1)/2 pairs of the ranking. With every prompt giving C(k, 2) pairs, the mean loss
+over pairs is InstructGPT's per-prompt 1 / C(k, 2) weighting.
 """
 
 from __future__ import annotations
@@ -24,6 +30,7 @@ class Pairs:
     second: np.ndarray  # (P,) int64
     label: np.ndarray  # (P,) float32, 1 if ``first`` won
     k: int
+    ranking: np.ndarray | None = None  # (n_sample, k') flat ids, best first (K-wise)
 
     def __len__(self) -> int:
         return len(self.first)
@@ -34,17 +41,19 @@ def candidate_columns(rewards: np.ndarray, consider_first_n: int, rng) -> np.nda
 
     ``2``: two random ranks (a random pair of distinct columns, so a file sorted by
     reward gives no bias); ``-1``: ranks {0, K-1} (maximal diversity); ``-2``: the two
-    middle ranks (minimal diversity).
+    middle ranks (minimal diversity); ``k > 2``: ``(N, k)``, k random distinct columns.
     """
     n, k = rewards.shape
-    if consider_first_n == 2:
-        return np.argsort(rng.random((n, k)), axis=1)[:, :2]
+    if consider_first_n > k:
+        raise InputError(f"orm.consider_first_n={consider_first_n} exceeds the K = {k} responses")
+    if consider_first_n >= 2:
+        return np.argsort(rng.random((n, k)), axis=1)[:, :consider_first_n]
     order = np.argsort(rewards, axis=1, kind="stable")
     if consider_first_n == -1:
         return order[:, [0, k - 1]]
     if consider_first_n == -2:
         return order[:, [k // 2 - 1, k // 2]]
-    raise InputError(f"orm.consider_first_n must be 2, -1 or -2, got {consider_first_n}")
+    raise InputError(f"orm.consider_first_n must be >= 2, -1 or -2, got {consider_first_n}")
 
 
 def reward_scale(rewards: np.ndarray, setting) -> float:
@@ -109,6 +118,10 @@ def build_pairs(
     rng = np.random.default_rng([seed, 2])
     cand = candidate_columns(rew, consider_first_n, rng)
     c = cand.shape[1]
+    if c > 2:
+        if comparison != "within_prompt":
+            raise InputError("orm.consider_first_n > 2 (K-wise rankings) needs within_prompt")
+        return ranked_pairs(rew, cand, annotation_quality, reward_scale_setting, rng)
     prompt = np.repeat(np.arange(n_sample), n_pairs)
     pick_a = rng.integers(0, c, prompt.size)
     if comparison == "within_prompt":
@@ -132,3 +145,36 @@ def build_pairs(
     diff = (flat[first] - flat[second]) / scale
     label = annotate(diff, annotation_quality, rng)
     return Pairs(first.astype(np.int64), second.astype(np.int64), label, k), scale
+
+
+def ranked_pairs(rew, cand, quality: float, scale_setting, rng) -> tuple[Pairs, float]:
+    """K-wise: one simulated ranking of each prompt's ``cand`` ``(N, k)`` columns and all
+    its k(k-1)/2 pairs, each stored with the better-ranked response first (label 1)."""
+    n, k = rew.shape
+    scale = reward_scale(rew, scale_setting)
+    cand_rew = np.take_along_axis(rew, cand, axis=1) / scale
+    if quality < 0:  # a perfect annotator: the golden order, ties in random order
+        order = np.lexsort((rng.random(cand.shape), cand_rew), axis=1)[:, ::-1]
+    else:
+        order = np.argsort(-(quality * cand_rew + rng.gumbel(size=cand.shape)), axis=1)
+    ranking = (np.arange(n)[:, None] * k + np.take_along_axis(cand, order, axis=1)).astype(np.int64)
+    i, j = np.triu_indices(cand.shape[1], 1)
+    first, second = ranking[:, i].ravel(), ranking[:, j].ravel()
+    return Pairs(first, second, np.ones(len(first), np.float32), k, ranking), scale
+
+
+def mislabelled(rewards: np.ndarray, pairs: Pairs) -> np.ndarray:
+    """``(P,)`` bool: the simulated label disagrees with the golden order (a tie counts
+    as a second-response win, as the label-agreement check always did)."""
+    flat = np.asarray(rewards, dtype=np.float64).reshape(-1)
+    golden = (flat[pairs.first] > flat[pairs.second]).astype(np.float32)
+    return golden != pairs.label
+
+
+def golden_margin(rewards: np.ndarray, pairs: Pairs, scale: float, margin_scale: float):
+    """The "known margin" ``(P,)``: ``margin_scale * |r_a - r_b| / scale`` of the golden
+    rewards, in the units the annotator's noise uses."""
+    flat = np.asarray(rewards, dtype=np.float64).reshape(-1)
+    return (margin_scale * np.abs(flat[pairs.first] - flat[pairs.second]) / scale).astype(
+        np.float32
+    )

@@ -77,6 +77,19 @@ class StackedMLP(nn.Module):
         layers = self._layers(dtype)
         return lambda x: self._shared(x.to(dtype), *layers).T
 
+    @torch.no_grad()
+    def last_hidden(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Every member's last hidden layer ``(M, B, H)`` (after ReLU; the inputs
+        themselves for a linear head) and scores ``(M, B)`` of shared inputs ``(B, D)``:
+        a score is linear in those features."""
+        w1, b1, rest = self._layers()
+        if not rest:
+            return x.expand(self.members, *x.shape), self._shared(x, w1, b1, rest)
+        h = torch.addmm(b1, x, w1).view(x.shape[0], self.members, -1).transpose(0, 1)
+        feats = torch.relu(_through(h, rest[:-1]))
+        w, b = rest[-1]
+        return feats, torch.baddbmm(b, feats, w).squeeze(-1)
+
     def copy(self) -> StackedMLP:
         """A new StackedMLP with copies of every member's weights."""
         out = StackedMLP(self.input_dim, self.hidden_sizes, [])
@@ -98,6 +111,11 @@ class StackedMLP(nn.Module):
 def _rest(h: torch.Tensor, layers) -> torch.Tensor:
     """First-layer outputs ``(M, B, H1)`` and the stacked ``(w, b)`` of the remaining
     layers -> scores ``(M, B)``."""
+    return _through(h, layers).squeeze(-1)
+
+
+def _through(h: torch.Tensor, layers) -> torch.Tensor:
+    """Pre-activations ``(M, B, H)`` through ReLU and each stacked ``(w, b)`` layer."""
     for w, b in layers:
         h = torch.baddbmm(b, torch.relu(h), w)
-    return h.squeeze(-1)
+    return h

@@ -12,6 +12,7 @@ from __future__ import annotations
 import copy
 
 from embrm.io.errors import InputError
+from embrm.rm.options import DEFAULTS, setting
 from embrm.workflow.known_sizes import check_known_sizes
 
 
@@ -33,6 +34,8 @@ def check_config(config: dict) -> None:
             )
     if source == "pairs" and "pairs" not in config["data"]:
         raise InputError("config key data.pairs must describe the preference data for source=pairs")
+    if (config.get("active") or {}).get("enabled") and orm["n_sample"] is None:
+        raise InputError("config key orm.n_sample must be a number for active learning (is null)")
     if source == "pairs" and "generation" not in config:
         raise InputError(
             "config key generation.embedding must name the embedder for source=pairs "
@@ -46,7 +49,96 @@ def check_config(config: dict) -> None:
         raise InputError(
             f"config key distill.split must sum to 1, got {config['distill']['split']}"
         )
+    check_orm_options(orm)
     check_known_sizes(config)
+    check_active(active_settings(config))
+
+
+# the `active:` section's defaults (the schema lists the same ones); disabled, it adds
+# nothing to a run
+ACTIVE_DEFAULTS = {
+    "enabled": False,
+    "budget": 2000,
+    "rounds": 4,
+    "initial": 400,
+    "candidates": 10000,
+    "pool": "cross_prompt",
+    "strategy": ["random", "uncertainty", "dopt"],
+    "seeds": [0, 1, 2],
+}
+
+
+def active_settings(config: dict) -> dict:
+    """The `active:` section with its defaults filled in (absent: all defaults)."""
+    return {**ACTIVE_DEFAULTS, **(config.get("active") or {})}
+
+
+def round_sizes(active: dict) -> list[int]:
+    """Pairs annotated in each round: ``initial`` in round 0, then the rest of the
+    ``budget`` spread over ``rounds`` rounds (the first rounds take the remainder)."""
+    rest = active["budget"] - active["initial"]
+    share, extra = divmod(rest, active["rounds"])
+    return [active["initial"]] + [share + (r < extra) for r in range(active["rounds"])]
+
+
+def check_active(active: dict) -> None:
+    """Budget, rounds and pool sizes must leave every round something to choose."""
+    if not active["enabled"]:
+        return
+    if active["budget"] - active["initial"] < active["rounds"]:
+        raise InputError(
+            f"config key active.budget={active['budget']} leaves fewer than one pair per "
+            f"round after active.initial={active['initial']} ({active['rounds']} rounds)"
+        )
+    largest = max(round_sizes(active)[1:])
+    if active["candidates"] < largest:
+        raise InputError(
+            f"config key active.candidates={active['candidates']} is smaller than the "
+            f"{largest} pairs a round selects; raise it or active.rounds"
+        )
+
+
+def check_orm_options(orm: dict) -> None:
+    """The loss variants build on one score family: ``orm.objective`` names it, and the
+    margin losses and remedies compare reward differences, which only ``bt`` has; K-wise
+    rankings are one per prompt, and the listwise loss replaces the pairwise ones."""
+    loss = orm.get("loss")
+    if loss in ("bt", "clf") and loss != orm["objective"]:
+        raise InputError(
+            f"config key orm.loss={loss} contradicts orm.objective={orm['objective']}; "
+            "set orm.objective (or leave orm.loss null)"
+        )
+    adaptive = setting(orm, "noise_remedy") == "adaptive_margin"
+    if (adaptive or setting(orm, "loss") in ("margin", "hinge")) and orm["objective"] != "bt":
+        raise InputError(
+            f"config key orm.loss={setting(orm, 'loss')} (or orm.noise_remedy=adaptive_margin) "
+            f"needs orm.objective=bt, got {orm['objective']}"
+        )
+    if setting(orm, "loss") == "hinge" and setting(orm, "label_smoothing"):
+        raise InputError("config key orm.label_smoothing applies to the BCE losses, not hinge")
+    k = orm["consider_first_n"]
+    if k > 2 and (orm["comparison"] != "within_prompt" or orm["n_pairs"] != 1):
+        raise InputError(
+            f"config key orm.consider_first_n={k} ranks k responses of one prompt: it needs "
+            "orm.comparison=within_prompt and orm.n_pairs=1 (one ranking per prompt)"
+        )
+    plain = (
+        setting(orm, "loss") == "bt"
+        and not setting(orm, "label_smoothing")
+        and setting(orm, "noise_remedy") == "none"
+    )
+    if setting(orm, "listwise") and (k <= 2 or not plain):
+        raise InputError(
+            "config key orm.listwise needs K-wise rankings (orm.consider_first_n > 2) and "
+            "the plain bt objective (no loss variant, smoothing or noise remedy)"
+        )
+
+
+# keys added after configs existed: a config without them still takes them as overrides
+OPTIONAL_KEYS = {f"orm.{key}" for key in DEFAULTS} | {
+    "evaluation.conservative_lambdas",
+    "evaluation.uncertainty",
+}
 
 
 def with_overrides(config: dict, overrides: dict) -> dict:
@@ -59,7 +151,7 @@ def with_overrides(config: dict, overrides: dict) -> dict:
             if key not in node or not isinstance(node[key], dict):
                 raise InputError(f"override {dotted!r}: config has no section {key!r}")
             node = node[key]
-        if leaf not in node:
+        if leaf not in node and dotted not in OPTIONAL_KEYS:
             raise InputError(f"override {dotted!r}: config has no key {leaf!r}")
         node[leaf] = value
     return out

@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from embrm.evaluate.metrics import CONSERVATIVE
 from embrm.evaluate.plots import save_figure
 from embrm.io.atomic import atomic_path, write_text
 from embrm.workflow.studies import EXPERIMENT, knob_label
@@ -55,12 +56,31 @@ def point_rows(points: dict[str, dict], pair_data: bool = False) -> pd.DataFrame
         if pair_data:
             rows.append(row)
             continue
-        for n, bon in json.loads((Path(folder) / "eval_results.json").read_text())["aggregations"][
-            "mean"
-        ]["best_of_n"].items():
+        evaluation = json.loads((Path(folder) / "eval_results.json").read_text())
+        for n, bon in evaluation["aggregations"]["mean"]["best_of_n"].items():
             row[f"bon{n}_reward"] = bon["reward"]
+        row.update(extra_columns(evaluation))
+        strength = Path(folder) / "orm" / "preference_strength.json"
+        if strength.is_file():  # the points whose remedy read a first ensemble
+            found = json.loads(strength.read_text())["detection"]
+            row["noisy_label_precision"] = found["precision"]
+            row["noisy_label_recall"] = found["recall"]
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+def extra_columns(evaluation: dict) -> dict:
+    """The optional step-6 results a point has: each conservative aggregation's pairwise
+    accuracy and best-of-largest-N reward, and the std's AUC as an error predictor."""
+    out = {}
+    for how, res in evaluation["aggregations"].items():
+        if how.startswith(CONSERVATIVE):
+            n_max = max(res["best_of_n"], key=int)
+            out[f"test_pairwise_acc_{how}"] = res["pairwise_accuracy"]
+            out[f"bon{n_max}_reward_{how}"] = res["best_of_n"][n_max]["reward"]
+    if "uncertainty" in evaluation:
+        out["std_error_auc"] = evaluation["uncertainty"]["auc"]
+    return out
 
 
 def summarise(table: pd.DataFrame, knobs: list[str]) -> pd.DataFrame:

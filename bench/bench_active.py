@@ -1,0 +1,129 @@
+"""Benchmark one round of active selection at the issue's shape.
+
+50,000 candidate pairs (cross-prompt, ``--prompts`` x 10 responses of the ``rough``
+planted data, D = 2048) judged by a StackedMLP ensemble of ``--members`` members with
+hidden sizes 1024, 512 (last hidden layer H = 512), trained for ``--epochs`` epochs on
+2,000 annotated pairs so its features are those of a fitted model. Times, per strategy:
+the ensemble's forward pass over the candidates (features and score gaps) and the
+choice itself (``dopt``: one inverse per member, then the lazy greedy search with rank-one
+updates); ``dopt`` for each ``--picks``. Prints a table and writes JSON. Usage:
+
+    python bench/bench_active.py [--members 5] [--picks 500 2000] [--out bench_active.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from embrm.active.rounds import draw_pool, pair_keys
+from embrm.active.selection import (
+    fisher_rows,
+    greedy_logdet,
+    information,
+    pair_features,
+    pair_gaps,
+    ridge_of,
+)
+from embrm.data.synthetic import write_split
+from embrm.rm.ensemble import load_ensemble, train_on_pairs
+from embrm.rm.pairs import Pairs, annotate
+
+K = 10
+
+
+def timed(fn):
+    start = time.perf_counter()
+    out = fn()
+    return out, time.perf_counter() - start
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--prompts", type=int, default=5000)
+    parser.add_argument("--dim", type=int, default=2048)
+    parser.add_argument("--candidates", type=int, default=50_000)
+    parser.add_argument("--members", type=int, default=5)
+    parser.add_argument("--epochs", type=int, default=2)
+    parser.add_argument("--picks", type=int, nargs="+", default=[500, 2000])
+    parser.add_argument("--out", type=Path, default=Path("bench_active.json"))
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        emb_path, rew_path = Path(tmp, "emb.npy"), Path(tmp, "rew.npy")
+        write_split(emb_path, rew_path, args.prompts, K, args.dim, 0, 0, "train", "rough")
+        emb, rew = np.load(emb_path, mmap_mode="r"), np.load(rew_path)
+        rng = np.random.default_rng(0)
+        empty = np.empty(0, np.int64)
+        a, b = draw_pool(args.prompts, K, pool="cross_prompt", size=2000, exclude=empty, rng=rng)
+        flat = rew.reshape(-1)
+        label = annotate((flat[a] - flat[b]) / flat.std(), 10.0, rng)
+        orm = {"ensemble_number": args.members, "hidden_sizes": [1024, 512], "lr": 1e-3}
+        orm |= {"batch_size": 64, "max_epochs": args.epochs, "checks_per_epoch": 2}
+        orm |= {"patience": 4, "val_fraction": 0.2, "objective": "bt", "comparison": ""}
+        orm |= {"n_sample": args.prompts, "annotation_quality": 10.0, "consider_first_n": 2}
+        annotated = Pairs(a, b, label, K)
+        _, train_s = timed(
+            lambda: train_on_pairs(
+                emb=emb,
+                rew=rew,
+                pairs=annotated,
+                scale=1.0,
+                ckpt=Path(tmp, "e.ckpt"),
+                summary_json=Path(tmp, "s.json"),
+                orm_cfg=orm,
+                seed=0,
+                task="bench",
+                precision="fp32",
+            )
+        )
+        model, _ = load_ensemble(Path(tmp, "e.ckpt"))
+        first, second = draw_pool(
+            args.prompts,
+            K,
+            pool="cross_prompt",
+            size=args.candidates,
+            exclude=pair_keys(a, b, args.prompts * K),
+            rng=rng,
+        )
+        rows = []
+        gap, forward_gap = timed(lambda: pair_gaps(model, emb, first, second))
+        _, choose = timed(lambda: np.argsort(np.abs(gap.mean(0)) / gap.std(0))[:500])
+        rows.append(("uncertainty", 500, forward_gap, choose))
+        (diff, dgap), forward_feat = timed(lambda: pair_features(model, emb, first, second))
+        known, forward_known = timed(
+            lambda: fisher_rows(*pair_features(model, emb, annotated.first, annotated.second))
+        )
+        for n_pick in args.picks:
+            start = time.perf_counter()
+            z = fisher_rows(diff, dgap)
+            greedy_logdet(z, information(known, ridge_of(z)), n_pick)
+            choose = time.perf_counter() - start
+            rows.append(("dopt", n_pick, forward_feat + forward_known, choose))
+    report = {
+        "candidates": args.candidates,
+        "dim": args.dim,
+        "members": args.members,
+        "hidden_sizes": [1024, 512],
+        "annotated": len(annotated),
+        "train_seconds": train_s,
+        "torch_threads": torch.get_num_threads(),
+        "rows": [
+            {"strategy": s, "picks": p, "forward_s": round(f, 2), "select_s": round(c, 2)}
+            for s, p, f, c in rows
+        ],
+    }
+    print(f"{args.candidates} candidates, D={args.dim}, {args.members} members, H=512")
+    print(f"{'strategy':12} {'picks':>6} {'forward s':>10} {'select s':>9}")
+    for s, p, f, c in rows:
+        print(f"{s:12} {p:6d} {f:10.2f} {c:9.2f}")
+    args.out.write_text(json.dumps(report, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()

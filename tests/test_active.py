@@ -1,0 +1,222 @@
+"""Active reward modeling: D-optimal selection with known answers, the annotator as the
+only reader of golden rewards, no pair annotated twice, and the rounds through the real
+workflow."""
+
+from __future__ import annotations
+
+import inspect
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+from embrm.active import selection
+from embrm.active.rounds import (
+    draw_pool,
+    initial_round,
+    load_pairs,
+    pair_keys,
+    selection_round,
+    train_round,
+)
+from embrm.active.selection import STRATEGIES, fisher_rows, greedy_logdet, information, select
+from embrm.io.errors import InputError
+from embrm.rm.ensemble import load_ensemble
+from embrm.workflow.config import ACTIVE_DEFAULTS, active_settings, check_active, round_sizes
+
+from conftest import ROOT, run_snakemake, small_config
+
+
+def brute_force_greedy(z, info, n_pick):
+    """Greedy log det by recomputing every candidate's determinant at every step."""
+    info = info.copy()
+    picked = []
+    for _ in range(n_pick):
+        gains = [
+            -np.inf
+            if i in picked
+            else sum(
+                np.linalg.slogdet(info[m] + np.outer(z[m, i], z[m, i]))[1]
+                - np.linalg.slogdet(info[m])[1]
+                for m in range(z.shape[0])
+            )
+            for i in range(z.shape[1])
+        ]
+        best = int(np.argmax(gains))
+        picked.append(best)
+        info += np.einsum("mh,mk->mhk", z[:, best], z[:, best])
+    return picked
+
+
+@pytest.mark.parametrize("n, n_pick", [(60, 12), (300, 80)])  # 80 > BLOCK: two blocks
+def test_greedy_logdet_matches_brute_force(n, n_pick, monkeypatch):
+    # chunks of 50: a block refreshes the leading chunks only, the lazy search the rest
+    monkeypatch.setattr(selection, "CHUNK_PAIRS", 50)
+    rng = np.random.default_rng(n)
+    # anisotropic rows, two members: the lazy search must still find the plain greedy picks
+    z = (rng.standard_normal((2, n, 6)) * np.array([3.0, 1.0, 1.0, 0.5, 0.2, 0.1])).astype(
+        np.float32
+    )
+    info = information(z[:, :5], np.ones(2))
+    picked, gains = greedy_logdet(z, info, n_pick)
+    assert picked.tolist() == brute_force_greedy(z, info, n_pick)
+    assert np.all(np.diff(gains) <= 1e-6)  # submodular: gains never grow
+
+
+def linear_bt_candidates(seed, n=3000, d=8):
+    """Candidate pairs of a linear BT model ``r = w . x``: response differences mostly
+    along two directions, few along the other six; features are the inputs."""
+    rng = np.random.default_rng(seed)
+    scale = np.where(rng.random(n) < 0.97, 0.05, 1.0)[:, None] * np.ones((n, d))
+    scale[:, :2] = 1.0
+    diff = rng.standard_normal((n, d)) * scale
+    w = rng.standard_normal(d)
+    return fisher_rows(diff[None].astype(np.float32), (diff @ w)[None])
+
+
+def log_det(z, picked, ridge):
+    return np.linalg.slogdet(information(z[:, picked], ridge))[1].sum()
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_dopt_on_linear_bt_spans_the_space_and_beats_random(seed):
+    z = linear_bt_candidates(seed)
+    ridge = np.array([1e-3])
+    picked, _ = greedy_logdet(z, information(z[:, :0], ridge), 16)
+    assert np.linalg.matrix_rank(z[0, picked]) == 8  # every direction, the rare ones too
+    rng = np.random.default_rng(seed)
+    for n_pick in (8, 16):
+        dopt = log_det(z, picked[:n_pick], ridge)
+        random = [
+            log_det(z, rng.choice(z.shape[1], n_pick, replace=False), ridge) for _ in range(50)
+        ]
+        assert dopt > max(random) + 1.0
+
+
+@pytest.fixture
+def round_zero(linear_data, tmp_path):
+    """Round 0 and its ensemble on the planted linear data (400 prompts x 10)."""
+    orm = small_config()["orm"] | {"max_epochs": 2, "reward_scale": 1.0}
+    active = ACTIVE_DEFAULTS | {"enabled": True, "budget": 160, "rounds": 2, "initial": 60}
+    active |= {"candidates": 300, "pool": "both"}
+    files = {s: str(linear_data / f"train_{s}.npy") for s in ("embeddings", "rewards")}
+    r0 = tmp_path / "r0"
+    initial_round(
+        rewards=files["rewards"], pairs_out=r0 / "pairs.npz", active_cfg=active, orm_cfg=orm, seed=3
+    )
+    train_round(
+        **files,
+        pairs=r0 / "pairs.npz",
+        ckpt=r0 / "ensemble.ckpt",
+        summary_json=r0 / "training.json",
+        orm_cfg=orm,
+        seed=3,
+        task="t",
+        precision="fp32",
+    )
+    return files, active, orm, r0
+
+
+def chosen_pairs(files, active, orm, r0, out, strategy, rewards=None):
+    selection_round(
+        embeddings=files["embeddings"],
+        rewards=rewards or files["rewards"],
+        previous_pairs=r0 / "pairs.npz",
+        previous_ckpt=r0 / "ensemble.ckpt",
+        pairs_out=out,
+        active_cfg=active,
+        orm_cfg=orm,
+        strategy=strategy,
+        seed=3,
+        round_index=1,
+    )
+    return load_pairs(out)
+
+
+@pytest.mark.parametrize("strategy", STRATEGIES)
+def test_selection_never_reads_rewards_of_unannotated_pairs(round_zero, tmp_path, strategy):
+    """The selector has no argument for rewards; and a reward file whose every response
+    outside the annotated pairs is NaN leads to exactly the same choice."""
+    assert not any("reward" in name for name in inspect.signature(select).parameters)
+    files, active, orm, r0 = round_zero
+    annotated, _, _ = load_pairs(r0 / "pairs.npz")
+    hidden = np.load(files["rewards"])
+    known = np.zeros(hidden.size, dtype=bool)
+    known[np.concatenate([annotated.first, annotated.second])] = True
+    hidden.reshape(-1)[~known] = np.nan
+    np.save(tmp_path / "hidden.npy", hidden)
+    true, added_true, _ = chosen_pairs(files, active, orm, r0, tmp_path / "a.npz", strategy)
+    masked, added_masked, _ = chosen_pairs(
+        files, active, orm, r0, tmp_path / "b.npz", strategy, str(tmp_path / "hidden.npy")
+    )
+    assert np.array_equal(true.first, masked.first)
+    assert np.array_equal(true.second, masked.second)
+    assert np.array_equal(added_true, added_masked)
+    new = added_true == 1
+    assert new.sum() == round_sizes(active)[1]
+    # the old labels are kept; the new ones came from the rewards the annotator read
+    assert np.array_equal(true.label[~new], annotated.label)
+    assert np.array_equal(true.first[~new], annotated.first)
+
+
+def test_no_pair_is_annotated_twice(round_zero, tmp_path):
+    files, active, orm, r0 = round_zero
+    pairs, added, _ = chosen_pairs(files, active, orm, r0, tmp_path / "r1.npz", "dopt")
+    keys = pair_keys(pairs.first, pairs.second, 400 * 10)
+    assert len(np.unique(keys)) == len(keys) == sum(round_sizes(active)[:2])
+    assert not np.any(pairs.first == pairs.second)
+    # a pool drawn around an almost exhausted space never returns an excluded pair
+    rng = np.random.default_rng(0)
+    all_first, all_second = np.triu_indices(6, 1)  # one prompt of 6 responses: 15 pairs
+    exclude = pair_keys(all_first[:12], all_second[:12], 6)
+    first, second = draw_pool(1, 6, pool="within_prompt", size=3, exclude=exclude, rng=rng)
+    assert set(pair_keys(first, second, 6)) == set(pair_keys(all_first[12:], all_second[12:], 6))
+    with pytest.raises(InputError, match="active.candidates"):
+        draw_pool(1, 6, pool="within_prompt", size=4, exclude=exclude, rng=rng)
+
+
+def test_active_settings_defaults_and_checks():
+    schema = yaml.safe_load((ROOT / "workflow/schemas/config.schema.yaml").read_text())
+    props = schema["properties"]["active"]["properties"]
+    assert {k: v["default"] for k, v in props.items()} == ACTIVE_DEFAULTS
+    assert active_settings({}) == ACTIVE_DEFAULTS
+    assert round_sizes({"budget": 11, "initial": 4, "rounds": 3}) == [4, 3, 2, 2]
+    check_active(ACTIVE_DEFAULTS | {"budget": 1})  # disabled: nothing to check
+    with pytest.raises(InputError, match="active.budget"):
+        check_active(ACTIVE_DEFAULTS | {"enabled": True, "budget": 402})
+    with pytest.raises(InputError, match="active.candidates"):
+        check_active(ACTIVE_DEFAULTS | {"enabled": True, "candidates": 100})
+
+
+def test_active_rounds_and_learning_curve_through_snakemake(tmp_path):
+    cfg = small_config(orm={"max_epochs": 3}, evaluation={"bon_n": [2, 5, 40]})
+    cfg["studies"] = None
+    cfg["active"] = {
+        "enabled": True,
+        "budget": 160,
+        "rounds": 2,
+        "initial": 60,
+        "candidates": 400,
+        "strategy": ["random", "dopt"],
+        "seeds": [0],
+    }
+    run_snakemake(tmp_path, cfg, "active_curve")
+    curve = pd.read_csv(tmp_path / "results/active/learning_curve.csv")
+    assert sorted(curve.strategy.unique()) == ["dopt", "random"]
+    for _, line in curve.groupby("strategy"):
+        assert line.sort_values("round").annotated_pairs.tolist() == [60, 110, 160]
+        assert line.test_spearman.between(-1, 1).all()
+    assert (tmp_path / "results/active/learning_curve.png").stat().st_size > 0
+    assert "| dopt" in (tmp_path / "results/active/learning_curve.md").read_text()
+    # round 2 keeps round 1's pairs and adds its own; same checkpoint format as step 5
+    folder = tmp_path / "results/active/dopt/seed0"
+    r1, _, _ = load_pairs(folder / "round_1/pairs.npz")
+    r2, added, _ = load_pairs(folder / "round_2/pairs.npz")
+    assert np.array_equal(r2.first[: len(r1)], r1.first) and added.max() == 2
+    model, payload = load_ensemble(folder / "round_2/ensemble.ckpt", input_dim=16)
+    assert model.members == cfg["orm"]["ensemble_number"] and len(payload["members"]) == 3
+    # disabled, the target refuses with the key to set
+    cfg["active"]["enabled"] = False
+    proc = run_snakemake(tmp_path / "off", cfg, "-n", "active_curve", check=False)
+    assert proc.returncode != 0 and "active.enabled: true" in proc.stdout + proc.stderr

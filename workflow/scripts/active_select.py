@@ -1,0 +1,19 @@
+from embrm.active.rounds import selection_round
+from embrm.workflow.rule_io import run
+
+i, o, p = snakemake.input, snakemake.output, snakemake.params
+run(
+    snakemake,
+    selection_round,
+    embeddings=i.embeddings,
+    rewards=i.rewards,
+    previous_pairs=i.previous_pairs,
+    previous_ckpt=i.previous_ckpt,
+    pairs_out=o.pairs,
+    active_cfg=p.active_cfg,
+    orm_cfg=p.orm_cfg,
+    strategy=p.strategy,
+    seed=p.seed,
+    round_index=p.round_index,
+    precision=p.precision,
+)

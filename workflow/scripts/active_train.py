@@ -1,0 +1,17 @@
+from embrm.active.rounds import train_round
+from embrm.workflow.rule_io import run
+
+i, o, p = snakemake.input, snakemake.output, snakemake.params
+run(
+    snakemake,
+    train_round,
+    embeddings=i.embeddings,
+    rewards=i.rewards,
+    pairs=i.pairs,
+    ckpt=o.ckpt,
+    summary_json=o.summary_json,
+    orm_cfg=p.orm_cfg,
+    seed=p.seed,
+    task=p.task,
+    precision=p.precision,
+)
