@@ -20,6 +20,7 @@ include: "workflow/rules/common.smk"
 include: "workflow/rules/data.smk"
 include: "workflow/rules/generate.smk"
 include: "workflow/rules/orm.smk"
+include: "workflow/rules/pairs.smk"
 include: "workflow/rules/calibrate.smk"
 include: "workflow/rules/serve.smk"
 include: "workflow/rules/studies.smk"
@@ -35,9 +36,17 @@ for _rule in workflow.rules:
 rule all:
     default_target: True
     input:
-        # the main run's last steps; the DAG brings in every step before them
-        outputs_of(rules.validate_variants, MAIN),
-        outputs_of(rules.report_figures, MAIN),
+        # the main run's last steps; the DAG brings in every step before them. Pair
+        # data end at step 6: steps 7-8, best-of-N and the report figures read golden
+        # rewards, which human labels are not (see pairs.smk)
+        (
+            outputs_of(rules.evaluate_pairs, MAIN)
+            if PAIR_DATA
+            else [
+                outputs_of(rules.validate_variants, MAIN),
+                outputs_of(rules.report_figures, MAIN),
+            ]
+        ),
         # the bundle embeds text, so it exists where the run embedded text itself
         (
             outputs_of(rules.reward_model, MAIN)

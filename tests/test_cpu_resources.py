@@ -135,3 +135,13 @@ def test_generated_data_fall_back_for_what_parsing_cannot_know():
     assert shape.dim == cpu_resources.FALLBACK["dim"]
     gen["prompts"]["max_test_prompts"] = None
     assert DataShape.of(cfg).n_test == cpu_resources.FALLBACK["n_test"]
+
+
+def test_all_train_pairs_when_n_sample_is_null():
+    """Preference-pair data (``orm.n_sample: null``) train on every train prompt's pairs:
+    the request is the one of an explicit n_sample equal to the train split."""
+    cfg = paper_shape()
+    shape = DataShape.of(cfg)
+    explicit = step_memory_mb(cfg, "train_orm", shape)
+    cfg["orm"]["n_sample"] = None
+    assert step_memory_mb(cfg, "train_orm", shape) == explicit  # n_sample = n_train here

@@ -12,6 +12,9 @@ import torch
 
 from embrm.generation import golden, prompts, sampling, sft, texts
 from embrm.generation.embeddings import embed_texts, load_embedder
+from embrm.generation.encode import truncating
+from embrm.generation.models import resolve
+from embrm.generation.texts import plain_text
 from embrm.generation.tiny_models import build
 from embrm.io.errors import InputError
 
@@ -37,7 +40,13 @@ def tiny(tmp_path_factory):
 
 
 def _embed(tok, model, texts, batch_size, pooling="last"):
-    cfg = {"pooling": pooling, "normalize": False, "batch_size": batch_size, "max_length": 128}
+    cfg = {
+        "pooling": pooling,
+        "normalize": False,
+        "batch_size": batch_size,
+        "max_length": 128,
+        "truncation": "keep_response",
+    }
     out = np.zeros((len(texts), model.config.hidden_size), np.float32)
     embed_texts(tok, model, texts, cfg, out)
     return out
@@ -415,3 +424,63 @@ def test_config_named_files_resolve_against_the_repository(tmp_path, monkeypatch
     (tmp_path / "mine.json").write_text("{}")
     assert resolve_file("mine.json", str(ROOT)) == "mine.json"
     assert resolve_file(None, str(ROOT)) is None
+
+
+@pytest.fixture(scope="module")
+def minilm():
+    return load_embedder(resolve("minilm", "embedder"), trust_remote_code=False)
+
+
+def _minilm_embed(minilm, texts, truncation, max_length=64):
+    tok, model = minilm
+    cfg = {
+        "pooling": "mean",
+        "normalize": True,
+        "batch_size": 4,
+        "max_length": max_length,
+        "truncation": truncation,
+    }
+    out = np.zeros((len(texts), model.config.hidden_size), np.float32)
+    embed_texts(tok, model, texts, cfg, out)
+    return out
+
+
+def test_a_prompt_longer_than_max_length_keeps_the_responses_apart(minilm):
+    """keep_response trims the prompt from the left: two answers to a long prompt embed
+    differently, and [CLS]/[SEP] still frame the text; right truncation loses both
+    answers and makes the two texts one embedding."""
+    tok, _ = minilm
+    prompt = "\n\nHuman: " + "tell me about the weather in the mountains " * 30 + "\n\nAssistant:"
+    chosen = " I cannot help with hurting anyone."
+    rejected = " Sure, here is how to build it step by step."
+    texts = [plain_text(prompt, chosen), plain_text(prompt, rejected)]
+    assert len(tok(prompt)["input_ids"]) > 64
+    kept = _minilm_embed(minilm, texts, "keep_response")
+    assert np.abs(kept[0] - kept[1]).max() > 1e-2
+    cut = _minilm_embed(minilm, texts, "right")
+    np.testing.assert_allclose(cut[0], cut[1], atol=1e-6)
+    with truncating(tok, "keep_response"):
+        ids = tok(texts[0], truncation=True, max_length=64)["input_ids"]
+    assert len(ids) == 64 and ids[0] == tok.cls_token_id and ids[-1] == tok.sep_token_id
+    assert tok.decode(ids[-9:-1]).strip().endswith("hurting anyone.")
+    assert tok.truncation_side == "right"  # restored after the call
+
+
+def test_a_response_longer_than_max_length_keeps_its_end(minilm):
+    """A response that alone exceeds max_length keeps its last tokens: texts that differ
+    only at the end still differ, and one short text is embedded untouched."""
+    tok, _ = minilm
+    long = " word" * 200
+    texts = [plain_text("\n\nHuman: hi\n\nAssistant:", long + " yes"), "short text"]
+    with truncating(tok, "keep_response"):
+        ids = tok(texts[0], truncation=True, max_length=32)["input_ids"]
+    assert tok.decode(ids[1:-1]).split()[-1] == "yes"
+    both = _minilm_embed(minilm, texts, "keep_response", max_length=32)
+    alone = _minilm_embed(minilm, texts[1:], "right", max_length=32)
+    np.testing.assert_allclose(both[1], alone[0], atol=1e-6)
+
+
+def test_an_unknown_truncation_is_named():
+    with pytest.raises(InputError, match="truncation must be one of"):
+        with truncating(object(), "middle"):
+            pass

@@ -179,11 +179,18 @@ def test_refusals_stop_the_workflow_before_any_job(tmp_path):
 # ------------------------------------------------------------ sharded annotation/embedding
 
 
-GOLDEN_CFG = {"max_length": 64, "batch_size": 2, "format": "raw", "dtype": "auto"}
+GOLDEN_CFG = {
+    "max_length": 64,
+    "truncation": "keep_response",
+    "batch_size": 2,
+    "format": "raw",
+    "dtype": "auto",
+}
 EMBED_CFG = {
     "pooling": "last",
     "normalize": False,
     "max_length": 64,
+    "truncation": "keep_response",
     "batch_size": 2,
     "dtype": "float32",
 }

@@ -72,6 +72,7 @@ def test_bundle_is_pickle_free_and_describes_step_4(run_dir):
         "pooling": "last",
         "normalize": False,
         "max_length": 256,
+        "truncation": "keep_response",
         "batch_size": 64,
         "dtype": "float16",
         "text_format": config["embedder"]["text_format"],

@@ -1,7 +1,10 @@
+import os
+
 from embrm.data import layout as data_layout
 from embrm.data.importer import release_files
 from embrm.generation import checks as gen_checks
 from embrm.generation import models as gen_models
+from embrm.generation import preferences as gen_preferences
 from embrm.generation.resources import rule_resource, rule_resources
 from embrm.rm.options import needs_strength
 from embrm.workflow import experiments, studies
@@ -20,6 +23,8 @@ for _exp, _point in POINT_CONFIGS.items():
     check_schema(_point, SCHEMA, where=f"study point {_exp}: config")
 # the data-side settings behind every data folder the main run and the studies use
 DATA = data_layout.DataVariants(config, list(POINT_CONFIGS.values()))
+# human preference pairs end at step 6 (no golden reward for steps 7-8)
+PAIR_DATA = config["data"]["source"] == "pairs"
 
 # the main run's experiment folder; study points live under it (embrm.workflow.paths)
 MAIN = RESULTS
@@ -41,6 +46,7 @@ wildcard_constraints:
     split="train|test",
     policy="[^/]+",
     embedder="[^/]+",
+    dataset="[^/]+",
 
 
 def cfg(wildcards):
@@ -51,6 +57,19 @@ def cfg(wildcards):
 def data_file(kind, split):
     """Input function: a canonical array of the experiment's data source."""
     return lambda wc: data_layout.data_path(cfg(wc), kind, split)
+
+
+def label_file(split):
+    """Input function: what labels the experiment's pairs: golden rewards (N, K), or
+    the human preferences (N, 2) of pair data."""
+    return lambda wc: data_layout.data_path(
+        cfg(wc), data_layout.LABELS[cfg(wc)["data"]["source"]], split
+    )
+
+
+def pair_data(wc):
+    """Whether the experiment learns from human preference pairs (data.source: pairs)."""
+    return cfg(wc)["data"]["source"] == "pairs"
 
 
 def student_file(kind):
@@ -177,3 +196,27 @@ def point_group(wildcards):
 
 # a grouped rule is never local in Snakemake, so the group exists only when submitting
 CPU_GROUP = point_group if CPU_SUBMIT else None
+
+
+def pairs_settings(wc):
+    """data.pairs of the folder; a local source relative to the working directory, else
+    to the repository (so config/pairs_hh_harmless.yaml works with any --directory)."""
+    settings = DATA.pairs(wc.dataset)
+    source = gen_models.resolve_file(settings["source"], workflow.basedir)
+    if not os.path.exists(source):
+        gen_preferences.check_source(settings["source"])  # a hub id, or an error
+        return settings
+    return {**settings, "source": source}
+
+
+def pairs_source(wc):
+    """The local file the pairs come from (none for a hub dataset)."""
+    source = pairs_settings(wc)["source"]
+    return [source] if os.path.exists(source) else []
+
+
+def pairs_file(wc):
+    """The pairs of one split, as step 4 reads samples: prompt and two responses."""
+    return getattr(rules.prepare_pairs.output, f"{wc.split}_pairs").format(
+        dataset=wc.dataset
+    )

@@ -1,4 +1,5 @@
-"""Step 5 (ORM ensemble training) and step 6 (evaluation on the test split)."""
+"""Step 5 (ORM ensemble training) and step 6 (evaluation on the test split; for pair
+data, evaluate_pairs in pairs.smk)."""
 
 
 rule preference_strength:
@@ -33,7 +34,8 @@ rule preference_strength:
 rule train_orm:
     input:
         embeddings=data_file("embeddings", "train"),
-        rewards=data_file("rewards", "train"),
+        # golden rewards, or for pair data the human preferences (label_file)
+        rewards=label_file("train"),
         # only the noise remedies and the adaptive margin read a first ensemble
         strength=lambda wc: (
             rules.preference_strength.output.strength.format(exp=wc.exp)
@@ -61,6 +63,7 @@ rule train_orm:
         seed=lambda wc: cfg(wc)["seed"],
         task=lambda wc: cfg(wc)["task"],
         precision=lambda wc: cfg(wc)["precision"],
+        pair_data=pair_data,
     script:
         "../scripts/train_orm.py"
 

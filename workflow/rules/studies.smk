@@ -1,10 +1,12 @@
 """Studies: one target per study (`snakemake study_<name>`) and `all_studies`."""
 
 STUDIES = studies.expand(config)
-# what a study table reads from each point: step-6 and step-8 metrics
+# what a study table reads from each point: step-6 and step-8 metrics (pair data:
+# step 6's pair metrics; data.source is shared by every point)
 STUDY_INPUTS = (
-    rules.evaluate_orm.output.results,
-    rules.validate_variants.output.results,
+    (rules.evaluate_pairs.output.results,)
+    if PAIR_DATA
+    else (rules.evaluate_orm.output.results, rules.validate_variants.output.results)
 )
 
 
@@ -35,6 +37,7 @@ for _study, _points in STUDIES.items():
         params:
             study=_study,
             points=_points,
+            pair_data=PAIR_DATA,
         script:
             "../scripts/study.py"
 

@@ -11,4 +11,5 @@ run(
     markdown=o.markdown,
     summary=o.summary,
     plot=o.plot,
+    pair_data=p.pair_data,
 )

@@ -14,4 +14,5 @@ run(
     task=p.task,
     precision=p.precision,
     strength=i.strength or None,
+    pair_data=p.pair_data,
 )

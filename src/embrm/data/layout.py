@@ -7,7 +7,10 @@ step 5-8 knobs share one folder, and points that change the data side get their 
   ``results/data/generate/<policy>/<embedder>_<pooling>/{split}_embeddings.npy``
   (samples and rewards depend on the policy only; embeddings also on the embedder);
 - imported: ``results/data/import/<dataset>_<gen_model>_<embed_model>_<reward_model>/``;
-- synthetic: ``results/data/synthetic/``.
+- synthetic: ``results/data/synthetic/``;
+- human preference pairs: ``results/data/pairs/<name>/{split}_{pairs.jsonl,preferences.npy}``
+  and ``results/data/pairs/<name>/<embedder>_<pooling>/{split}_embeddings.npy``
+  (``(N, 2, D)``; see :mod:`embrm.generation.preferences`).
 
 A folder name maps back to the settings that build it through :class:`DataVariants`,
 which the generation and import rules read their parameters from.
@@ -26,7 +29,17 @@ FOLDERS = {
     "synthetic": f"{DATA}/synthetic",
     "import": f"{DATA}/import/{{tag}}",
     "generate": f"{DATA}/generate/{{policy}}",
+    "pairs": f"{DATA}/pairs/{{dataset}}",
 }
+# the array that labels the train split for step 5: golden rewards (N, K) from which the
+# simulated annotator draws pairs, or the human preferences (N, 2) of pair data
+LABELS = {
+    "synthetic": "rewards",
+    "import": "rewards",
+    "generate": "rewards",
+    "pairs": "preferences",
+}
+EXTENSIONS = {"samples": "jsonl", "pairs": "jsonl", "report": "json"}
 UNSAFE = re.compile(r"[^A-Za-z0-9._+-]")
 
 
@@ -54,18 +67,26 @@ def file_pattern(source: str, kind: str) -> str:
     for generated data) with ``{split}`` and the source's folder wildcards; the rules'
     outputs and :func:`data_path` both use it."""
     folder = FOLDERS[source]
-    if source == "generate" and kind == "embeddings":
+    if source in ("generate", "pairs") and kind == "embeddings":
         folder += "/{embedder}"
-    return f"{folder}/{{split}}_{kind}.{'jsonl' if kind == 'samples' else 'npy'}"
+    return f"{folder}/{{split}}_{kind}.{EXTENSIONS.get(kind, 'npy')}"
 
 
 def data_path(config: dict, kind: str, split: str) -> str:
-    """Canonical array of one split: kind is ``embeddings`` (N, K, D) or ``rewards`` (N, K)."""
+    """Canonical array of one split: kind is ``embeddings`` (N, K, D) or ``rewards`` (N, K);
+    for pair data ``embeddings`` (N, 2, D), ``preferences`` (N, 2) or ``pairs``."""
     source = config["data"]["source"]
+    if source == "pairs" and kind == "rewards":
+        raise InputError(
+            "pair data (data.source: pairs) have human labels, not golden rewards: steps "
+            "7-8, best-of-N and the report figures need rewards and are not run for them"
+        )
     if source == "import":
         tags = {"tag": import_tag(config)}
     elif source == "generate":
         tags = {"policy": policy_tag(config), "embedder": embedder_tag(config)}
+    elif source == "pairs":
+        tags = {"dataset": config["data"]["pairs"]["name"], "embedder": embedder_tag(config)}
     else:
         tags = {}
     return file_pattern(source, kind).format(split=split, **tags)
@@ -85,13 +106,18 @@ class DataVariants:
         self.policies: dict[str, str] = {}
         self.embedders: dict[str, dict] = {}
         self.imports: dict[str, dict] = {}
+        self.pair_sets: dict[str, dict] = {}
         for cfg in [main, *experiments]:
             source = cfg["data"]["source"]
             if source == "generate":
                 gen = cfg["generation"]
                 self._add(self.policies, policy_tag(cfg), gen["policy"], "generation.policy")
-                emb = {k: gen["embedding"][k] for k in ("model", "pooling")}
+            if source in ("generate", "pairs"):
+                emb = {k: cfg["generation"]["embedding"][k] for k in ("model", "pooling")}
                 self._add(self.embedders, embedder_tag(cfg), emb, "generation.embedding.model")
+            if source == "pairs":
+                pairs = cfg["data"]["pairs"]
+                self._add(self.pair_sets, pairs["name"], pairs, "data.pairs.name")
             elif source == "import":
                 self._add(self.imports, import_tag(cfg), cfg["data"]["import"], "data.import")
 
@@ -119,6 +145,10 @@ class DataVariants:
             **self.main["generation"]["embedding"],
             **self._lookup(self.embedders, tag, "embedder"),
         }
+
+    def pairs(self, name: str) -> dict:
+        """The ``data.pairs`` section behind a ``results/data/pairs/<name>`` folder."""
+        return self._lookup(self.pair_sets, name, "pairs")
 
     def release(self, tag: str) -> dict:
         """The ``data.import`` section behind a ``results/data/import/<tag>`` folder."""

@@ -5,7 +5,9 @@ the last real token (``pooling: last``, for decoder LMs) or averaged over real t
 (``pooling: mean``, for encoders such as MiniLM). The published code took position -1
 after padding every text to 512 tokens: a pad token's state. Sharded across jobs and
 GPUs by :mod:`embrm.generation.sharded`; the gathered output ``(N, K, D)`` is written
-shard by shard to a memory map.
+shard by shard to a memory map. A text over ``max_length`` tokens loses the start of
+its prompt, not its response (``truncation: keep_response``, see
+:mod:`embrm.generation.encode`).
 """
 
 from __future__ import annotations
@@ -39,7 +41,8 @@ def pooled(model, enc, cfg: dict) -> torch.Tensor:
 @torch.no_grad()
 def embed_texts(tok, model, texts, cfg: dict, out: np.ndarray) -> None:
     """Fill ``out`` ``(len(texts), D)`` with pooled (optionally L2-normalised) states."""
-    for idx, enc in batches_by_length(tok, texts, cfg["batch_size"], cfg["max_length"]):
+    batches = batches_by_length(tok, texts, cfg["batch_size"], cfg["max_length"], cfg["truncation"])
+    for idx, enc in batches:
         out[idx] = pooled(model, enc.to(model.device), cfg).cpu().numpy()
 
 

@@ -3,47 +3,82 @@
 Sorting by length keeps padding (wasted compute) small; right padding keeps absolute
 position embeddings (GPT-2) identical to a one-text-at-a-time run, so a text's result
 does not depend on what else is in its batch.
+
+A text is prompt + response, and a text over ``max_length`` tokens is truncated by the
+``truncation`` setting: ``keep_response`` (default) drops tokens from the LEFT, so the
+start of the prompt goes first and the response is kept; the tokenizer's special
+prefix and suffix (BOS, [CLS]/[SEP]) are added after truncation and always kept. A
+response that alone exceeds ``max_length`` keeps its end. ``right`` drops tokens from
+the right (the behaviour before the setting existed): a prompt that fills
+``max_length`` leaves nothing of the response, and two responses to it read the same.
 """
 
 from __future__ import annotations
 
+from contextlib import contextmanager
+
 import numpy as np
 import torch
 
+from embrm.io.errors import InputError
 
-def token_lengths(tok, texts, max_length: int, chunk: int = 4096) -> np.ndarray:
+SIDES = {"keep_response": "left", "right": "right"}
+
+
+@contextmanager
+def truncating(tok, truncation: str):
+    """``tok`` truncating on the side ``truncation`` names, restored afterwards."""
+    if truncation not in SIDES:
+        raise InputError(f"truncation must be one of {sorted(SIDES)}, got {truncation!r}")
+    before = tok.truncation_side
+    tok.truncation_side = SIDES[truncation]
+    try:
+        yield tok
+    finally:
+        tok.truncation_side = before
+
+
+def token_lengths(
+    tok, texts, max_length: int, truncation: str = "keep_response", chunk: int = 4096
+) -> np.ndarray:
     """Truncated token count of every text, tokenised a chunk at a time: only the counts
     are kept, so a million texts cost a million integers, not a million token lists."""
     out = np.empty(len(texts), dtype=np.int64)
     for start in range(0, len(texts), chunk):
         part = [texts[i] for i in range(start, min(start + chunk, len(texts)))]
-        ids = tok(part, truncation=True, max_length=max_length)["input_ids"]
+        with truncating(tok, truncation):
+            ids = tok(part, truncation=True, max_length=max_length)["input_ids"]
         out[start : start + len(part)] = [len(x) for x in ids]
     return out
 
 
-def batch_plan(tok, texts, batch_size: int, max_length: int) -> list[np.ndarray]:
+def batch_plan(
+    tok, texts, batch_size: int, max_length: int, truncation: str = "keep_response"
+) -> list[np.ndarray]:
     """Text indices of every batch, in order of token length: a function of the texts
     alone, so shards and GPUs that split the list compute exactly the same batches."""
-    order = np.argsort(token_lengths(tok, texts, max_length), kind="stable")
+    order = np.argsort(token_lengths(tok, texts, max_length, truncation), kind="stable")
     return [order[start : start + batch_size] for start in range(0, len(order), batch_size)]
 
 
-def encode_batch(tok, texts, idx, max_length: int):
-    """The texts ``idx`` as one right-padded, truncated batch of tensors."""
-    return tok(
-        [texts[i] for i in idx],
-        truncation=True,
-        max_length=max_length,
-        padding=True,
-        return_tensors="pt",
-    )
+def encode_batch(tok, texts, idx, max_length: int, truncation: str = "keep_response"):
+    """The texts ``idx`` as one right-padded batch of tensors, truncated by ``truncation``."""
+    with truncating(tok, truncation):
+        return tok(
+            [texts[i] for i in idx],
+            truncation=True,
+            max_length=max_length,
+            padding=True,
+            return_tensors="pt",
+        )
 
 
-def batches_by_length(tok, texts, batch_size: int, max_length: int):
+def batches_by_length(
+    tok, texts, batch_size: int, max_length: int, truncation: str = "keep_response"
+):
     """Yield ``(indices, encoded batch)`` in order of token length."""
-    for idx in batch_plan(tok, texts, batch_size, max_length):
-        yield idx, encode_batch(tok, texts, idx, max_length)
+    for idx in batch_plan(tok, texts, batch_size, max_length, truncation):
+        yield idx, encode_batch(tok, texts, idx, max_length, truncation)
 
 
 def last_token(hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:

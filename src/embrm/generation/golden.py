@@ -4,7 +4,9 @@ Each response is cut at its first "\\n\\nHuman" (the policy may continue the dia
 and stripped, then shown to the RM in its golden model's ``format``: ``raw`` (default)
 is the HH text prompt + response, exactly as the published scoring builds it;
 ``chat_template`` renders the dialogue with the RM tokenizer's chat template, as
-RM-Gemma's model card does. Texts are truncated to ``max_length`` tokens, right-padded
+RM-Gemma's model card does. Texts are truncated to ``max_length`` tokens (by default
+from the left, so the prompt's start goes and the response stays: ``truncation``, see
+:mod:`embrm.generation.encode`), right-padded
 with a pad token distinct from EOS, in length-sorted batches, sharded across jobs and
 GPUs by :mod:`embrm.generation.sharded`. Output ``(N, K)`` float32.
 """
@@ -45,9 +47,16 @@ def load_reward_model(path: str, trust_remote_code: bool, dev=None, dtype: str =
 
 
 @torch.no_grad()
-def score_texts(tok, model, texts: list[str], batch_size: int, max_length: int) -> np.ndarray:
+def score_texts(
+    tok,
+    model,
+    texts: list[str],
+    batch_size: int,
+    max_length: int,
+    truncation: str = "keep_response",
+) -> np.ndarray:
     out = np.empty(len(texts), dtype=np.float32)
-    for idx, enc in batches_by_length(tok, texts, batch_size, max_length):
+    for idx, enc in batches_by_length(tok, texts, batch_size, max_length, truncation):
         out[idx] = logits(model, enc.to(model.device)).float().cpu().numpy()
     return out
 
@@ -59,6 +68,7 @@ def scoring_settings(config: dict) -> dict:
     spec = gold["models"][config["task"]]
     return {
         "max_length": gold["max_length"],
+        "truncation": gold["truncation"],
         "batch_size": gold["batch_size"],
         "format": spec["format"],
         "dtype": spec["dtype"],
@@ -83,5 +93,5 @@ GOLDEN = sharded.Scorer(load=load_for_shard, texts=golden_texts, forward=logits,
 
 def annotate_shard(**job) -> int:
     """One shard of a split's golden rewards (keywords of :func:`sharded.run_shard`;
-    ``cfg``: ``max_length``, ``batch_size``, ``format``, ``dtype``)."""
+    ``cfg``: ``max_length``, ``truncation``, ``batch_size``, ``format``, ``dtype``)."""
     return sharded.run_shard(GOLDEN, **job)

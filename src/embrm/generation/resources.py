@@ -6,7 +6,8 @@ vLLM worker or scoring process per GPU), ``runtime`` (minutes: start-up and mode
 loading) and ``throughput`` (work items per GPU-minute; null: ``runtime`` alone). The
 runtime request is ``runtime + items / (gpus * throughput)``, where the items of one job
 come from the data size: SFT examples x epochs; responses of one sampling shard;
-texts of one annotation or embedding shard.
+texts of one annotation or embedding shard (for preference pairs: two per pair, out
+of ``data.pairs.max_pairs``).
 """
 
 from __future__ import annotations
@@ -22,6 +23,9 @@ SHARDS = {"sample": "sampling", "annotate": "golden", "embed": "embedding"}
 def work_items(config: dict, stage: str, split: str | None) -> int | None:
     """Work of one job of ``stage`` (for ``split``); None when the prompts are unbounded."""
     gen = config["generation"]
+    if config["data"]["source"] == "pairs" and stage == "embed":
+        n = config["data"]["pairs"]["max_pairs"]
+        return None if n is None else math.ceil(n / gen["embedding"]["shards"]) * 2
     if stage == "sft":
         n = gen["prompts"]["max_train_prompts"]
         return None if n is None else math.ceil(n * gen["sft"]["epochs"])

@@ -62,7 +62,8 @@ def run_batches(scorer: Scorer, model_path, cfg, samples_file, batches, dev, trc
     texts, _ = scorer.texts(read_jsonl(samples_file), tok, cfg, str(samples_file))
     out = []
     for idx in batches:
-        enc = encode_batch(tok, texts, idx, cfg["max_length"]).to(model.device)
+        enc = encode_batch(tok, texts, idx, cfg["max_length"], cfg["truncation"])
+        enc = enc.to(model.device)
         out.append(scorer.forward(model, enc, cfg).float().cpu().numpy().astype(scorer.dtype(cfg)))
     index = np.concatenate(batches) if batches else np.empty(0, np.int64)
     return index, (np.concatenate(out) if out else np.empty(0, scorer.dtype(cfg)))
@@ -98,7 +99,8 @@ def run_shard(
     if not 0 <= shard < shards:
         raise InputError(f"shard {shard} is outside 0..{shards - 1}")
     tok, texts, shape = split_texts(scorer, samples_file, model_path, cfg, trust_remote_code)
-    mine = batch_plan(tok, texts, cfg["batch_size"], cfg["max_length"])[shard::shards]
+    plan = batch_plan(tok, texts, cfg["batch_size"], cfg["max_length"], cfg["truncation"])
+    mine = plan[shard::shards]
     devices = list(devices or job_devices())
     index, values = run_on_devices(
         scorer, model_path, cfg, samples_file, mine, devices, trust_remote_code

@@ -20,7 +20,7 @@ from embrm.io.errors import InputError
 from embrm.io.jsonio import write_json
 from embrm.rm.losses import pair_loss, plackett_luce
 from embrm.rm.options import needs_strength, setting, uses_margin
-from embrm.rm.pairs import Pairs, build_pairs, golden_margin, mislabelled
+from embrm.rm.pairs import Pairs, build_pairs, given_pairs, golden_margin, mislabelled
 from embrm.rm.precision import resolve, storage_dtype
 from embrm.rm.remedies import apply_remedy, load_strength
 from embrm.rm.stacked_mlp import StackedMLP
@@ -55,7 +55,7 @@ def member_splits(n_pairs: int, seeds, val_fraction: float) -> np.ndarray:
 def member_names(orm_cfg: dict, task: str, seeds) -> list[str]:
     prefix = "XPrompt" if orm_cfg["comparison"] == "cross_prompt" else "SamePrompt"
     tail = (
-        f"{task}_n{orm_cfg['n_sample']}_q{orm_cfg['annotation_quality']}"
+        f"{task}_n{orm_cfg['n_sample'] or 'all'}_q{orm_cfg['annotation_quality']}"
         f"_first{orm_cfg['consider_first_n']}"
     )
     loss = setting(orm_cfg, "loss")
@@ -219,6 +219,7 @@ def train_ensemble(
     task: str,
     precision: str = "fp32",
     strength=None,
+    pair_data: bool = False,
 ) -> dict:
     """Build pairs, train all members at once, save the ensemble and a summary JSON.
 
@@ -226,11 +227,23 @@ def train_ensemble(
     the M members in one file; ``summary_json``: pairs, per-member epochs and metrics.
     ``strength``: a first ensemble's preference strength ``(P, 2)``
     (:mod:`embrm.rm.strength`), read by the noise remedies and the adaptive margin.
+    With ``pair_data``, ``rewards`` holds human preferences ``(N, 2)`` and the pairs
+    are those rows (:func:`given_pairs`; no annotator, no golden reward).
     """
     precision = resolve(precision)
     emb, rew = load_split(embeddings, rewards)
-    pairs, scale = golden_pairs(rew, orm_cfg, seed)
-    log.info("%d pairs, reward scale %.3f", len(pairs), scale)
+    if pair_data:
+        if needs_strength(orm_cfg) or uses_margin(orm_cfg):
+            raise InputError(
+                "orm.noise_remedy and the margin losses read golden rewards or a first "
+                "ensemble's strength; pair data (data.source: pairs) have neither"
+            )
+        pairs, scale = given_pairs(rew, n_sample=orm_cfg["n_sample"], source=rewards), None
+        if len(pairs) < len(rew):
+            log.warning("orm.n_sample=%d: %d of %d pairs", len(pairs), len(pairs), len(rew))
+    else:
+        pairs, scale = golden_pairs(rew, orm_cfg, seed)
+        log.info("%d pairs, reward scale %.3f", len(pairs), scale)
     remedy = None
     margin = None
     if needs_strength(orm_cfg):
@@ -285,7 +298,8 @@ def train_on_pairs(
         "precision": precision,
         "n_pairs": len(pairs),
         "reward_scale": scale,
-        "label_agreement_with_golden": _label_agreement(rew, pairs),
+        # pair data have no golden reward (scale None): their labels are the data
+        "label_agreement_with_golden": None if scale is None else _label_agreement(rew, pairs),
         **({"noise_remedy": remedy} if remedy else {}),
         "members": members,
         "steps_per_epoch": result.steps_per_epoch,

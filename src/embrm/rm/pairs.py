@@ -3,7 +3,8 @@
 Follows the published method: the first ``n_sample`` prompts; candidate responses per
 prompt chosen by ``consider_first_n``; comparisons within a prompt or across prompts;
 labels drawn with P(a wins) = sigmoid(quality * (r_a - r_b) / scale). Each comparison
-is stored once, as (a, b, label); nothing is mirrored.
+is stored once, as (a, b, label); nothing is mirrored. Human preference pairs come
+labelled (:func:`given_pairs`).
 
 K-wise comparisons (InstructGPT): ``consider_first_n`` = k > 2 random responses per
 prompt, ranked by one simulated annotator (a Plackett-Luce draw with weights
@@ -76,10 +77,29 @@ def annotate(diff: np.ndarray, quality: float, rng: np.random.Generator) -> np.n
     return (rng.random(diff.shape) < p_first).astype(np.float32)
 
 
+def given_pairs(preferences: np.ndarray, *, n_sample: int | None, source="preferences") -> Pairs:
+    """The human-labelled pairs of ``preferences`` ``(N, 2)`` (1 marks the chosen column):
+    pair ``i`` compares flat ids ``2i`` and ``2i + 1``, labelled 1 where column 0 won.
+    ``n_sample``: the first that many pairs; None: all (more than N is an error)."""
+    pref = np.asarray(preferences)
+    if pref.ndim != 2 or pref.shape[1] != 2:
+        raise InputError(f"{source}: preferences must be (N, 2), found {pref.shape}")
+    if not np.isin(pref, (0, 1)).all() or not (pref.sum(1) == 1).all():
+        raise InputError(f"{source}: each row of preferences must be one 1 and one 0")
+    n = len(pref) if n_sample is None else n_sample
+    if n > len(pref):
+        raise InputError(
+            f"orm.n_sample={n_sample} but {source} holds {len(pref)} pairs; "
+            "null trains on all of them"
+        )
+    first = 2 * np.arange(n, dtype=np.int64)
+    return Pairs(first, first + 1, pref[:n, 0].astype(np.float32), 2)
+
+
 def build_pairs(
     rewards: np.ndarray,
     *,
-    n_sample: int,
+    n_sample: int | None,
     consider_first_n: int,
     comparison: str,
     n_pairs: int,
@@ -87,8 +107,9 @@ def build_pairs(
     reward_scale_setting,
     seed: int,
 ) -> tuple[Pairs, float]:
-    """Pairs over the first ``n_sample`` prompts; returns them and the scale used."""
+    """Pairs over the first ``n_sample`` prompts (None: all); returns them and the scale."""
     n_total, k = rewards.shape
+    n_sample = n_total if n_sample is None else n_sample
     if n_sample > n_total:
         raise InputError(f"orm.n_sample={n_sample} but the train split has {n_total} prompts")
     if comparison == "cross_prompt" and n_sample < 2:

@@ -86,7 +86,7 @@ def build_bundle(
     """Write the bundle folder ``bundle`` from a run's step 5-8 artifacts.
 
     ``embedding``: the step-4 settings that built the training embeddings (model,
-    pooling, normalize, max_length, batch_size, dtype); ``embedder_path``: where that
+    pooling, normalize, max_length, truncation, batch_size, dtype); ``embedder_path``: where that
     model was loaded from; ``run``: task, objective, data description for the card.
     Returns the bundle's config.
     """
@@ -115,6 +115,7 @@ def build_bundle(
             "pooling": embedding["pooling"],
             "normalize": embedding["normalize"],
             "max_length": embedding["max_length"],
+            "truncation": embedding["truncation"],
             "batch_size": embedding["batch_size"],
             "dtype": embedding["dtype"],
             "text_format": TEXT_FORMAT,

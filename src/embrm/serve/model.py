@@ -41,7 +41,12 @@ class RewardModel:
             raise InputError(f"head must be one of {', '.join(layout.HEADS)}: {self.head!r}")
         self.conservative = float(conservative)
         emb = config["embedder"]
-        self.embed_cfg = {**emb, "batch_size": batch_size or emb["batch_size"]}
+        # a bundle written before the truncation setting existed truncated on the right
+        self.embed_cfg = {
+            "truncation": "right",
+            **emb,
+            "batch_size": batch_size or emb["batch_size"],
+        }
         self.store_dtype = np.float16 if emb["dtype"] == "float16" else np.float32
 
     @classmethod

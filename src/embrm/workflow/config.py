@@ -23,7 +23,7 @@ def check_config(config: dict) -> None:
     if source == "generate":
         gen = config["generation"]
         train = gen["prompts"]["max_train_prompts"]
-        if train is not None and orm["n_sample"] > train:
+        if train is not None and orm["n_sample"] is not None and orm["n_sample"] > train:
             raise InputError(
                 f"config key orm.n_sample={orm['n_sample']} exceeds "
                 f"generation.prompts.max_train_prompts={train}"
@@ -32,6 +32,15 @@ def check_config(config: dict) -> None:
             raise InputError(
                 f"config key generation.golden.models has no golden RM for task {config['task']!r}"
             )
+    if source == "pairs" and "pairs" not in config["data"]:
+        raise InputError("config key data.pairs must describe the preference data for source=pairs")
+    if (config.get("active") or {}).get("enabled") and orm["n_sample"] is None:
+        raise InputError("config key orm.n_sample must be a number for active learning (is null)")
+    if source == "pairs" and "generation" not in config:
+        raise InputError(
+            "config key generation.embedding must name the embedder for source=pairs "
+            "(step 4 embeds the pairs)"
+        )
     if source == "import" and not config["data"].get("import", {}).get("dir"):
         raise InputError(
             "config key data.import.dir must name the release folder for source=import"

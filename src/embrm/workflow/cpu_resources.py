@@ -84,13 +84,20 @@ def mlp_params(dim: int, hidden: list[int]) -> int:
     return sum(a * b + b for a, b in zip(widths, widths[1:]))
 
 
+def train_pairs(orm: dict, shape: DataShape) -> int:
+    """Comparisons step 5 trains on: ``n_pairs`` per used prompt (``n_sample: null``,
+    preference-pair data: every train prompt)."""
+    used = shape.n_train if orm["n_sample"] is None else min(orm["n_sample"], shape.n_train)
+    return used * orm["n_pairs"]
+
+
 def step_memory_mb(config: dict, step: str, shape: DataShape) -> float:
     """Peak RSS estimate of one step (MiB, without margin or planner)."""
     orm, members = config["orm"], config["orm"]["ensemble_number"]
     orm_params = mlp_params(shape.dim, orm["hidden_sizes"])
     test_rows = shape.n_test * shape.k_test
     if step == "train_orm":
-        pairs = min(orm["n_sample"], shape.n_train) * orm["n_pairs"]
+        pairs = train_pairs(orm, shape)
         pair_bytes = pairs * 2 * shape.dim * FLOAT
         return (
             TRAIN_BASE_MB
@@ -116,7 +123,7 @@ def step_flops(config: dict, step: str, shape: DataShape) -> float:
     orm_params = mlp_params(shape.dim, orm["hidden_sizes"])
     test_rows = shape.n_test * shape.k_test
     if step == "train_orm":
-        pairs = min(orm["n_sample"], shape.n_train) * orm["n_pairs"]
+        pairs = train_pairs(orm, shape)
         # forward + backward (3x) of both sides of a pair; validation as costly again
         per_epoch = members * pairs * 2 * 3 * 2 * orm_params
         return 2 * per_epoch * orm["max_epochs"]

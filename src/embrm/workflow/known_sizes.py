@@ -80,6 +80,8 @@ def known_sizes(config: dict) -> dict[str, Size]:
             if bound is not None:
                 out[f"n_{split}"] = Size(bound, f"generation.prompts.max_{split}_prompts")
         return out
+    if source == "pairs":
+        return {}  # known once the pairs are read (orm.n_sample is checked then)
     out = {}
     for split in ("train", "test"):
         out.update(_release_size(config["data"]["import"], split))
@@ -90,7 +92,7 @@ def check_known_sizes(config: dict) -> None:
     """Raise InputError for settings the known split sizes cannot satisfy."""
     sizes = known_sizes(config)
     n_sample = config["orm"]["n_sample"]
-    if "n_train" in sizes and n_sample > sizes["n_train"].value:
+    if "n_train" in sizes and n_sample is not None and n_sample > sizes["n_train"].value:
         s = sizes["n_train"]
         raise InputError(
             f"config key orm.n_sample={n_sample} exceeds the {s.value} train prompts ({s.knob})"

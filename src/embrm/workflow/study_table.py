@@ -1,5 +1,7 @@
 """One table of every study point's step-6 and step-8 metrics, seed means with a 95% CI,
-and the study plots."""
+and the study plots. For pair data, the step-6 pair metrics: held-out accuracy with the
+half-width of its Wilson interval (the test set's own sampling error, which a CI over
+seeds does not contain), the logistic floor's accuracy, ECE and the McNemar p-value."""
 
 from __future__ import annotations
 
@@ -25,6 +27,13 @@ METRICS = {
         ["variants", "student", "pairwise_accuracy"],
     ),
 }
+PAIR_METRICS = {
+    "test_pair_acc": ("pair_eval_results.json", ["ensemble", "accuracy"]),
+    "test_pair_acc_wilson95": ("pair_eval_results.json", ["ensemble", "ci95"]),
+    "floor_pair_acc": ("pair_eval_results.json", ["baseline", "accuracy"]),
+    "test_pair_ece": ("pair_eval_results.json", ["ensemble", "ece"]),
+    "mcnemar_p": ("pair_eval_results.json", ["mcnemar", "p_value"]),
+}
 
 
 def _get(tree, path):
@@ -33,15 +42,20 @@ def _get(tree, path):
     return tree
 
 
-def point_rows(points: dict[str, dict]) -> pd.DataFrame:
-    """One row per point folder: its overrides, then its metrics."""
+def point_rows(points: dict[str, dict], pair_data: bool = False) -> pd.DataFrame:
+    """One row per point folder: its overrides, then its metrics (a Wilson interval as
+    its half-width)."""
     rows = []
     for folder, overrides in points.items():
         # list values (hidden_sizes) as text, so points group by them
         knobs = {k: str(v) if isinstance(v, list) else v for k, v in overrides.items()}
         row = {"point": Path(folder).name, **knobs}
-        for metric, (file, path) in METRICS.items():
-            row[metric] = _get(json.loads((Path(folder) / file).read_text()), path)
+        for metric, (file, path) in (PAIR_METRICS if pair_data else METRICS).items():
+            value = _get(json.loads((Path(folder) / file).read_text()), path)
+            row[metric] = (value[1] - value[0]) / 2 if isinstance(value, list) else value
+        if pair_data:
+            rows.append(row)
+            continue
         evaluation = json.loads((Path(folder) / "eval_results.json").read_text())
         for n, bon in evaluation["aggregations"]["mean"]["best_of_n"].items():
             row[f"bon{n}_reward"] = bon["reward"]
@@ -92,7 +106,7 @@ def plot_study(summary: pd.DataFrame, knobs: list[str], path) -> None:
     embedding or policy model, a named experiment) gives one bar per setting."""
     import matplotlib.pyplot as plt
 
-    names = [m for m in METRICS if m in summary]
+    names = [m for m in (*METRICS, *PAIR_METRICS) if m in summary and "wilson" not in m]
     fig, axes = plt.subplots(1, len(names), figsize=(4 * len(names), 3.6))
     x_key, others = (knobs[0], knobs[1:]) if knobs else (None, [])
     for ax, m in zip(np.atleast_1d(axes), names):
@@ -127,10 +141,20 @@ def setting_label(keys: list[str], values) -> str:
     return ", ".join(f"{knob_label(k)}={v}" for k, v in zip(keys, values))
 
 
-def aggregate(*, study: str, points: dict[str, dict], table, markdown, summary, plot):
+def aggregate(
+    *,
+    study: str,
+    points: dict[str, dict],
+    table,
+    markdown,
+    summary,
+    plot,
+    pair_data: bool = False,
+):
     """One study's ``table`` (CSV) and ``markdown`` of every point, its ``summary`` (mean
-    and 95% CI over seeds) and ``plot``; ``points``: ``{point folder: overrides}``."""
-    rows = point_rows(points)
+    and 95% CI over seeds) and ``plot``; ``points``: ``{point folder: overrides}``;
+    ``pair_data``: the points learnt from human preference pairs."""
+    rows = point_rows(points, pair_data)
     knobs = [k for k in rows.columns if "." in k or k == EXPERIMENT]
     means = summarise(rows, knobs)
     plot_knobs = knobs
