@@ -21,9 +21,9 @@ from embrm.workflow.cpu_resources import DataShape, first_attempt, rule_resource
 ROOT = Path(__file__).resolve().parents[1]
 # bench/bench_core.py, README "Growth with the data": peak RSS (MB) at 1x / 2x / 4x
 MEASURED_RSS = {
-    "train_orm": {1: 2178, 2: 3039, 4: 4541},
-    "evaluate_orm": {1: 756, 2: 740, 4: 741},
-    "distill_student": {1: 446, 2: 544, 4: 782},
+    "train_orm": {1: 1185, 2: 1240, 4: 1324},
+    "evaluate_orm": {1: 718, 2: 702, 4: 733},
+    "distill_student": {1: 468, 2: 531, 4: 704},
 }
 
 

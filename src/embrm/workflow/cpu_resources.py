@@ -14,9 +14,8 @@ release's ``.npy`` headers for an import; generated data fall back to ``FALLBACK
 what is unknown at parse time) and the step's knobs:
 
 - memory: a fixed base (interpreter, torch) plus the arrays the step holds: step 5 the
-  embeddings of its pairs (n_sample x n_pairs x 2 x D float32, with the members'
-  batches and copies: ``PAIR_COPIES`` times) and the members' weights with gradients
-  and Adam moments; step 6 one chunk of test prompts through every member plus the
+  embeddings of its pairs (n_sample x n_pairs x 2 x D, counted as float32:
+  ``PAIR_COPIES`` times) and the members' weights with gradients and Adam moments; step 6 one chunk of test prompts through every member plus the
   scores; step 7b the student's training rows; the rest the scores. The constants were
   fitted to the peak RSS of ``bench/bench_core.py`` at 1x, 2x and 4x (README), which
   the estimates bound from above. The job's own Snakemake process (it plans the whole
@@ -52,8 +51,8 @@ FALLBACK = {"dim": 4096, "n_test": 10_000, "n_train": 200_000}
 MIB = 2**20
 FLOAT = 4  # bytes: every estimate assumes float32 storage (float16 data need less)
 BASE_MB = 600  # interpreter, torch and numpy of one step's process
-TRAIN_BASE_MB = 1000  # step 5 adds its autograd and data-loader buffers
-PAIR_COPIES = 5.5  # the pairs' embeddings, the members' shuffled batches, casts
+TRAIN_BASE_MB = 700  # step 5 adds the members' activations and gradients of one micro-batch
+PAIR_COPIES = 1.0  # the pairs' embeddings (held in bf16 or fp32) and one chunk read
 ADAM_COPIES = 4  # weights, gradients, two Adam moments
 PLANNER_MB = 400  # the job's own Snakemake process
 PLANNER_MB_PER_POINT = 0.5  # ... which plans every experiment folder of the config
