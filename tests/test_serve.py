@@ -19,6 +19,7 @@ import numpy as np
 import pytest
 
 from embrm import RewardModel
+from embrm.evaluate.metrics import per_prompt_spearman
 from embrm.generation.texts import cut_response
 from embrm.io.jsonio import read_jsonl
 
@@ -44,6 +45,18 @@ def samples(run_dir):
     rows = read_jsonl(run_dir / GEN_DATA / "test_samples.jsonl")
     prompts = [r["prompt"] for r in rows for _ in r["responses"]]
     return prompts, [x for r in rows for x in r["responses"]]
+
+
+def test_step_6_reports_the_length_bias_of_generated_text(run_dir, samples):
+    """On generated data step 6 reads the test texts: the golden rewards' within-prompt
+    length correlation equals one computed here from the samples and the rewards."""
+    ev = json.loads((run_dir / "results" / "eval_results.json").read_text())
+    bias = ev["length_bias"]
+    assert set(bias) >= {"golden", "mean", "min", "first"}
+    rewards = np.load(run_dir / GEN_DATA / "test_rewards.npy").astype(np.float64)
+    words = np.array([len(r.split()) for r in samples[1]], dtype=float).reshape(rewards.shape)
+    expected = per_prompt_spearman(rewards, words)
+    assert bias["golden"]["within_prompt_spearman"] == pytest.approx(expected)
 
 
 def load(run_dir, **options) -> RewardModel:

@@ -36,6 +36,7 @@ def test_end_to_end_artifacts(finished_run):
     assert len(ens["members"]) == cfg["orm"]["ensemble_number"]
     ev = json.loads((res / "eval_results.json").read_text())
     assert set(ev["aggregations"]) == {"mean", "min", "first"}
+    assert "length_bias" not in ev  # synthetic data have no texts
     assert ev["aggregations"]["mean"]["per_prompt_spearman"] > 0.5
     assert set(ev["aggregations"]["mean"]["best_of_n"]) == {"2", "5", "10", "30"}  # K_test=40
     val = json.loads((res / "validation_results.json").read_text())

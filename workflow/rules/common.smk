@@ -72,6 +72,15 @@ def pair_data(wc):
     return cfg(wc)["data"]["source"] == "pairs"
 
 
+def test_samples(wc):
+    """Input function: the test split's response texts where they exist (generated
+    data), for step 6's length bias; none for the other sources."""
+    c = cfg(wc)
+    if c["data"]["source"] != "generate":
+        return []
+    return data_layout.data_path(c, "samples", "test")
+
+
 def student_file(kind):
     """Input function: distill_student's output ``kind`` for the experiment's task and
     objective (the rule's `output:` is the only place that names the student's files).

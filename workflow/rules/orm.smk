@@ -73,6 +73,7 @@ rule evaluate_orm:
         ckpt=rules.train_orm.output.ckpt,
         embeddings=data_file("embeddings", "test"),
         rewards=data_file("rewards", "test"),
+        samples=test_samples,
     output:
         results="{exp}/eval_results.json",
         test_scores="{exp}/eval/test_scores.npy",

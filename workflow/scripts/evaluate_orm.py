@@ -14,4 +14,5 @@ run(
     eval_cfg=p.eval_cfg,
     seed=p.seed,
     precision=p.precision,
+    samples=i.get("samples") or None,
 )

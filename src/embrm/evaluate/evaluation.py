@@ -12,6 +12,7 @@ import logging
 import numpy as np
 
 from embrm.data.arrays import load_split, save_array
+from embrm.evaluate.length_bias import length_bias, response_lengths
 from embrm.evaluate.metrics import (
     aggregate,
     aggregations,
@@ -56,6 +57,7 @@ def evaluate(
     eval_cfg: dict,
     seed: int,
     precision: str = "fp32",
+    samples=None,
 ) -> dict:
     """Score the test split with the ensemble ``ckpt`` and write its metrics.
 
@@ -64,7 +66,8 @@ def evaluate(
     metrics and best-of-N per aggregation, with ``conservative_<lambda>`` aggregations for
     ``evaluation.conservative_lambdas``, which also add the over-optimisation panel
     (proxy gain of the pick vs its golden reward); the ensemble std's AUC as an error predictor for
-    ``evaluation.uncertainty``) and the best-of-N ``plot``.
+    ``evaluation.uncertainty``; with the test ``samples`` of generated data, the length
+    bias of the golden and learned rewards) and the best-of-N ``plot``.
     """
     precision = resolve(precision)
     emb, golden = load_split(embeddings, rewards)
@@ -91,6 +94,9 @@ def evaluate(
     ]
     if eval_cfg.get("uncertainty", False):
         out["uncertainty"] = uncertainty_auc(scores, golden)
+    if samples:
+        lengths = response_lengths(samples, golden.shape)
+        out["length_bias"] = length_bias(lengths, golden, aggregated)
     write_json(results, out)
     plot_best_of_n(out, plot)
     return out
