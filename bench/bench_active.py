@@ -4,11 +4,14 @@
 planted data, D = 2048) judged by a StackedMLP ensemble of ``--members`` members with
 hidden sizes 1024, 512 (last hidden layer H = 512), trained for ``--epochs`` epochs on
 2,000 annotated pairs so its features are those of a fitted model. Times, per strategy:
-the ensemble's forward pass over the candidates (features and score gaps) and the
-choice itself (``dopt``: one inverse per member, then the lazy greedy search with rank-one
-updates); ``dopt`` for each ``--picks``. Prints a table and writes JSON. Usage:
+the ensemble's forward pass over the candidates (score gaps for ``uncertainty``,
+last-hidden-layer features of the pool and the annotated pairs for ``dopt`` and
+``coreset``) and the choice itself (``dopt``: one inverse per member, then the blocked
+lazy greedy search with rank-one updates; ``coreset``: projection, then greedy
+k-center), for each ``--picks``. ``--precision auto`` runs the forward pass in bf16
+where the CPU has native bf16. Prints a table and writes JSON. Usage:
 
-    python bench/bench_active.py [--members 5] [--picks 500 2000] [--out bench_active.json]
+    python bench/bench_active.py [--members 5] [--picks 500 2000] [--precision auto] [--out F]
 """
 
 from __future__ import annotations
@@ -22,25 +25,21 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from embrm.active.coreset import k_center, project, random_projection
+from embrm.active.dopt import greedy_logdet, information, ridge_of
+from embrm.active.features import fisher_rows, pair_features, pair_gaps
 from embrm.active.rounds import draw_pool, pair_keys
-from embrm.active.selection import (
-    fisher_rows,
-    greedy_logdet,
-    information,
-    pair_features,
-    pair_gaps,
-    ridge_of,
-)
 from embrm.data.synthetic import write_split
 from embrm.rm.ensemble import load_ensemble, train_on_pairs
 from embrm.rm.pairs import Pairs, annotate
+from embrm.rm.precision import resolve
 
 K = 10
 
 
-def timed(fn):
+def timed(fn, *args):
     start = time.perf_counter()
-    out = fn()
+    out = fn(*args)
     return out, time.perf_counter() - start
 
 
@@ -52,8 +51,10 @@ def main() -> None:
     parser.add_argument("--members", type=int, default=5)
     parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--picks", type=int, nargs="+", default=[500, 2000])
+    parser.add_argument("--precision", default="auto", help="fp32, bf16 or auto (bf16 where fast)")
     parser.add_argument("--out", type=Path, default=Path("bench_active.json"))
     args = parser.parse_args()
+    precision = resolve(args.precision)
     with tempfile.TemporaryDirectory() as tmp:
         emb_path, rew_path = Path(tmp, "emb.npy"), Path(tmp, "rew.npy")
         write_split(emb_path, rew_path, args.prompts, K, args.dim, 0, 0, "train", "rough")
@@ -92,19 +93,34 @@ def main() -> None:
             rng=rng,
         )
         rows = []
-        gap, forward_gap = timed(lambda: pair_gaps(model, emb, first, second))
-        _, choose = timed(lambda: np.argsort(np.abs(gap.mean(0)) / gap.std(0))[:500])
-        rows.append(("uncertainty", 500, forward_gap, choose))
-        (diff, dgap), forward_feat = timed(lambda: pair_features(model, emb, first, second))
-        known, forward_known = timed(
-            lambda: fisher_rows(*pair_features(model, emb, annotated.first, annotated.second))
+        gap, forward_gap = timed(lambda: pair_gaps(model, emb, first, second, precision))
+
+        def uncertainty(n_pick):
+            return np.argsort(np.abs(gap.mean(0)) / gap.std(0))[:n_pick]
+
+        (diff, dgap), forward_pool = timed(
+            lambda: pair_features(model, emb, first, second, precision)
         )
-        for n_pick in args.picks:
-            start = time.perf_counter()
+        (known_diff, known_gap), forward_known = timed(
+            lambda: pair_features(model, emb, annotated.first, annotated.second, precision)
+        )
+        forward = forward_pool + forward_known
+
+        def dopt(n_pick):
             z = fisher_rows(diff, dgap)
-            greedy_logdet(z, information(known, ridge_of(z)), n_pick)
-            choose = time.perf_counter() - start
-            rows.append(("dopt", n_pick, forward_feat + forward_known, choose))
+            greedy_logdet(z, information(fisher_rows(known_diff, known_gap), ridge_of(z)), n_pick)
+
+        def coreset(n_pick):
+            r = random_projection(diff.shape[0], diff.shape[2], np.random.default_rng(0))
+            k_center(project(diff, r), project(known_diff, r), n_pick)
+
+        for name, choose, spent in (
+            ("uncertainty", uncertainty, forward_gap),
+            ("dopt", dopt, forward),
+            ("coreset", coreset, forward),
+        ):
+            for n_pick in args.picks:
+                rows.append((name, n_pick, spent, timed(choose, n_pick)[1]))
     report = {
         "candidates": args.candidates,
         "dim": args.dim,
@@ -112,16 +128,23 @@ def main() -> None:
         "hidden_sizes": [1024, 512],
         "annotated": len(annotated),
         "train_seconds": train_s,
+        "precision": precision,
         "torch_threads": torch.get_num_threads(),
         "rows": [
-            {"strategy": s, "picks": p, "forward_s": round(f, 2), "select_s": round(c, 2)}
+            {
+                "strategy": s,
+                "picks": p,
+                "forward_s": round(f, 2),
+                "choice_s": round(c, 2),
+                "round_s": round(f + c, 2),
+            }
             for s, p, f, c in rows
         ],
     }
-    print(f"{args.candidates} candidates, D={args.dim}, {args.members} members, H=512")
-    print(f"{'strategy':12} {'picks':>6} {'forward s':>10} {'select s':>9}")
+    print(f"{args.candidates} candidates, D={args.dim}, {args.members} members, H=512, {precision}")
+    print(f"{'strategy':12} {'picks':>6} {'forward s':>10} {'choice s':>9} {'round s':>8}")
     for s, p, f, c in rows:
-        print(f"{s:12} {p:6d} {f:10.2f} {c:9.2f}")
+        print(f"{s:12} {p:6d} {f:10.2f} {c:9.2f} {f + c:8.2f}")
     args.out.write_text(json.dumps(report, indent=2) + "\n")
 
 

@@ -9,9 +9,13 @@ import inspect
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 import yaml
 
-from embrm.active import selection
+from embrm.active import dopt
+from embrm.active.coreset import k_center, project, random_projection
+from embrm.active.dopt import greedy_logdet, information
+from embrm.active.features import fisher_rows, pair_features
 from embrm.active.rounds import (
     draw_pool,
     initial_round,
@@ -20,10 +24,17 @@ from embrm.active.rounds import (
     selection_round,
     train_round,
 )
-from embrm.active.selection import STRATEGIES, fisher_rows, greedy_logdet, information, select
+from embrm.active.selection import STRATEGIES, select
 from embrm.io.errors import InputError
 from embrm.rm.ensemble import load_ensemble
-from embrm.workflow.config import ACTIVE_DEFAULTS, active_settings, check_active, round_sizes
+from embrm.rm.stacked_mlp import StackedMLP
+from embrm.workflow.config import (
+    ACTIVE_DEFAULTS,
+    ACTIVE_STRATEGIES,
+    active_settings,
+    check_active,
+    round_sizes,
+)
 
 from conftest import ROOT, run_snakemake, small_config
 
@@ -52,7 +63,7 @@ def brute_force_greedy(z, info, n_pick):
 @pytest.mark.parametrize("n, n_pick", [(60, 12), (300, 80)])  # 80 > BLOCK: two blocks
 def test_greedy_logdet_matches_brute_force(n, n_pick, monkeypatch):
     # chunks of 50: a block refreshes the leading chunks only, the lazy search the rest
-    monkeypatch.setattr(selection, "CHUNK_PAIRS", 50)
+    monkeypatch.setattr(dopt, "CHUNK_PAIRS", 50)
     rng = np.random.default_rng(n)
     # anisotropic rows, two members: the lazy search must still find the plain greedy picks
     z = (rng.standard_normal((2, n, 6)) * np.array([3.0, 1.0, 1.0, 0.5, 0.2, 0.1])).astype(
@@ -92,6 +103,45 @@ def test_dopt_on_linear_bt_spans_the_space_and_beats_random(seed):
             log_det(z, rng.choice(z.shape[1], n_pick, replace=False), ridge) for _ in range(50)
         ]
         assert dopt > max(random) + 1.0
+
+
+def test_coreset_picks_the_uncovered_clusters_and_counts_mirrors_as_covered():
+    """Three clusters of pair differences; the annotated pairs sit on cluster A's mirror
+    image (the same comparisons, responses swapped), so A is covered: the first two
+    picks are one each from B and C, the third the farthest point left, never a repeat."""
+    rng = np.random.default_rng(0)
+    centers = np.eye(8)[:3] * 10.0
+    cluster = np.repeat(np.arange(3), 50)
+    candidates = (centers[cluster] + rng.standard_normal((150, 8)) * 0.3).astype(np.float32)
+    annotated = (-centers[[0, 0]] + rng.standard_normal((2, 8)) * 0.3).astype(np.float32)
+    picked = k_center(candidates, annotated, 3)
+    assert sorted(cluster[picked[:2]]) == [1, 2]
+    assert len(set(picked)) == 3
+    twins = np.repeat(candidates[:1], 4, axis=0)  # identical rows are still picked once each
+    assert sorted(k_center(twins, annotated[:0], 4)) == [0, 1, 2, 3]
+
+
+def test_coreset_projection_keeps_distances():
+    rng = np.random.default_rng(1)
+    diff = rng.standard_normal((3, 400, 64)).astype(np.float32)  # (M, P, H)
+    r = random_projection(3, 64, rng)
+    x, y = project(diff, r), diff.transpose(1, 0, 2).reshape(400, -1)
+    ratio = np.linalg.norm(x[:200] - x[200:], axis=1) / np.linalg.norm(y[:200] - y[200:], axis=1)
+    assert abs(ratio.mean() - 1.0) < 0.03 and ratio.min() > 0.75 and ratio.max() < 1.25
+
+
+def test_pair_features_of_a_linear_head_are_the_input_differences():
+    """A linear head's last hidden layer is its input: the features are embedding
+    differences and the gaps are the scores' differences."""
+    rng = np.random.default_rng(2)
+    emb = rng.standard_normal((30, 4, 6)).astype(np.float32)
+    first, second = rng.integers(0, 120, 50), rng.integers(0, 120, 50)
+    model = StackedMLP(6, [], [1, 2])
+    diff, gap = pair_features(model, emb, first, second)
+    flat = emb.reshape(-1, 6)
+    assert np.allclose(diff, np.broadcast_to(flat[first] - flat[second], diff.shape), atol=1e-6)
+    scores = model(torch.from_numpy(flat)).detach().numpy().astype(np.float64)
+    assert np.allclose(gap, scores[:, first] - scores[:, second], atol=1e-5)
 
 
 @pytest.fixture
@@ -180,6 +230,7 @@ def test_active_settings_defaults_and_checks():
     schema = yaml.safe_load((ROOT / "workflow/schemas/config.schema.yaml").read_text())
     props = schema["properties"]["active"]["properties"]
     assert {k: v["default"] for k, v in props.items()} == ACTIVE_DEFAULTS
+    assert tuple(props["strategy"]["items"]["enum"]) == ACTIVE_STRATEGIES
     assert active_settings({}) == ACTIVE_DEFAULTS
     assert round_sizes({"budget": 11, "initial": 4, "rounds": 3}) == [4, 3, 2, 2]
     check_active(ACTIVE_DEFAULTS | {"budget": 1})  # disabled: nothing to check
@@ -198,12 +249,12 @@ def test_active_rounds_and_learning_curve_through_snakemake(tmp_path):
         "rounds": 2,
         "initial": 60,
         "candidates": 400,
-        "strategy": ["random", "dopt"],
+        "strategy": ["random", "dopt", "coreset"],
         "seeds": [0],
     }
     run_snakemake(tmp_path, cfg, "active_curve")
     curve = pd.read_csv(tmp_path / "results/active/learning_curve.csv")
-    assert sorted(curve.strategy.unique()) == ["dopt", "random"]
+    assert sorted(curve.strategy.unique()) == ["coreset", "dopt", "random"]
     for _, line in curve.groupby("strategy"):
         assert line.sort_values("round").annotated_pairs.tolist() == [60, 110, 160]
         assert line.test_spearman.between(-1, 1).all()

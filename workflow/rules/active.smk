@@ -39,7 +39,7 @@ rule active_select:
     benchmark:
         "{exp}/benchmarks/active/{strategy}/seed{seed}/round_{round}/select.tsv"
     wildcard_constraints:
-        strategy="random|uncertainty|dopt",
+        strategy=STRATEGY_PATTERN,
         seed="[0-9]+",
         round="[1-9][0-9]*",
     localrule: True
@@ -70,7 +70,7 @@ rule active_train:
     benchmark:
         "{exp}/benchmarks/active/{strategy}/seed{seed}/round_{round}/train.tsv"
     wildcard_constraints:
-        strategy="initial|random|uncertainty|dopt",
+        strategy=f"initial|{STRATEGY_PATTERN}",
         seed="[0-9]+",
         round="[0-9]+",
     localrule: True
@@ -100,7 +100,7 @@ use rule evaluate_orm as active_evaluate with:
     benchmark:
         "{exp}/benchmarks/active/{strategy}/seed{seed}/round_{round}/evaluate.tsv"
     wildcard_constraints:
-        strategy="initial|random|uncertainty|dopt",
+        strategy=f"initial|{STRATEGY_PATTERN}",
         seed="[0-9]+",
         round="[0-9]+",
 

@@ -1,8 +1,9 @@
 """Input and params functions of the active-learning rules (active.smk)."""
 
-from embrm.workflow.config import active_settings
+from embrm.workflow.config import ACTIVE_STRATEGIES, active_settings
 
 ROUND_DIR = "{exp}/active/{strategy}/seed{seed}/round_{round}"
+STRATEGY_PATTERN = "|".join(ACTIVE_STRATEGIES)
 
 
 def active_cfg(wc):

@@ -54,6 +54,8 @@ def check_config(config: dict) -> None:
     check_active(active_settings(config))
 
 
+# the selection strategies of `active.strategy` (embrm.active.selection)
+ACTIVE_STRATEGIES = ("random", "uncertainty", "dopt", "coreset")
 # the `active:` section's defaults (the schema lists the same ones); disabled, it adds
 # nothing to a run
 ACTIVE_DEFAULTS = {
