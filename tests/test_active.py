@@ -33,6 +33,7 @@ from embrm.workflow.config import (
     ACTIVE_STRATEGIES,
     active_settings,
     check_active,
+    check_config,
     round_sizes,
 )
 
@@ -238,6 +239,31 @@ def test_active_settings_defaults_and_checks():
         check_active(ACTIVE_DEFAULTS | {"enabled": True, "budget": 402})
     with pytest.raises(InputError, match="active.candidates"):
         check_active(ACTIVE_DEFAULTS | {"enabled": True, "candidates": 100})
+
+
+@pytest.mark.parametrize(
+    "orm, data, key",
+    [
+        ({"n_sample": None}, {}, "orm.n_sample"),
+        ({"loss": "hinge"}, {}, "orm.loss"),
+        ({"noise_remedy": "flip"}, {}, "orm.noise_remedy"),
+        (
+            {"consider_first_n": 4, "comparison": "within_prompt", "n_pairs": 1, "listwise": True},
+            {},
+            "orm.listwise",
+        ),
+        ({}, {"source": "pairs"}, "data.source"),
+    ],
+)
+def test_active_refuses_settings_its_rounds_would_drop(orm, data, key):
+    cfg = small_config(orm=orm)
+    cfg["data"] |= data
+    cfg["active"] = {"enabled": True}
+    with pytest.raises(InputError, match=key):
+        check_config(cfg)
+    cfg["active"]["enabled"] = False
+    if key != "data.source":
+        check_config(cfg)  # fine without active learning
 
 
 def test_active_rounds_and_learning_curve_through_snakemake(tmp_path):

@@ -34,8 +34,6 @@ def check_config(config: dict) -> None:
             )
     if source == "pairs" and "pairs" not in config["data"]:
         raise InputError("config key data.pairs must describe the preference data for source=pairs")
-    if (config.get("active") or {}).get("enabled") and orm["n_sample"] is None:
-        raise InputError("config key orm.n_sample must be a number for active learning (is null)")
     if source == "pairs" and "generation" not in config:
         raise InputError(
             "config key generation.embedding must name the embedder for source=pairs "
@@ -52,6 +50,7 @@ def check_config(config: dict) -> None:
     check_orm_options(orm)
     check_known_sizes(config)
     check_active(active_settings(config))
+    check_active_training(config)
 
 
 # the selection strategies of `active.strategy` (embrm.active.selection)
@@ -98,6 +97,32 @@ def check_active(active: dict) -> None:
             f"config key active.candidates={active['candidates']} is smaller than the "
             f"{largest} pairs a round selects; raise it or active.rounds"
         )
+
+
+def check_active_training(config: dict) -> None:
+    """Active rounds need golden rewards for the simulated annotator and train plain
+    pairs: no settings they would silently drop."""
+    if not active_settings(config)["enabled"]:
+        return
+    orm = config["orm"]
+    if orm["n_sample"] is None:
+        raise InputError("config key orm.n_sample must be a number for active learning (is null)")
+    if config["data"]["source"] == "pairs":
+        raise InputError(
+            "config key active.enabled: active learning simulates the annotator from golden "
+            "rewards, which data.source: pairs does not have"
+        )
+    dropped = {
+        "orm.loss": setting(orm, "loss") in ("margin", "hinge"),
+        "orm.noise_remedy": setting(orm, "noise_remedy") != "none",
+        "orm.listwise": bool(setting(orm, "listwise")),
+    }
+    for key, used in dropped.items():
+        if used:
+            raise InputError(
+                f"config key {key}={setting(orm, key.split('.')[1])!r} is not supported with "
+                "active.enabled: rounds train the plain bt or clf loss on the chosen pairs"
+            )
 
 
 def check_orm_options(orm: dict) -> None:
