@@ -46,6 +46,65 @@ def small_config(**sections) -> dict:
     return cfg
 
 
+# step 5's `orm` section for direct calls: 400 prompts, 4 cross-prompt pairs each
+SMALL_ORM = dict(
+    n_sample=400,
+    consider_first_n=2,
+    comparison="cross_prompt",
+    n_pairs=4,
+    annotation_quality=1.0,
+    reward_scale="auto",
+    objective="bt",
+    ensemble_number=3,
+    hidden_sizes=[64, 32],
+    lr=0.003,
+    batch_size=256,
+    max_epochs=25,
+    checks_per_epoch=1,
+    patience=3,
+    val_fraction=0.2,
+)
+
+
+def orm_config(**overrides) -> dict:
+    """A small `orm` section (``SMALL_ORM``) with ``overrides`` replacing its keys."""
+    return {**SMALL_ORM, **overrides}
+
+
+def train_in(directory: Path, orm_cfg: dict, rewards: str = "train_rewards.npy", **options):
+    """Step 5 on ``directory``'s train split (``rewards``: the golden rewards or
+    preferences file there), seed 0: writes ``ens.ckpt`` and ``train.json`` beside it."""
+    from embrm.rm.ensemble import train_ensemble
+
+    return train_ensemble(
+        embeddings=directory / "train_embeddings.npy",
+        rewards=directory / rewards,
+        ckpt=directory / "ens.ckpt",
+        summary_json=directory / "train.json",
+        orm_cfg=orm_cfg,
+        seed=0,
+        task="t",
+        **options,
+    )
+
+
+def evaluate_in(directory: Path, eval_cfg: dict) -> dict:
+    """Step 6 of ``train_in``'s ensemble on ``directory``'s test split, seed 0: writes
+    ``eval.json``, ``scores.npy`` ``(N, K, M)`` and ``bon.png``."""
+    from embrm.evaluate.evaluation import evaluate
+
+    return evaluate(
+        ckpt=directory / "ens.ckpt",
+        embeddings=directory / "test_embeddings.npy",
+        rewards=directory / "test_rewards.npy",
+        results=directory / "eval.json",
+        test_scores=directory / "scores.npy",
+        plot=directory / "bon.png",
+        eval_cfg=eval_cfg,
+        seed=0,
+    )
+
+
 def small_generation_config() -> dict:
     """config.yaml's generation defaults, shrunk; the tiny LM as embedder (last token, fp16)."""
     cfg = yaml.safe_load((ROOT / "config.yaml").read_text())
