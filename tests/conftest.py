@@ -34,6 +34,21 @@ def linear_data(tmp_path):
     return tmp_path
 
 
+def import_release(emb: Path, rew: Path, out: Path, split: str = "train", **options):
+    """Step 1's import of a release pair ``(K, N, D)`` / ``(K, N)`` into ``out`` as
+    ``{split}_embeddings.npy`` / ``{split}_rewards.npy``; returns ``(N, K, D)``."""
+    from embrm.data.importer import convert
+
+    return convert(
+        release_embeddings=emb,
+        release_rewards=rew,
+        embeddings=out / f"{split}_embeddings.npy",
+        rewards=out / f"{split}_rewards.npy",
+        split=split,
+        **options,
+    )
+
+
 def small_config(**sections) -> dict:
     """The repository's config.yaml with a small synthetic dataset and overrides."""
     cfg = yaml.safe_load((ROOT / "config.yaml").read_text())
@@ -125,6 +140,17 @@ GEN_ARRAYS = [
     for s in ("train", "test")
     for d, k in ((GEN_DATA, "rewards"), (GEN_EMB, "embeddings"))
 ]
+
+
+# the jobs a change to step 7b (its code or its knobs) reruns in a finished run: its own,
+# the steps after it, the report's figures (they read the run) and the target `all`
+STEP_7B_ONWARDS = {
+    "distill_student",
+    "calibrate_student",
+    "validate_variants",
+    "report_figures",
+    "all",
+}
 
 
 @pytest.fixture(scope="session")
