@@ -37,7 +37,12 @@ STAGES = [
 STUDENT = "distill_student"  # its benchmark file is named after task and objective
 
 
-def snakemake(workdir: Path, config: Path, *targets: str) -> None:
+def snakemake(
+    workdir: Path, config: Path | list[Path], *args: str, cores: int = 2, quiet: bool = True
+) -> None:
+    """Run the project's workflow in ``workdir`` on ``config`` (one file, or a list whose
+    later files override the earlier) with targets and options ``args``."""
+    configs = config if isinstance(config, list) else [config]
     cmd = [
         sys.executable,
         "-m",
@@ -47,12 +52,12 @@ def snakemake(workdir: Path, config: Path, *targets: str) -> None:
         "-d",
         str(workdir),
         "--configfile",
-        str(config),
-        "-c2",
-        *targets,
-        "--quiet",
-        "progress",
+        *map(str, configs),
+        f"-c{cores}",
+        *args,
     ]
+    if quiet:
+        cmd += ["--quiet", "progress"]
     subprocess.run(cmd, check=True)
 
 

@@ -13,37 +13,26 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
+from bench_core import ROOT, snakemake
+
 STUDY = "noise"
 
 
 def run(workdir: Path, cores: int) -> None:
     workdir.mkdir(parents=True, exist_ok=True)
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "snakemake",
-            "-s",
-            str(ROOT / "Snakefile"),
-            "-d",
-            str(workdir),
-            f"-c{cores}",
-            "--configfile",
-            str(ROOT / "config.yaml"),
-            str(ROOT / "config/noise_study.yaml"),
-            f"study_{STUDY}",
-            "--until",
-            "evaluate_orm",
-            "preference_strength",
-        ],
-        check=True,
+    snakemake(
+        workdir,
+        [ROOT / "config.yaml", ROOT / "config/noise_study.yaml"],
+        f"study_{STUDY}",
+        "--until",
+        "evaluate_orm",
+        "preference_strength",
+        cores=cores,
+        quiet=False,
     )
 
 

@@ -34,6 +34,21 @@ def linear_data(tmp_path):
     return tmp_path
 
 
+def import_release(emb: Path, rew: Path, out: Path, split: str = "train", **options):
+    """Step 1's import of a release pair ``(K, N, D)`` / ``(K, N)`` into ``out`` as
+    ``{split}_embeddings.npy`` / ``{split}_rewards.npy``; returns ``(N, K, D)``."""
+    from embrm.data.importer import convert
+
+    return convert(
+        release_embeddings=emb,
+        release_rewards=rew,
+        embeddings=out / f"{split}_embeddings.npy",
+        rewards=out / f"{split}_rewards.npy",
+        split=split,
+        **options,
+    )
+
+
 def small_config(**sections) -> dict:
     """The repository's config.yaml with a small synthetic dataset and overrides."""
     cfg = yaml.safe_load((ROOT / "config.yaml").read_text())
@@ -44,6 +59,65 @@ def small_config(**sections) -> dict:
     for section, values in sections.items():
         cfg[section].update(values)
     return cfg
+
+
+# step 5's `orm` section for direct calls: 400 prompts, 4 cross-prompt pairs each
+SMALL_ORM = dict(
+    n_sample=400,
+    consider_first_n=2,
+    comparison="cross_prompt",
+    n_pairs=4,
+    annotation_quality=1.0,
+    reward_scale="auto",
+    objective="bt",
+    ensemble_number=3,
+    hidden_sizes=[64, 32],
+    lr=0.003,
+    batch_size=256,
+    max_epochs=25,
+    checks_per_epoch=1,
+    patience=3,
+    val_fraction=0.2,
+)
+
+
+def orm_config(**overrides) -> dict:
+    """A small `orm` section (``SMALL_ORM``) with ``overrides`` replacing its keys."""
+    return {**SMALL_ORM, **overrides}
+
+
+def train_in(directory: Path, orm_cfg: dict, rewards: str = "train_rewards.npy", **options):
+    """Step 5 on ``directory``'s train split (``rewards``: the golden rewards or
+    preferences file there), seed 0: writes ``ens.ckpt`` and ``train.json`` beside it."""
+    from embrm.rm.ensemble import train_ensemble
+
+    return train_ensemble(
+        embeddings=directory / "train_embeddings.npy",
+        rewards=directory / rewards,
+        ckpt=directory / "ens.ckpt",
+        summary_json=directory / "train.json",
+        orm_cfg=orm_cfg,
+        seed=0,
+        task="t",
+        **options,
+    )
+
+
+def evaluate_in(directory: Path, eval_cfg: dict) -> dict:
+    """Step 6 of ``train_in``'s ensemble on ``directory``'s test split, seed 0: writes
+    ``eval.json``, ``scores.npy`` ``(N, K, M)`` and ``bon.png``."""
+    from embrm.evaluate.evaluation import evaluate
+
+    return evaluate(
+        ckpt=directory / "ens.ckpt",
+        embeddings=directory / "test_embeddings.npy",
+        rewards=directory / "test_rewards.npy",
+        results=directory / "eval.json",
+        test_scores=directory / "scores.npy",
+        plot=directory / "bon.png",
+        eval_cfg=eval_cfg,
+        seed=0,
+    )
 
 
 def small_generation_config() -> dict:
@@ -66,6 +140,17 @@ GEN_ARRAYS = [
     for s in ("train", "test")
     for d, k in ((GEN_DATA, "rewards"), (GEN_EMB, "embeddings"))
 ]
+
+
+# the jobs a change to step 7b (its code or its knobs) reruns in a finished run: its own,
+# the steps after it, the report's figures (they read the run) and the target `all`
+STEP_7B_ONWARDS = {
+    "distill_student",
+    "calibrate_student",
+    "validate_variants",
+    "report_figures",
+    "all",
+}
 
 
 @pytest.fixture(scope="session")

@@ -3,12 +3,15 @@ import pytest
 
 from embrm.data import arrays
 from embrm.data.arrays import iter_chunks, iter_rows, load_split
-from embrm.data.importer import convert, release_paths
+from embrm.data.importer import release_paths
 from embrm.data.synthetic import generate
 from embrm.io.errors import InputError
 
+from conftest import import_release
 
-def test_import_round_trips_a_response_major_release(tmp_path):
+
+@pytest.mark.parametrize(("max_prompts", "chunk", "n"), [(None, 3, 7), (5, 2, 5)])
+def test_import_round_trips_a_response_major_release(tmp_path, max_prompts, chunk, n):
     rng = np.random.default_rng(0)
     emb = rng.standard_normal((4, 7, 3)).astype(np.float32)  # (K, N, D)
     rew = rng.standard_normal((4, 7)).astype(np.float32)  # (K, N)
@@ -17,28 +20,12 @@ def test_import_round_trips_a_response_major_release(tmp_path):
     np.save(src_r, rew)
     assert src_e.name == "EMBD_hh_gemma2b_gemma7b_train.npy"
     assert src_r.name == "REWARD_hh_ray_gemma2b_train.npy"
-    shape = convert(
-        release_embeddings=src_e,
-        release_rewards=src_r,
-        embeddings=tmp_path / "e.npy",
-        rewards=tmp_path / "r.npy",
-        split="train",
-        chunk=3,
-    )
-    assert shape == (7, 4, 3)
-    out_e, out_r = load_split(tmp_path / "e.npy", tmp_path / "r.npy")
-    assert np.array_equal(out_e, emb.transpose(1, 0, 2))
-    assert np.array_equal(out_r, rew.T)
-    convert(
-        release_embeddings=src_e,
-        release_rewards=src_r,
-        embeddings=tmp_path / "e5.npy",
-        rewards=tmp_path / "r5.npy",
-        split="train",
-        max_prompts=5,
-        chunk=2,
-    )
-    assert np.array_equal(np.load(tmp_path / "e5.npy"), emb.transpose(1, 0, 2)[:5])
+    out = tmp_path / "out"
+    shape = import_release(src_e, src_r, out, max_prompts=max_prompts, chunk=chunk)
+    assert shape == (n, 4, 3)
+    out_e, out_r = load_split(out / "train_embeddings.npy", out / "train_rewards.npy")
+    assert np.array_equal(out_e, emb.transpose(1, 0, 2)[:n])
+    assert np.array_equal(out_r, rew.T[:n])
 
 
 def test_import_rejects_mismatched_release(tmp_path):
@@ -47,13 +34,7 @@ def test_import_rejects_mismatched_release(tmp_path):
     with pytest.raises(
         InputError, match=r"e\.npy has shape \(4, 7, 3\).*r\.npy has shape \(4, 6\)"
     ):
-        convert(
-            release_embeddings=tmp_path / "e.npy",
-            release_rewards=tmp_path / "r.npy",
-            embeddings=tmp_path / "o.npy",
-            rewards=tmp_path / "p.npy",
-            split="train",
-        )
+        import_release(tmp_path / "e.npy", tmp_path / "r.npy", tmp_path / "out")
 
 
 def test_shape_mismatch_names_both_files_and_shapes(tmp_path):

@@ -21,7 +21,6 @@ import pytest
 import torch
 import yaml
 
-from embrm.data.importer import convert
 from embrm.evaluate.evaluation import usable_bon_sizes
 from embrm.generation import prompts
 from embrm.io.errors import InputError
@@ -29,7 +28,14 @@ from embrm.io.jsonio import write_json
 from embrm.workflow import studies
 from embrm.workflow.rule_io import run
 
-from conftest import ROOT, planned_jobs, run_snakemake, small_config
+from conftest import (
+    ROOT,
+    STEP_7B_ONWARDS,
+    import_release,
+    planned_jobs,
+    run_snakemake,
+    small_config,
+)
 
 pytestmark = pytest.mark.workflow
 
@@ -125,13 +131,7 @@ def test_02_package_edit_reruns_the_steps_that_import_it_and_no_other(package_ru
 
     assert planned_after_editing("generation/sampling.py") == {}  # no step 5-8 imports it
     jobs = planned_after_editing("calibrate/distill.py")
-    assert set(jobs) == {
-        "distill_student",
-        "calibrate_student",
-        "validate_variants",
-        "report_figures",
-        "all",
-    }
+    assert set(jobs) == STEP_7B_ONWARDS
 
 
 # 3. best-of-N sizes above K --------------------------------------------------------
@@ -162,33 +162,20 @@ def release(tmp_path: Path, k: int, n: int, d: int = 4) -> tuple[Path, Path]:
     return emb, rew
 
 
-def import_to(tmp_path: Path, emb: Path, rew: Path):
-    out = tmp_path / "out"
-    convert(
-        release_embeddings=emb,
-        release_rewards=rew,
-        embeddings=out / "test_embeddings.npy",
-        rewards=out / "test_rewards.npy",
-        split="test",
-        chunk=2,
-    )
-    return out
-
-
 def test_04_nan_in_imported_embeddings_named_by_file_row_and_column(tmp_path):
     emb, rew = release(tmp_path, k=3, n=7)
     bad = np.load(emb)
     bad[1, 5, 2] = np.nan  # response 1 of prompt 5
     np.save(emb, bad)
     with pytest.raises(InputError, match=r"test_embeddings.*prompt row 5, response column 1"):
-        import_to(tmp_path, emb, rew)
+        import_release(emb, rew, tmp_path / "out", split="test", chunk=2)
     assert not list((tmp_path / "out").iterdir())
 
 
 @pytest.mark.parametrize(("k", "n", "message"), [(1, 5, "K = 1"), (3, 0, r"N = 0")])
 def test_04_degenerate_imported_split_refused(tmp_path, k, n, message):
     with pytest.raises(InputError, match=message):
-        import_to(tmp_path, *release(tmp_path, k=k, n=n))
+        import_release(*release(tmp_path, k=k, n=n), tmp_path / "out", split="test", chunk=2)
 
 
 def test_04_generation_stage_fails_on_the_array_it_wrote(tmp_path):

@@ -9,43 +9,18 @@ import torch.nn.functional as F
 from embrm.evaluate.metrics import pairwise_accuracy
 from embrm.evaluate.strength import measure_strength
 from embrm.io.jsonio import read_json
-from embrm.rm.ensemble import PairData, load_ensemble, train_ensemble
+from embrm.rm.ensemble import PairData, load_ensemble
 from embrm.rm.losses import pair_loss
 from embrm.rm.options import setting
 from embrm.rm.pairs import Pairs
 from embrm.rm.remedies import apply_remedy
 from embrm.rm.scoring import score_array
 
-ORM = dict(
-    n_sample=400,
-    consider_first_n=2,
-    comparison="cross_prompt",
-    n_pairs=4,
-    annotation_quality=1.0,
-    reward_scale="auto",
-    objective="bt",
-    ensemble_number=3,
-    hidden_sizes=[64, 32],
-    lr=0.003,
-    batch_size=256,
-    max_epochs=25,
-    checks_per_epoch=1,
-    patience=3,
-    val_fraction=0.2,
-)
+from conftest import orm_config, train_in
 
 
 def _train(d, strength=None, **kw):
-    return train_ensemble(
-        embeddings=d / "train_embeddings.npy",
-        rewards=d / "train_rewards.npy",
-        ckpt=d / "ens.ckpt",
-        summary_json=d / "train.json",
-        orm_cfg={**ORM, **kw},
-        seed=0,
-        task="t",
-        strength=strength,
-    )
+    return train_in(d, orm_config(**kw), strength=strength)
 
 
 def _scale_slope(d) -> float:
@@ -146,7 +121,7 @@ def test_lowest_strength_pairs_are_mostly_the_mislabelled_ones(linear_data):
         strength=d / "strength.npy",
         report_json=d / "strength.json",
         plot=d / "strength.png",
-        orm_cfg={**ORM, "remedy_fraction": 0.1},
+        orm_cfg=orm_config(remedy_fraction=0.1),
         seed=0,
         task="t",
     )

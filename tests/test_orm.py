@@ -2,62 +2,27 @@ import numpy as np
 import pytest
 import torch
 
-from embrm.evaluate.evaluation import evaluate
 from embrm.io.errors import InputError
 from embrm.io.jsonio import read_json
-from embrm.rm.ensemble import load_ensemble, member_state_dict, train_ensemble
+from embrm.rm.ensemble import load_ensemble, member_state_dict
 from embrm.rm.scoring import score_array
 from embrm.rm.stacked_mlp import StackedMLP
 from embrm.rm.training import fit
 
-ORM = dict(
-    n_sample=400,
-    consider_first_n=2,
-    comparison="cross_prompt",
-    n_pairs=4,
-    annotation_quality=-1,
-    reward_scale="auto",
-    objective="bt",
-    ensemble_number=3,
-    hidden_sizes=[64, 32],
-    lr=0.003,
-    batch_size=256,
-    max_epochs=25,
-    checks_per_epoch=1,
-    patience=3,
-    val_fraction=0.2,
-)
+from conftest import evaluate_in, orm_config, train_in
+
 EVAL = dict(bon_n=[2, 5, 10, 20], bon_subsets=20, chunk_prompts=7)
 
 
 def _train(d, **kw):
-    cfg = {**ORM, **kw}
-    summary = train_ensemble(
-        embeddings=d / "train_embeddings.npy",
-        rewards=d / "train_rewards.npy",
-        ckpt=d / "ens.ckpt",
-        summary_json=d / "train.json",
-        orm_cfg=cfg,
-        seed=0,
-        task="t",
-    )
-    return summary
+    return train_in(d, orm_config(annotation_quality=-1, **kw))
 
 
 @pytest.mark.parametrize("objective", ["bt", "clf"])
 def test_ensemble_recovers_a_planted_linear_reward(linear_data, objective):
     d = linear_data
     summary = _train(d, objective=objective)
-    res = evaluate(
-        ckpt=d / "ens.ckpt",
-        embeddings=d / "test_embeddings.npy",
-        rewards=d / "test_rewards.npy",
-        results=d / "eval.json",
-        test_scores=d / "scores.npy",
-        plot=d / "bon.png",
-        eval_cfg=EVAL,
-        seed=0,
-    )
+    res = evaluate_in(d, EVAL)
     # measured: pairwise accuracy 0.97 (bt) and 0.94 (clf); a random ranking gives 0.5
     mean = res["aggregations"]["mean"]
     assert mean["pairwise_accuracy"] > 0.88

@@ -28,13 +28,13 @@ from embrm.generation.preferences import (
 )
 from embrm.io.errors import InputError
 from embrm.io.jsonio import read_json, read_jsonl
-from embrm.rm.ensemble import load_ensemble, train_ensemble
+from embrm.rm.ensemble import load_ensemble
 from embrm.rm.pairs import given_pairs
 from embrm.rm.stacked_mlp import StackedMLP
 from embrm.workflow.config import check_config
 from embrm.workflow.schema import check_schema
 
-from conftest import planned_jobs, run_snakemake
+from conftest import orm_config, planned_jobs, run_snakemake, train_in
 
 ROOT = Path(__file__).resolve().parents[1]
 HH_TEST = ROOT / "tests" / "data" / "hh-rlhf-harmless-base-test.jsonl.gz"
@@ -220,34 +220,19 @@ def test_the_ensemble_learns_human_labels_and_is_evaluated_against_the_floor(tmp
     w = np.random.default_rng(0).standard_normal(16)
     _planted_pairs(tmp_path, "train", 1500, w, seed=1)
     _planted_pairs(tmp_path, "test", 400, w, seed=2)
-    orm = {
-        "n_sample": None,
-        "consider_first_n": 2,
-        "comparison": "within_prompt",
-        "n_pairs": 1,
-        "annotation_quality": 10,
-        "reward_scale": "auto",
-        "objective": "bt",
-        "ensemble_number": 3,
-        "hidden_sizes": hidden,
-        "lr": 0.01,
-        "batch_size": 256,
-        "max_epochs": 20,
-        "checks_per_epoch": 2,
-        "patience": 4,
-        "val_fraction": 0.2,
-    }
-    d = tmp_path
-    summary = train_ensemble(
-        embeddings=d / "train_embeddings.npy",
-        rewards=d / "train_preferences.npy",
-        ckpt=d / "ens.ckpt",
-        summary_json=d / "train.json",
-        orm_cfg=orm,
-        seed=0,
-        task="t",
-        pair_data=True,
+    orm = orm_config(
+        n_sample=None,
+        comparison="within_prompt",
+        n_pairs=1,
+        annotation_quality=10,
+        hidden_sizes=hidden,
+        lr=0.01,
+        max_epochs=20,
+        checks_per_epoch=2,
+        patience=4,
     )
+    d = tmp_path
+    summary = train_in(d, orm, rewards="train_preferences.npy", pair_data=True)
     assert summary["n_pairs"] == 1500 and summary["label_agreement_with_golden"] is None
     assert load_ensemble(d / "ens.ckpt")[1]["hidden_sizes"] == hidden
     base = fit_baseline(

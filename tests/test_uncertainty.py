@@ -3,9 +3,9 @@
 import numpy as np
 import pytest
 
-from embrm.evaluate.evaluation import evaluate
 from embrm.evaluate.metrics import aggregate, aggregations, auc, uncertainty_auc
-from embrm.rm.ensemble import train_ensemble
+
+from conftest import evaluate_in, orm_config, train_in
 
 
 def test_conservative_aggregation_is_mean_minus_lambda_std():
@@ -43,47 +43,17 @@ def test_std_flags_exactly_the_pairs_the_members_disagree_on():
 
 def test_evaluation_reports_conservative_aggregations_and_uncertainty(linear_data):
     d = linear_data
-    orm = dict(
-        n_sample=400,
-        consider_first_n=2,
-        comparison="cross_prompt",
-        n_pairs=2,
-        annotation_quality=1.0,
-        reward_scale="auto",
-        objective="bt",
-        ensemble_number=4,
-        hidden_sizes=[32, 16],
-        lr=0.003,
-        batch_size=256,
-        max_epochs=10,
-        checks_per_epoch=1,
-        patience=2,
-        val_fraction=0.2,
-    )
-    train_ensemble(
-        embeddings=d / "train_embeddings.npy",
-        rewards=d / "train_rewards.npy",
-        ckpt=d / "ens.ckpt",
-        summary_json=d / "train.json",
-        orm_cfg=orm,
-        seed=0,
-        task="t",
-    )
-    res = evaluate(
-        ckpt=d / "ens.ckpt",
-        embeddings=d / "test_embeddings.npy",
-        rewards=d / "test_rewards.npy",
-        results=d / "eval.json",
-        test_scores=d / "scores.npy",
-        plot=d / "bon.png",
-        eval_cfg=dict(
+    small = dict(n_pairs=2, ensemble_number=4, hidden_sizes=[32, 16], max_epochs=10, patience=2)
+    train_in(d, orm_config(**small))
+    res = evaluate_in(
+        d,
+        dict(
             bon_n=[2, 20],
             bon_subsets=20,
             chunk_prompts=7,
             conservative_lambdas=[1, 4],
             uncertainty=True,
         ),
-        seed=0,
     )
     aggs = res["aggregations"]
     assert set(aggs) == {"mean", "min", "first", "conservative_1", "conservative_4"}

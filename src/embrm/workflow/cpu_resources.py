@@ -91,48 +91,64 @@ def train_pairs(orm: dict, shape: DataShape) -> int:
     return used * orm["n_pairs"]
 
 
+@dataclass(frozen=True)
+class StepSizes:
+    """What the step estimates count: members M, one member's weights, test responses
+    N_test x K_test, step 5's comparisons, and step 7b's training rows and weights."""
+
+    members: int
+    orm_params: int
+    test_rows: int
+    pairs: int
+    student_rows: float
+    student_params: int
+
+    @classmethod
+    def of(cls, config: dict, shape: DataShape) -> StepSizes:
+        orm, distill = config["orm"], config["distill"]
+        test_rows = shape.n_test * shape.k_test
+        return cls(
+            members=orm["ensemble_number"],
+            orm_params=mlp_params(shape.dim, orm["hidden_sizes"]),
+            test_rows=test_rows,
+            pairs=train_pairs(orm, shape),
+            student_rows=distill["split"][1] * test_rows,
+            student_params=mlp_params(shape.dim, distill["hidden_sizes"]),
+        )
+
+
 def step_memory_mb(config: dict, step: str, shape: DataShape) -> float:
     """Peak RSS estimate of one step (MiB, without margin or planner)."""
-    orm, members = config["orm"], config["orm"]["ensemble_number"]
-    orm_params = mlp_params(shape.dim, orm["hidden_sizes"])
-    test_rows = shape.n_test * shape.k_test
+    size = StepSizes.of(config, shape)
     if step == "train_orm":
-        pairs = train_pairs(orm, shape)
-        pair_bytes = pairs * 2 * shape.dim * FLOAT
-        return (
-            TRAIN_BASE_MB
-            + (PAIR_COPIES * pair_bytes + ADAM_COPIES * FLOAT * members * orm_params) / MIB
-        )
+        pair_bytes = size.pairs * 2 * shape.dim * FLOAT
+        weight_bytes = ADAM_COPIES * FLOAT * size.members * size.orm_params
+        return TRAIN_BASE_MB + (PAIR_COPIES * pair_bytes + weight_bytes) / MIB
     if step == "evaluate_orm":
         chunk = min(config["evaluation"]["chunk_prompts"], shape.n_test) * shape.k_test
-        width = shape.dim + members * sum(orm["hidden_sizes"])
-        held = chunk * width + 2 * test_rows * members + members * orm_params
+        width = shape.dim + size.members * sum(config["orm"]["hidden_sizes"])
+        held = chunk * width + 2 * size.test_rows * size.members + size.members * size.orm_params
         return BASE_MB + held * FLOAT / MIB
     if step == "distill_student":
-        rows = config["distill"]["split"][1] * test_rows
-        student = mlp_params(shape.dim, config["distill"]["hidden_sizes"])
-        return BASE_MB + (rows * shape.dim + ADAM_COPIES * student) * FLOAT / MIB
+        held = size.student_rows * shape.dim + ADAM_COPIES * size.student_params
+        return BASE_MB + held * FLOAT / MIB
     if step in STEPS:
-        return BASE_MB + test_rows * (members + 8) * 2 * FLOAT / MIB
+        return BASE_MB + size.test_rows * (size.members + 8) * 2 * FLOAT / MIB
     raise ValueError(f"unknown step {step!r}; use one of {STEPS}")
 
 
 def step_flops(config: dict, step: str, shape: DataShape) -> float:
     """Floating-point work of one step (multiply-adds x 2), an upper bound for step 5."""
-    orm, members = config["orm"], config["orm"]["ensemble_number"]
-    orm_params = mlp_params(shape.dim, orm["hidden_sizes"])
-    test_rows = shape.n_test * shape.k_test
+    size = StepSizes.of(config, shape)
     if step == "train_orm":
-        pairs = train_pairs(orm, shape)
         # forward + backward (3x) of both sides of a pair; validation as costly again
-        per_epoch = members * pairs * 2 * 3 * 2 * orm_params
-        return 2 * per_epoch * orm["max_epochs"]
+        per_epoch = size.members * size.pairs * 2 * 3 * 2 * size.orm_params
+        return 2 * per_epoch * config["orm"]["max_epochs"]
     if step == "evaluate_orm":
-        return members * test_rows * 2 * orm_params
+        return size.members * size.test_rows * 2 * size.orm_params
     if step == "distill_student":
-        rows = config["distill"]["split"][1] * test_rows
-        student = mlp_params(shape.dim, config["distill"]["hidden_sizes"])
-        return config["distill"]["distill_epochs"] * rows * 3 * 2 * student
+        epochs = config["distill"]["distill_epochs"]
+        return epochs * size.student_rows * 3 * 2 * size.student_params
     if step in STEPS:
         return 0.0
     raise ValueError(f"unknown step {step!r}; use one of {STEPS}")
@@ -143,13 +159,12 @@ def step_disk_mb(config: dict, step: str, shape: DataShape) -> int:
     scores, the student and its scores. Set so that Snakemake does not size every job's
     disk from its inputs (its default, ``2 x input size``), which reads every input
     file's size at planning time and means nothing here: no step copies its inputs."""
-    members = config["orm"]["ensemble_number"]
-    test_rows = shape.n_test * shape.k_test
+    size = StepSizes.of(config, shape)
     written = {
-        "train_orm": members * mlp_params(shape.dim, config["orm"]["hidden_sizes"]),
-        "evaluate_orm": test_rows * members,
-        "distill_student": test_rows + mlp_params(shape.dim, config["distill"]["hidden_sizes"]),
-    }.get(step, 2 * test_rows)
+        "train_orm": size.members * size.orm_params,
+        "evaluate_orm": size.test_rows * size.members,
+        "distill_student": size.test_rows + size.student_params,
+    }.get(step, 2 * size.test_rows)
     return max(MIN_DISK_MB, math.ceil(written * FLOAT / MIB))
 
 
