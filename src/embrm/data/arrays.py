@@ -118,15 +118,22 @@ def npy_shape(path: str | Path) -> tuple:
     return shape
 
 
-def load_split(embeddings: str | Path, rewards: str | Path, check_values: bool = True):
-    """Open a split's embeddings and rewards, checking shapes agree and values are finite."""
+def open_matching(embeddings, rewards, axes: str = "N, K") -> tuple[np.ndarray, np.ndarray]:
+    """Open embeddings ``(a, b, D)`` and rewards ``(a, b)`` whose first two axes
+    (named by ``axes``) must agree; a mismatch names both files and shapes."""
     emb = open_array(embeddings, 3)
     rew = open_array(rewards, 2)
     if emb.shape[:2] != rew.shape:
         raise InputError(
-            f"{embeddings} has shape {emb.shape} (N, K, D) but {rewards} has shape "
-            f"{rew.shape}; expected rewards of shape {emb.shape[:2]}"
+            f"{embeddings} has shape {emb.shape} ({axes}, D) but {rewards} has shape "
+            f"{rew.shape}; expected rewards of shape {emb.shape[:2]} ({axes})"
         )
+    return emb, rew
+
+
+def load_split(embeddings: str | Path, rewards: str | Path, check_values: bool = True):
+    """Open a split's embeddings and rewards, checking shapes agree and values are finite."""
+    emb, rew = open_matching(embeddings, rewards)
     if check_values:
         check_finite(rew, rewards)
         check_finite(emb, embeddings)

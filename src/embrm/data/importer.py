@@ -11,9 +11,8 @@ from pathlib import Path
 
 import numpy as np
 
-from embrm.data.arrays import check_written, open_array
+from embrm.data.arrays import check_written, open_matching
 from embrm.io.atomic import atomic_path
-from embrm.io.errors import InputError
 from embrm.io.npy import preallocated_memmap
 
 
@@ -46,13 +45,7 @@ def convert(
     """Transpose one split's release ``(K, N, D)`` / ``(K, N)`` to ``embeddings``
     ``(N, K, D)`` / ``rewards`` ``(N, K)`` float32; returns ``(N, K, D)``."""
     src_emb, src_rew = release_embeddings, release_rewards
-    emb = open_array(src_emb, 3)
-    rew = open_array(src_rew, 2)
-    if emb.shape[:2] != rew.shape:
-        raise InputError(
-            f"{src_emb} has shape {emb.shape} (K, N, D) but {src_rew} has shape {rew.shape}; "
-            f"expected rewards of shape {emb.shape[:2]} (K, N)"
-        )
+    emb, rew = open_matching(src_emb, src_rew, axes="K, N")
     k, n, d = emb.shape
     if max_prompts is not None:
         n = min(n, max_prompts)
