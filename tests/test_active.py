@@ -61,10 +61,14 @@ def brute_force_greedy(z, info, n_pick):
     return picked
 
 
-@pytest.mark.parametrize("n, n_pick", [(60, 12), (300, 80)])  # 80 > BLOCK: two blocks
-def test_greedy_logdet_matches_brute_force(n, n_pick, monkeypatch):
-    # chunks of 50: a block refreshes the leading chunks only, the lazy search the rest
+# 80 and 150 > BLOCK: two and three blocks. FLOOR_FALLS 2: the default lead; 0: a lead
+# the lazy search often leaves; -1: a floor above every gain, an empty lead
+@pytest.mark.parametrize("n, n_pick", [(60, 12), (300, 80), (300, 150)])
+@pytest.mark.parametrize("floor_falls", [2, 0, -1])
+def test_greedy_logdet_matches_brute_force(n, n_pick, floor_falls, monkeypatch):
+    # chunks of 50: the refreshes and the initial gains run in several products
     monkeypatch.setattr(dopt, "CHUNK_PAIRS", 50)
+    monkeypatch.setattr(dopt, "FLOOR_FALLS", floor_falls)
     rng = np.random.default_rng(n)
     # anisotropic rows, two members: the lazy search must still find the plain greedy picks
     z = (rng.standard_normal((2, n, 6)) * np.array([3.0, 1.0, 1.0, 0.5, 0.2, 0.1])).astype(

@@ -21,6 +21,9 @@ CHUNK_PAIRS = 2048
 REFRESH = 32
 # picks between two updates of the leading candidates' gains in large products
 BLOCK = 64
+# the leading candidates at a block's start: a stale gain above the last pick's less
+# this many times the last block's fall in gain
+FLOOR_FALLS = 2
 
 
 def information(z: np.ndarray, ridge: np.ndarray) -> np.ndarray:
@@ -85,13 +88,15 @@ class _LazyGreedy:
         """Bring the candidates that might be picked in the block starting at pick
         ``start`` up to date in large products; on flat gains the lazy search would
         touch most of them anyway. Those are the ones whose stale gain beats the last
-        pick's less twice the last block's fall; they become the ``lead``."""
+        pick's less ``FLOOR_FALLS`` times the last block's fall; they become the
+        ``lead``."""
         self.block_start = start
         floor = -np.inf
         if start:
             done = self.v[:, start - BLOCK : start].astype(np.float64)
             self.inv -= done.transpose(0, 2, 1) @ done
-            floor = 3 * self.gains[start - 1] - 2 * self.gains[start - BLOCK]
+            last, fall = self.gains[start - 1], self.gains[start - BLOCK] - self.gains[start - 1]
+            floor = last - FLOOR_FALLS * fall
             lead = np.flatnonzero(self.bound >= floor)
             _bring_up_to_date(self.q, self.z, self.v, self.fresh_at, lead, start)
             self.bound[lead] = np.log1p(self.q[:, lead]).sum(0)
@@ -109,8 +114,8 @@ class _LazyGreedy:
         bound, fresh_at = self.bound, self.fresh_at
         while True:
             lead_bound = bound[self.lead]
-            i = int(self.lead[np.argmax(lead_bound)])
-            if bound[i] < self.outside:  # the lead is spent: search everything
+            i = int(self.lead[np.argmax(lead_bound)]) if len(self.lead) else -1
+            if i < 0 or bound[i] < self.outside:  # the lead is spent: search everything
                 self._set_lead(-np.inf)
                 continue
             if fresh_at[i] == t:
