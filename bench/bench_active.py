@@ -95,7 +95,7 @@ def main() -> None:
         rows = []
         gap, forward_gap = timed(lambda: pair_gaps(model, emb, first, second, precision))
 
-        def uncertainty(n_pick):
+        def uncertainty(n_pick, *_):
             return np.argsort(np.abs(gap.mean(0)) / gap.std(0))[:n_pick]
 
         (diff, dgap), forward_pool = timed(
@@ -106,11 +106,11 @@ def main() -> None:
         )
         forward = forward_pool + forward_known
 
-        def dopt(n_pick):
+        def dopt(n_pick, diff, known_diff):  # fisher_rows scales copies in place
             z = fisher_rows(diff, dgap)
             greedy_logdet(z, information(fisher_rows(known_diff, known_gap), ridge_of(z)), n_pick)
 
-        def coreset(n_pick):
+        def coreset(n_pick, diff, known_diff):
             r = random_projection(diff.shape[0], diff.shape[2], np.random.default_rng(0))
             k_center(project(diff, r), project(known_diff, r), n_pick)
 
@@ -120,7 +120,8 @@ def main() -> None:
             ("coreset", coreset, forward),
         ):
             for n_pick in args.picks:
-                rows.append((name, n_pick, spent, timed(choose, n_pick)[1]))
+                features = diff.copy(), known_diff.copy()
+                rows.append((name, n_pick, spent, timed(choose, n_pick, *features)[1]))
     report = {
         "candidates": args.candidates,
         "dim": args.dim,

@@ -44,8 +44,10 @@ def pair_features(model, embeddings, first, second, precision: str = "fp32"):
     out, a, b = _per_response(embeddings, first, second, run)
     h = out.shape[2] - 1
     diff = torch.empty((out.shape[0], len(first), h))
-    for m, member in enumerate(out):  # one member at a time: a (P, H) temporary
-        torch.sub(member.index_select(0, a)[:, :h], member.index_select(0, b)[:, :h], out=diff[m])
+    for m, member in enumerate(out):  # one member at a time: one (P, H) temporary
+        feats = member[:, :h].contiguous()
+        torch.index_select(feats, 0, a, out=diff[m])
+        diff[m].sub_(feats.index_select(0, b))
     gap = out[:, a, h].double() - out[:, b, h].double()
     return diff.numpy(), gap.numpy()
 
@@ -64,6 +66,9 @@ def pair_gaps(model, embeddings, first, second, precision: str = "fp32") -> np.n
 
 
 def fisher_rows(diff: np.ndarray, gap: np.ndarray) -> np.ndarray:
-    """``z = sqrt(p (1 - p)) d`` ``(M, P, H)``: a pair's information is ``z z^T``."""
+    """``z = sqrt(p (1 - p)) d`` ``(M, P, H)``: a pair's information is ``z z^T``.
+    Scales ``diff`` (float32) in place and returns it: at 50,000 pairs a new array
+    would cost more than the product."""
     p = 1.0 / (1.0 + np.exp(-gap))
-    return diff * np.sqrt(p * (1.0 - p)).astype(np.float32)[..., None]
+    diff *= np.sqrt(p * (1.0 - p)).astype(np.float32)[..., None]
+    return diff
