@@ -33,9 +33,10 @@ from embrm.workflow.config import (
     ACTIVE_STRATEGIES,
     active_settings,
     check_active,
-    check_config,
+    check_active_training,
     round_sizes,
 )
+from embrm.workflow.studies import all_point_configs
 
 from conftest import ROOT, run_snakemake, small_config
 
@@ -264,10 +265,32 @@ def test_active_refuses_settings_its_rounds_would_drop(orm, data, key):
     cfg["data"] |= data
     cfg["active"] = {"enabled": True}
     with pytest.raises(InputError, match=key):
-        check_config(cfg)
+        check_active_training(cfg)
     cfg["active"]["enabled"] = False
-    if key != "data.source":
-        check_config(cfg)  # fine without active learning
+    check_active_training(cfg)  # fine without active learning
+
+
+def test_study_points_with_other_losses_leave_the_main_rounds_alone(round_zero, tmp_path):
+    """A study of margin losses next to active learning is fine; a round job asked for
+    such a point refuses before training."""
+    cfg = small_config()
+    cfg["active"] = {"enabled": True}
+    cfg["studies"] = {"loss": {"grid": {"orm.loss": ["bt", "hinge"]}, "seeds": [0]}}
+    check_active_training(cfg)
+    assert len(all_point_configs(cfg)) == 2
+    files, _, orm, r0 = round_zero
+    with pytest.raises(InputError, match="orm.loss"):
+        train_round(
+            **files,
+            pairs=r0 / "pairs.npz",
+            ckpt=tmp_path / "e.ckpt",
+            summary_json=tmp_path / "t.json",
+            orm_cfg=orm | {"loss": "hinge"},
+            seed=3,
+            task="t",
+            precision="fp32",
+        )
+    assert not (tmp_path / "e.ckpt").exists()
 
 
 def test_active_rounds_and_learning_curve_through_snakemake(tmp_path):

@@ -10,13 +10,14 @@ from embrm.rm.options import needs_strength
 from embrm.workflow import experiments, studies
 from embrm.workflow.cpu_resources import group_id
 from embrm.workflow.cpu_resources import rule_resources as cpu_rule_resources
-from embrm.workflow.config import check_config
+from embrm.workflow.config import check_active_training, check_config
 from embrm.workflow.paths import EXP_PATTERN, RESULTS
 from embrm.workflow.schema import check_schema
 
 SCHEMA = f"{workflow.basedir}/workflow/schemas/config.schema.yaml"
 check_schema(config, SCHEMA)
 check_config(config)
+check_active_training(config)
 gen_checks.check_generation(config)
 POINT_CONFIGS = studies.all_point_configs(config)
 for _exp, _point in POINT_CONFIGS.items():

@@ -24,7 +24,7 @@ from embrm.io.errors import InputError
 from embrm.rm.ensemble import load_ensemble, train_on_pairs
 from embrm.rm.pairs import Pairs, annotate, reward_scale
 from embrm.rm.precision import resolve
-from embrm.workflow.config import round_sizes
+from embrm.workflow.config import check_active_orm, round_sizes
 
 log = logging.getLogger(__name__)
 
@@ -125,6 +125,7 @@ def load_pairs(path) -> tuple[Pairs, np.ndarray, float]:
 
 def initial_round(*, rewards, pairs_out, active_cfg: dict, orm_cfg: dict, seed: int) -> Pairs:
     """Round 0: ``active.initial`` random pairs, labelled by the annotator."""
+    check_active_orm(orm_cfg)
     rew = open_array(rewards, 2)
     annotator = Annotator(rew, orm_cfg)
     rng = np.random.default_rng([seed, 0, 11])
@@ -216,6 +217,7 @@ def train_round(
     precision,
 ) -> dict:
     """The ensemble of one round: step 5's training on every pair annotated so far."""
+    check_active_orm(orm_cfg)
     emb, rew = load_split(embeddings, rewards)
     chosen, _, scale = load_pairs(pairs)
     return train_on_pairs(

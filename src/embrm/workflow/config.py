@@ -50,7 +50,6 @@ def check_config(config: dict) -> None:
     check_orm_options(orm)
     check_known_sizes(config)
     check_active(active_settings(config))
-    check_active_training(config)
 
 
 # the selection strategies of `active.strategy` (embrm.active.selection)
@@ -100,18 +99,24 @@ def check_active(active: dict) -> None:
 
 
 def check_active_training(config: dict) -> None:
-    """Active rounds need golden rewards for the simulated annotator and train plain
-    pairs: no settings they would silently drop."""
+    """The main run's active rounds (``active_curve``) need golden rewards for the
+    simulated annotator, and ORM settings they can honour (:func:`check_active_orm`).
+    Study points are checked by their own round jobs, if any are asked for."""
     if not active_settings(config)["enabled"]:
         return
-    orm = config["orm"]
-    if orm["n_sample"] is None:
-        raise InputError("config key orm.n_sample must be a number for active learning (is null)")
     if config["data"]["source"] == "pairs":
         raise InputError(
             "config key active.enabled: active learning simulates the annotator from golden "
             "rewards, which data.source: pairs does not have"
         )
+    check_active_orm(config["orm"])
+
+
+def check_active_orm(orm: dict) -> None:
+    """Active rounds draw pairs from the first ``orm.n_sample`` prompts and train the
+    plain bt or clf loss on them: no settings they would silently drop."""
+    if orm["n_sample"] is None:
+        raise InputError("config key orm.n_sample must be a number for active learning (is null)")
     dropped = {
         "orm.loss": setting(orm, "loss") in ("margin", "hinge"),
         "orm.noise_remedy": setting(orm, "noise_remedy") != "none",
