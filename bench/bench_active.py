@@ -1,4 +1,4 @@
-"""Benchmark one round of active selection at the issue's shape.
+"""Benchmark one round of active selection at its target shape.
 
 50,000 candidate pairs (cross-prompt, ``--prompts`` x 10 responses of the ``rough``
 planted data, D = 2048) judged by a StackedMLP ensemble of ``--members`` members with
