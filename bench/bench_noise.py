@@ -16,24 +16,34 @@ import json
 from pathlib import Path
 
 import numpy as np
+import yaml
+from snakemake.utils import update_config
+
+from embrm.workflow.studies import expand
 
 from bench_core import ROOT, snakemake
 
 STUDY = "noise"
 
 
-def run(workdir: Path, cores: int) -> None:
+CONFIGS = [ROOT / "config.yaml", ROOT / "config/noise_study.yaml"]
+
+
+def point_folders(configs: list[Path]) -> list[str]:
+    """The study's point folders (``results/studies/noise/<point>``) of ``configs``,
+    merged as Snakemake merges them (later files override earlier keys)."""
+    merged: dict = {}
+    for path in configs:
+        update_config(merged, yaml.safe_load(path.read_text()) or {})
+    return list(expand({"studies": {STUDY: merged["studies"][STUDY]}})[STUDY])
+
+
+def run(workdir: Path, cores: int, configs: list[Path] = CONFIGS) -> None:
+    """Steps 5-6 of every point: each point's ``eval_results.json`` as a target (the
+    remedy points pull in their first ensemble's preference strength)."""
     workdir.mkdir(parents=True, exist_ok=True)
-    snakemake(
-        workdir,
-        [ROOT / "config.yaml", ROOT / "config/noise_study.yaml"],
-        f"study_{STUDY}",
-        "--until",
-        "evaluate_orm",
-        "preference_strength",
-        cores=cores,
-        quiet=False,
-    )
+    targets = [f"{folder}/eval_results.json" for folder in point_folders(configs)]
+    snakemake(workdir, configs, *targets, cores=cores, quiet=False)
 
 
 def point_metrics(folder: Path) -> dict:
@@ -62,7 +72,7 @@ def collect(workdir: Path) -> dict:
     rows: dict = {}
     for folder in sorted((workdir / "results/studies" / STUDY).iterdir()):
         if not (folder / "eval_results.json").is_file():
-            continue
+            raise FileNotFoundError(f"{folder}: no eval_results.json; rerun the study")
         name, quality, _ = folder.name.split("__")
         key = (name, float(quality.split("=")[1]))
         for metric, value in point_metrics(folder).items():
