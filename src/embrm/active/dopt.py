@@ -41,13 +41,13 @@ def greedy_logdet(z: np.ndarray, info: np.ndarray, n_pick: int) -> tuple[np.ndar
     (``v = A^-1 z / sqrt(1 + z^T A^-1 z)``, Sherman-Morrison) ``A_t^-1 = A_0^-1 -
     sum v v^T``, so a candidate's ``q = z^T A_t^-1 z`` is its old value minus
     ``(v_s . z)^2`` for the picks since it was last computed. Picks go in blocks of
-    ``BLOCK``: at a block's start every candidate's ``q`` is brought up to date in
-    large products (on flat gains the lazy search below touches most candidates
+    ``BLOCK``: at a block's start the leading candidates' ``q`` are brought up to date
+    in large products (on flat gains the lazy search below touches most of them
     anyway); within the block the search is lazy, as gains never grow (log det is
     submodular): only candidates whose stale gain beats every other are brought up
     to date, ``REFRESH`` at a time. The result is that of the plain greedy search.
     """
-    m, n, h = z.shape
+    n = z.shape[1]
     if n_pick > n:
         raise InputError(f"cannot pick {n_pick} pairs from {n} candidates")
     search = _LazyGreedy(z, info, n_pick)
@@ -149,18 +149,15 @@ def _bring_up_to_date(q, z, v, fresh_at, idx: np.ndarray, t: int) -> None:
     while start < len(order):
         end = int(np.searchsorted(stale, 2 * stale[start], side="right"))
         for c in range(start, end, CHUNK_PAIRS):
-            group = order[c : min(c + CHUNK_PAIRS, end)]
-            _subtract_missed(q, z[:, group], v, fresh_at, group, t)
+            _subtract_missed(q, z, v, fresh_at, order[c : min(c + CHUNK_PAIRS, end)], t)
         start = end
 
 
-def _subtract_missed(q, rows_z, v, fresh_at, rows: np.ndarray, t: int) -> None:
-    """Bring candidates ``rows`` (their ``z`` rows ``rows_z`` ``(M, g, H)``) up to date
-    at pick ``t``: subtract ``(v_s . z)^2`` for each pick ``s`` they missed."""
+def _subtract_missed(q, z, v, fresh_at, rows: np.ndarray, t: int) -> None:
+    """Bring candidates ``rows`` up to date at pick ``t``: subtract ``(v_s . z)^2``
+    for each pick ``s`` they missed."""
     since = int(fresh_at[rows].min())
-    if since == t:
-        return
-    proj = rows_z @ v[:, since:t].transpose(0, 2, 1)  # (M, g, t - since)
+    proj = z[:, rows] @ v[:, since:t].transpose(0, 2, 1)  # (M, g, t - since)
     proj *= np.arange(since, t)[None, :] >= fresh_at[rows][:, None]
     q[:, rows] = np.maximum(q[:, rows] - np.einsum("mgt,mgt->mg", proj, proj), 0.0)
     fresh_at[rows] = t
