@@ -27,8 +27,9 @@ import torch
 
 from embrm.active.coreset import k_center, project, random_projection
 from embrm.active.dopt import greedy_logdet, information, ridge_of
-from embrm.active.features import fisher_rows, pair_features, pair_gaps
+from embrm.active.features import fisher_rows, pair_gaps
 from embrm.active.rounds import draw_pool, pair_keys
+from embrm.active.selection import pool_and_annotated_features
 from embrm.data.synthetic import write_split
 from embrm.rm.ensemble import load_ensemble, train_on_pairs
 from embrm.rm.pairs import Pairs, annotate
@@ -98,13 +99,9 @@ def main() -> None:
         def uncertainty(n_pick, *_):
             return np.argsort(np.abs(gap.mean(0)) / gap.std(0))[:n_pick]
 
-        (diff, dgap), forward_pool = timed(
-            lambda: pair_features(model, emb, first, second, precision)
+        ((diff, dgap), (known_diff, known_gap)), forward = timed(
+            pool_and_annotated_features, model, emb, (first, second), annotated, precision
         )
-        (known_diff, known_gap), forward_known = timed(
-            lambda: pair_features(model, emb, annotated.first, annotated.second, precision)
-        )
-        forward = forward_pool + forward_known
 
         def dopt(n_pick, diff, known_diff):  # fisher_rows scales copies in place
             z = fisher_rows(diff, dgap)

@@ -33,25 +33,26 @@ def project(diff: np.ndarray, r: np.ndarray) -> np.ndarray:
     return out
 
 
-def sign_free_sq_dist(x: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """``min(|x_i - y_j|, |x_i + y_j|)^2`` ``(len(x), len(y))`` of rows ``x``, ``y``."""
-    sq_x = np.einsum("pk,pk->p", x, x)[:, None]
-    sq_y = np.einsum("pk,pk->p", y, y)[None, :]
-    return sq_x + sq_y - 2.0 * np.abs(x @ y.T)
-
-
 def k_center(candidates: np.ndarray, annotated: np.ndarray, n_pick: int) -> np.ndarray:
     """Greedy k-center: ``n_pick`` row indices of ``candidates`` ``(P, F)``, in pick
     order, each the farthest (sign-free) from the zero difference, the ``annotated``
-    rows ``(A, F)`` and the picks before it."""
-    nearest = np.einsum("pk,pk->p", candidates, candidates)  # distance to a tie
+    rows ``(A, F)`` and the picks before it.
+
+    Squared distances ``|x|^2 + |y|^2 - 2 |x . y|`` = ``min(|x - y|, |x + y|)^2``, with
+    every candidate's ``|x|^2`` computed once."""
+    sq = np.einsum("pk,pk->p", candidates, candidates)
+    nearest = sq.copy()  # distance to a tie
     for start in range(0, len(annotated), CHUNK):
-        block = sign_free_sq_dist(candidates, annotated[start : start + CHUNK])
-        np.minimum(nearest, block.min(1), out=nearest)
+        block = annotated[start : start + CHUNK]
+        dist = (
+            sq[:, None] + np.einsum("pk,pk->p", block, block) - 2.0 * np.abs(candidates @ block.T)
+        )
+        np.minimum(nearest, dist.min(1), out=nearest)
     picked = np.empty(n_pick, dtype=np.int64)
     for t in range(n_pick):
         i = int(np.argmax(nearest))
         picked[t] = i
-        np.minimum(nearest, sign_free_sq_dist(candidates, candidates[i : i + 1])[:, 0], out=nearest)
+        dist = sq + sq[i] - 2.0 * np.abs(candidates @ candidates[i])
+        np.minimum(nearest, dist, out=nearest)
         nearest[i] = -np.inf  # never twice, even among identical rows
     return picked

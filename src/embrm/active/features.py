@@ -1,7 +1,8 @@
 """What a selector sees of a candidate pair: the ensemble's view of its two responses.
 
-Each response some pair uses runs through the ensemble once (chunks of
-``2 * CHUNK_PAIRS`` rows, in the run's precision); pairs then gather their two rows.
+Each response some pair uses is read once (the explicit chunked reads of
+:func:`embrm.data.arrays.iter_rows`) and runs through the ensemble once, ``ROWS`` at a
+time in the run's precision; pairs then gather their two rows.
 """
 
 from __future__ import annotations
@@ -9,9 +10,10 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from embrm.data.arrays import iter_rows
 from embrm.rm.precision import autocast
 
-CHUNK_PAIRS = 2048
+ROWS = 4096
 
 
 def _per_response(embeddings: np.ndarray, first: np.ndarray, second: np.ndarray, run):
@@ -19,14 +21,13 @@ def _per_response(embeddings: np.ndarray, first: np.ndarray, second: np.ndarray,
     array in order of flat id; returns its outputs ``(M, U, W)`` (float32 tensor) and
     the positions of ``first`` and ``second`` among them (int64 tensors)."""
     ids, where = np.unique(np.concatenate([first, second]), return_inverse=True)
-    flat = embeddings.reshape(-1, embeddings.shape[-1])
     out = None
-    for start in range(0, len(ids), 2 * CHUNK_PAIRS):
-        x = torch.from_numpy(np.asarray(flat[ids[start : start + 2 * CHUNK_PAIRS]], np.float32))
-        y = run(x)
-        if out is None:
-            out = torch.empty((y.shape[0], len(ids), y.shape[2]))
-        out[:, start : start + len(x)] = y
+    for start, block in iter_rows(embeddings, ids):
+        for offset in range(0, len(block), ROWS):
+            y = run(torch.from_numpy(block[offset : offset + ROWS]))
+            if out is None:
+                out = torch.empty((y.shape[0], len(ids), y.shape[2]))
+            out[:, start + offset : start + offset + y.shape[1]] = y
     where = torch.from_numpy(where.reshape(-1))
     return out, where[: len(first)], where[len(first) :]
 

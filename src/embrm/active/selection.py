@@ -25,6 +25,20 @@ from embrm.rm.pairs import Pairs
 from embrm.workflow.config import ACTIVE_STRATEGIES as STRATEGIES
 
 
+def pool_and_annotated_features(model, embeddings, candidates, annotated: Pairs, precision):
+    """:func:`pair_features` of the candidates ``(first, second)`` and of the annotated
+    pairs, in one pass (the two share most responses): ``((diff, gap), (diff, gap))``."""
+    n = len(candidates[0])
+    diff, gap = pair_features(
+        model,
+        embeddings,
+        np.concatenate([candidates[0], annotated.first]),
+        np.concatenate([candidates[1], annotated.second]),
+        precision,
+    )
+    return (diff[:, :n], gap[:, :n]), (diff[:, n:], gap[:, n:])
+
+
 def select(
     strategy: str,
     *,
@@ -53,9 +67,8 @@ def select(
         sure = np.abs(gap.mean(0)) / np.maximum(gap.std(0), 1e-12)
         return np.sort(np.argsort(sure, kind="stable")[:n_pick])
     if strategy in ("dopt", "coreset"):
-        diff, gap = pair_features(model, embeddings, first, second, precision)
-        known_diff, known_gap = pair_features(
-            model, embeddings, annotated.first, annotated.second, precision
+        (diff, gap), (known_diff, known_gap) = pool_and_annotated_features(
+            model, embeddings, candidates, annotated, precision
         )
         if strategy == "coreset":
             r = random_projection(diff.shape[0], diff.shape[2], rng)
