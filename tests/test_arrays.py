@@ -86,7 +86,7 @@ def test_row_gather_equals_fancy_indexing_across_chunks(tmp_path, monkeypatch):
     assert np.array_equal(got, arr.reshape(-1, 3)[rows])
 
 
-@pytest.mark.parametrize("model", ["smooth", "rough"])
+@pytest.mark.parametrize("model", ["smooth", "rough", "prompt_heavy"])
 def test_synthetic_data_is_deterministic_and_on_a_realistic_scale(tmp_path, model):
     def make(d):
         out = {
@@ -125,3 +125,26 @@ def test_rough_rewards_are_far_from_linear_in_the_embedding(tmp_path):
 
     # measured: smooth 0.89, rough 0.11
     assert within_prompt_r2("smooth") > 0.8 and within_prompt_r2("rough") < 0.6
+
+
+def test_prompt_heavy_puts_most_reward_variance_between_prompts(tmp_path):
+    """``prompt_heavy``: about 60 % of the variance is the prompt's (documented), against
+    about 10 % for the other families, and the within-prompt part is mostly explained
+    by the response latents, not noise."""
+
+    def between_share(model):
+        out = {
+            f"{s}_{k}": tmp_path / model / f"{s}_{k}.npy"
+            for s in ("train", "test")
+            for k in ("embeddings", "rewards")
+        }
+        generate(**out, n_train=3000, n_test=5, k_train=10, k_test=5, dim=64, seed=2, model=model)
+        r = np.load(out["train_rewards"]).astype(np.float64)
+        within = r.var(1, ddof=1).mean()
+        # the mean of K responses carries 1/K of the within-prompt variance: remove it
+        between = r.mean(1).var() - within / r.shape[1]
+        return between / (between + within)
+
+    # measured: prompt_heavy 0.60, smooth 0.07, rough 0.10
+    assert 0.55 < between_share("prompt_heavy") < 0.65
+    assert between_share("smooth") < 0.2 and between_share("rough") < 0.2

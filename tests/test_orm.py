@@ -137,7 +137,7 @@ def _drifting_task(n=256, d=4):
     return train, val, item_loss
 
 
-def _fit_drifting(seeds, rows, item_loss=None):
+def _fit_drifting(seeds, rows, item_loss=None, **options):
     train, val, loss = _drifting_task()
     model = StackedMLP(4, [8], seeds)
     res = fit(
@@ -151,8 +151,15 @@ def _fit_drifting(seeds, rows, item_loss=None):
         checks_per_epoch=3,
         patience=2,
         seed=0,
+        **options,
     )
     return model, res
+
+
+def _final_val_loss(model, item_loss, val):
+    model.eval()
+    with torch.no_grad():
+        return [float(item_loss(model, np.flatnonzero(val[m]))[m].mean()) for m in (0, 1)]
 
 
 def test_early_stopping_checks_in_steps_and_restores_each_members_best():
@@ -172,12 +179,32 @@ def test_early_stopping_checks_in_steps_and_restores_each_members_best():
     # once member 0 stopped, the model held member 1 alone: member 0 cost no compute
     assert members_seen[-1] == 1
     # each member ends with its best weights: their validation loss is the best recorded
-    model.eval()
-    with torch.no_grad():
-        final = [float(item_loss(model, np.flatnonzero(val[m]))[m].mean()) for m in (0, 1)]
-    assert np.allclose(final, res.best_val_loss, rtol=1e-5)
-    later = [h["val_loss"][h["members"].index(0)] for h in res.history[1:] if 0 in h["members"]]
-    assert later and res.best_val_loss[0] < min(later)
+    final = _final_val_loss(model, item_loss, val)
+    assert np.allclose(final, res.best_val_score, rtol=1e-5)
+    later = [h["val_score"][h["members"].index(0)] for h in res.history[1:] if 0 in h["members"]]
+    assert later and res.best_val_score[0] < min(later)
+
+
+def test_without_restore_a_member_keeps_its_weights_at_its_last_check():
+    """The published procedure: a member stops after ``patience`` checks without
+    improvement and keeps the weights it has then, not its best ones."""
+    _, val, item_loss = _drifting_task()
+    model, res = _fit_drifting([0, 1], [0, 1], restore=False)
+    last = {
+        m: [h["val_score"][h["members"].index(m)] for h in res.history if m in h["members"]][-1]
+        for m in (0, 1)
+    }
+    final = _final_val_loss(model, item_loss, val)
+    assert np.allclose(final, [last[0], last[1]], rtol=1e-5)
+    assert final[0] > res.best_val_score[0] * 1.01  # member 0 got worse after its best
+
+
+def test_weight_average_validates_and_keeps_the_averaged_weights():
+    _, val, item_loss = _drifting_task()
+    plain, _ = _fit_drifting([0, 1], [0, 1])
+    averaged, res = _fit_drifting([0, 1], [0, 1], ema=0.8)
+    assert np.allclose(_final_val_loss(averaged, item_loss, val), res.best_val_score, rtol=1e-5)
+    assert not torch.allclose(plain.weights[0][1], averaged.weights[0][1])
 
 
 def test_a_stopped_member_never_changes_again():

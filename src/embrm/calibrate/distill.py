@@ -117,7 +117,7 @@ def train_student(
         "student_val_prompts": int(n_val),
         "epochs_run": int(result.steps_run[0] // result.steps_per_epoch),
         "best_epoch": int(result.best_step[0] // result.steps_per_epoch),
-        "best_val_mse": float(result.best_val_loss[0]),
+        "best_val_mse": float(result.best_val_score[0]),
         "patience": STUDENT_PATIENCE,
         "precision": precision,
     }

@@ -24,6 +24,7 @@ from embrm.rm.pairs import Pairs, build_pairs, given_pairs, golden_margin, misla
 from embrm.rm.precision import resolve, storage_dtype
 from embrm.rm.remedies import apply_remedy, load_strength
 from embrm.rm.stacked_mlp import StackedMLP
+from embrm.rm.stopping import val_score
 from embrm.rm.training import fit, member_means
 
 log = logging.getLogger(__name__)
@@ -182,6 +183,7 @@ def train_members(
         train_mask=~val_mask,
         val_mask=val_mask,
         item_loss=lambda mdl, idx: item_loss(data, mdl, idx),
+        val_score=val_score(setting(orm_cfg, "stopping"), data, item_loss, precision),
         lr=orm_cfg["lr"],
         batch_size=orm_cfg["batch_size"],
         max_epochs=orm_cfg["max_epochs"],
@@ -189,6 +191,7 @@ def train_members(
         patience=orm_cfg["patience"],
         seed=seed,
         precision=precision,
+        ema=setting(orm_cfg, "weight_average"),
     )
     model.eval()
     val_loss, val_acc = evaluate_pairs(data, model, val_mask, item_loss, precision)

@@ -16,6 +16,8 @@ DEFAULTS = {
     "noise_remedy": "none",
     "remedy_fraction": 0.1,
     "listwise": False,  # Plackett-Luce on K-wise rankings instead of their pairs
+    "stopping": "loss",  # what early stopping measures (embrm.rm.stopping)
+    "weight_average": 0.0,  # EMA decay of the weights that are validated and kept; 0 = off
 }
 
 

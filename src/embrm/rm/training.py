@@ -6,14 +6,17 @@ and runs the members as one batched product (``StackedMLP`` on ``(M, b, D)`` inp
 no compute goes to items a member does not use. Each member walks its own reshuffled
 order of its items (its own random stream, so the other members never change its
 batches); an epoch is ``ceil(max items / batch_size)`` steps, and a member with fewer
-items starts its next pass sooner. Batches are split into micro-batches whose
-gradients accumulate, so memory is bounded by the micro-batch, not by ``batch_size``.
+items starts its next pass sooner. ``replacement=True`` draws every batch with
+replacement instead (the published procedure). Batches are split into micro-batches
+whose gradients accumulate, so memory is bounded by the micro-batch, not by
+``batch_size``.
 
-Validation runs ``checks_per_epoch`` times per epoch: on noisy pairs a 2048-wide MLP
-overfits within one epoch, so per-epoch checks find the best point too late and waste
-the epochs after it. A member stops after ``patience`` checks without improvement and
-gets its best weights back at once; it then leaves the model, so stopped members cost
-no compute and their weights never change again.
+Validation runs ``checks_per_epoch`` times per epoch and scores each member with
+``val_score`` (lower is better; the mean item loss unless the caller measures something
+else, e.g. ranking). A member stops after ``patience`` checks without improvement and
+gets its best weights back at once (``restore=False`` keeps its last weights instead);
+it then leaves the model, so stopped members cost no compute and their weights never
+change again.
 """
 
 from __future__ import annotations
@@ -37,11 +40,11 @@ MICRO_BATCH = 1024
 @dataclass
 class FitResult:
     """Per member ``(M,)``: optimizer steps taken, the step of the best check and its
-    validation loss; ``history`` lists every check."""
+    validation score; ``history`` lists every check."""
 
     steps_run: np.ndarray
     best_step: np.ndarray
-    best_val_loss: np.ndarray
+    best_val_score: np.ndarray
     steps_per_epoch: int
     history: list = field(default_factory=list)
 
@@ -79,7 +82,8 @@ def member_means(item_fns, mask: np.ndarray, precision: str) -> list[np.ndarray]
 class _ItemStreams:
     """Per member, batches from its own items in a fresh random order for every pass."""
 
-    def __init__(self, train_mask: np.ndarray, seed: int):
+    def __init__(self, train_mask: np.ndarray, seed: int, replacement: bool = False):
+        self.replacement = replacement
         self.items = [np.flatnonzero(row) for row in train_mask]
         empty = [i for i, it in enumerate(self.items) if not len(it)]
         if empty:
@@ -91,6 +95,9 @@ class _ItemStreams:
         """The next batch (at most ``size`` items) of each member in ``members``."""
         out = []
         for m in members:
+            if self.replacement:
+                out.append(self.rngs[m].choice(self.items[m], size))
+                continue
             if not len(self.orders[m]):
                 self.orders[m] = self.rngs[m].permutation(self.items[m])
             out.append(self.orders[m][:size])
@@ -108,20 +115,37 @@ class _Members:
     what the first step needed.
     """
 
-    def __init__(self, model: StackedMLP, lr: float):
+    def __init__(self, model: StackedMLP, lr: float, ema: float = 0.0):
         self.full = model
         self.lr = lr
+        self.ema = ema
+        self.steps = 0
         self.active = np.arange(model.members)
         self.model = model.copy()
         self.opt = torch.optim.Adam(self.model.parameters(), lr=lr)
         self.best = [p.detach() for p in model.parameters()]
+        # the weights that validation scores and the best copy saves
+        self.scored = model.copy() if ema else self.model
+
+    def step(self) -> None:
+        """The optimizer step, then the running average ``scored`` follows the weights
+        (decay ``min(ema, (1 + t) / (10 + t))``, so early steps are not drowned by the
+        initial weights)."""
+        self.opt.step()
+        self.steps += 1
+        if not self.ema:
+            return
+        decay = min(self.ema, (1 + self.steps) / (10 + self.steps))
+        with torch.no_grad():
+            for a, p in zip(self.scored.parameters(), self.model.parameters()):
+                a.lerp_(p, 1 - decay)
 
     def keep_best(self, improved: np.ndarray) -> None:
-        """Save the current weights of the active members flagged in ``improved``."""
+        """Save the scored weights of the active members flagged in ``improved``."""
         rows = torch.from_numpy(np.flatnonzero(improved))
         dest = torch.from_numpy(self.active[improved])
         with torch.no_grad():
-            for saved, p in zip(self.best, self.model.parameters()):
+            for saved, p in zip(self.best, self.scored.parameters()):
                 saved[dest] = p[rows]
 
     def drop(self, stop: np.ndarray) -> None:
@@ -143,6 +167,12 @@ class _Members:
                 plist[layer] = q
         self.opt = torch.optim.Adam(self.model.parameters(), lr=self.lr)
         self.opt.state.update(kept_state)
+        if self.ema:
+            for plist in (self.scored.weights, self.scored.biases):
+                for layer, p in enumerate(plist):
+                    plist[layer] = nn.Parameter(_compact(p.data, keep))
+        else:
+            self.scored = self.model
 
     def finish(self) -> StackedMLP:
         """The full model, holding every member's best weights."""
@@ -170,22 +200,35 @@ def fit(
     patience: int,
     seed: int,
     precision: str = "fp32",
+    val_score=None,
+    restore: bool = True,
+    replacement: bool = False,
+    ema: float = 0.0,
 ) -> FitResult:
-    """Train ``model`` in place; every member ends with its best-validation weights.
+    """Train ``model`` in place; every member ends with its best-validation weights
+    (its last weights with ``restore=False``).
 
     ``train_mask``, ``val_mask`` ``(M, n)``: which of the ``n`` items each member trains
     and validates on. ``item_loss(model, idx)`` takes a per-member index ``(A, b)`` for
     the ``A = model.members`` members it holds and returns their losses ``(A, b)``.
+    ``val_score(model, mask)`` scores those members on the items of their rows of
+    ``mask`` ``(A, n)``, lower is better ``(A,)``; default: the mean item loss.
     Validation runs every ``ceil(steps_per_epoch / checks_per_epoch)`` optimizer steps;
-    ``patience`` counts checks.
+    ``patience`` counts checks. ``ema`` > 0 validates and keeps an exponential moving
+    average of each member's weights (decay ``ema`` per step) instead of the weights.
     """
+    if val_score is None:
+
+        def val_score(mdl, mask):
+            return member_means([lambda idx: item_loss(mdl, idx)], mask, precision)[0]
+
     m = train_mask.shape[0]
-    streams = _ItemStreams(train_mask, seed)
+    streams = _ItemStreams(train_mask, seed, replacement)
     steps_per_epoch = math.ceil(max(len(it) for it in streams.items) / batch_size)
     check_every = max(1, math.ceil(steps_per_epoch / checks_per_epoch))
     total_steps = max_epochs * steps_per_epoch
-    members = _Members(model, lr)
-    best_loss = np.full(m, np.inf)
+    members = _Members(model, lr, ema)
+    best_score = np.full(m, np.inf)
     best_step = np.zeros(m, dtype=int)
     steps_run = np.full(m, total_steps)
     since_best = np.zeros(m, dtype=int)
@@ -196,28 +239,29 @@ def fit(
         if step % check_every and step < total_steps:
             continue
         act = members.active
-        members.model.eval()
-        (val,) = member_means([lambda idx: item_loss(members.model, idx)], val_mask[act], precision)
+        val = val_score(members.scored.eval(), val_mask[act])
         members.model.train()
-        improved = val < best_loss[act]
-        members.keep_best(improved)
-        best_loss[act[improved]] = val[improved]
+        improved = val < best_score[act]
+        best_score[act[improved]] = val[improved]
         best_step[act[improved]] = step
         since_best[act] = np.where(improved, 0, since_best[act] + 1)
-        history.append({"step": step, "members": act.tolist(), "val_loss": val.tolist()})
+        history.append({"step": step, "members": act.tolist(), "val_score": val.tolist()})
         log.info(
-            "step %d (epoch %.2f): val loss %s",
+            "step %d (epoch %.2f): val score %s",
             step,
             step / steps_per_epoch,
             np.round(val, 4).tolist(),
         )
         stop = since_best[act] >= patience
+        if step == total_steps:
+            stop[:] = True
+        members.keep_best(stop if not restore else improved)
         steps_run[act[stop]] = step
         members.drop(stop)
         if not len(members.active):
             break
     members.finish()
-    return FitResult(steps_run, best_step, best_loss, steps_per_epoch, history)
+    return FitResult(steps_run, best_step, best_score, steps_per_epoch, history)
 
 
 def _train_step(members: _Members, item_loss, batch: list[np.ndarray], precision: str):
@@ -231,4 +275,4 @@ def _train_step(members: _Members, item_loss, batch: list[np.ndarray], precision
         with autocast(precision):
             losses = item_loss(members.model, idx[:, part]).float()
         ((losses * weight[:, part]).sum(1) / counts).sum().backward()
-    members.opt.step()
+    members.step()
