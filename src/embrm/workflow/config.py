@@ -13,7 +13,7 @@ import copy
 
 from embrm.io.errors import InputError
 from embrm.rm.options import DEFAULTS, setting
-from embrm.workflow.known_sizes import check_known_sizes
+from embrm.workflow.known_sizes import Size, check_known_sizes
 
 
 def check_config(config: dict) -> None:
@@ -48,8 +48,10 @@ def check_config(config: dict) -> None:
             f"config key distill.split must sum to 1, got {config['distill']['split']}"
         )
     check_orm_options(orm)
-    check_known_sizes(config)
+    sizes = check_known_sizes(config)
     check_active(active_settings(config))
+    if "k_train" in sizes and orm["n_sample"] is not None:
+        check_active_pool(active_settings(config), orm["n_sample"], sizes["k_train"])
 
 
 # the selection strategies of `active.strategy` (embrm.active.selection)
@@ -95,6 +97,39 @@ def check_active(active: dict) -> None:
         raise InputError(
             f"config key active.candidates={active['candidates']} is smaller than the "
             f"{largest} pairs a round selects; raise it or active.rounds"
+        )
+
+
+def pool_room(n_prompts: int, k: int, pool: str) -> int:
+    """How many distinct pairs ``active.pool`` can draw from ``n_prompts x k`` responses:
+    two responses of one prompt (``within_prompt``), or of two prompts (``cross_prompt``;
+    ``both`` mixes the two, bounded by the cross-prompt count)."""
+    if pool == "within_prompt":
+        return n_prompts * k * (k - 1) // 2
+    n_ids = n_prompts * k
+    return n_ids * (n_ids - k) // 2
+
+
+def check_active_pool(active: dict, n_sample: int, k: Size) -> None:
+    """Every round's candidates must fit the pairs not annotated yet: round ``r`` draws
+    ``active.candidates`` new pairs beside the ones annotated before it, so the last
+    round needs ``candidates + budget - (its own share)`` distinct pairs of the first
+    ``orm.n_sample`` prompts."""
+    if not active["enabled"]:
+        return
+    room = pool_room(n_sample, k.value, active["pool"])
+    where = (
+        f"the {room} {active['pool']} pairs of orm.n_sample={n_sample} prompts x K = "
+        f"{k.value} responses ({k.knob})"
+    )
+    fix = "lower it, or raise orm.n_sample"
+    if active["budget"] > room:
+        raise InputError(f"config key active.budget={active['budget']} exceeds {where}; {fix}")
+    before_last = active["budget"] - round_sizes(active)[-1]
+    if active["candidates"] + before_last > room:
+        raise InputError(
+            f"config key active.candidates={active['candidates']}: with the {before_last} "
+            f"pairs annotated before the last round they exceed {where}; {fix}"
         )
 
 
