@@ -13,8 +13,8 @@ from pathlib import Path
 import numpy as np
 
 from embrm.data.arrays import checked_header, first_non_finite, open_matching
-from embrm.io.errors import InputError
 from embrm.io.atomic import atomic_path
+from embrm.io.errors import InputError
 from embrm.io.npy import preallocated_memmap
 
 log = logging.getLogger(__name__)

@@ -10,6 +10,8 @@ Nothing here knows about folders: experiment lookup is in
 from __future__ import annotations
 
 import copy
+import re
+from collections.abc import Mapping
 
 from embrm.io.errors import InputError
 from embrm.rm.options import DEFAULTS, setting
@@ -199,6 +201,45 @@ def check_orm_options(orm: dict) -> None:
             "config key orm.listwise needs K-wise rankings (orm.consider_first_n > 2) and "
             "the plain bt objective (no loss variant, smoothing or noise remedy)"
         )
+
+
+NUMBER = re.compile(r"[-+]?(\d[\d_]*\.?\d*|\.\d+)([eE][-+]?\d+)?")
+WORDS = {"true": True, "false": False, "null": None, "~": None, "": None}
+
+
+def cli_scalar(text: str):
+    """A number as ``--config key=value`` reads one at the top level (int, then float),
+    true/false/null/~/empty (any case) as YAML reads them; anything else stays text."""
+    if NUMBER.fullmatch(text):
+        return float(text) if any(c in text for c in ".eE") else int(text)
+    return WORDS.get(text.lower(), text)
+
+
+def retype_cli_config(config: dict, cli: Mapping) -> None:
+    """Give nested ``--config`` values their types, in ``config`` (in place).
+
+    Snakemake reads ``--config distill='{distill_epochs: 5}'`` with YAML's base loader,
+    which keeps every nested scalar a string (``"5"``), and the schema then refuses the
+    README's own example. ``cli`` is what Snakemake parsed from ``--config``
+    (``workflow.config_settings.config``), already merged into ``config``; each string
+    below its top level is read as :func:`cli_scalar` reads it. A text value that looks
+    like a number or true/false/null needs a ``--configfile``."""
+
+    def retype(node, value):
+        if isinstance(value, str):
+            return cli_scalar(value)
+        if isinstance(value, list):
+            return [retype(None, v) for v in value]
+        if isinstance(value, Mapping):
+            node = node if isinstance(node, dict) else {}
+            for key, sub in value.items():
+                node[key] = retype(node.get(key), sub)
+            return node
+        return value
+
+    for key, value in cli.items():
+        if isinstance(value, (Mapping, list)):
+            config[key] = retype(config.get(key), value)
 
 
 # keys added after configs existed: a config without them still takes them as overrides

@@ -2,8 +2,9 @@
 
 Each data source fixes some sizes in the config (synthetic: all; generate: K and an
 upper bound on the test prompts) or in the release's ``.npy`` headers (import, read
-and checked without loading the data: a cut or misshapen release file is named here). Settings that cannot fit these sizes are refused at parse
-time, naming the knob to change, instead of failing after hours of SFT and sampling.
+and checked without loading the data: a cut or misshapen release file is named here).
+Settings that cannot fit these sizes are refused at parse time, naming the knob to
+change, instead of failing after hours of SFT and sampling.
 """
 
 from __future__ import annotations
