@@ -551,7 +551,7 @@ def test_09_record_without_dialogue_fields_named_with_file_and_record(tmp_path):
     lines = [json.dumps(hh("a")), json.dumps({"id": "q7", "text": "no dialogue"})]
     cfg = prompt_cfg(write_lines(tmp_path / "p.jsonl", lines))
     with pytest.raises(
-        InputError, match=r"p.jsonl: record q7 has none of the dialogue fields.*\['id', 'text'\]"
+        InputError, match=r"p.jsonl: record q7 has none of the fields.*\['id', 'text'\]"
     ):
         prompts.prepare_prompts(cfg=cfg, split="train", out_path=tmp_path / "train.jsonl")
 

@@ -76,8 +76,8 @@ def record_dialogue(record: dict, where: str = "record") -> str:
             value = record[key]
             return value if isinstance(value, str) else conversation_text(value)
     raise InputError(
-        f"{where} has none of the dialogue fields chosen, messages, conversations or "
-        f"prompt+completion (its fields: {sorted(record)}); give it one or remove it"
+        f"{where} has none of the fields chosen/messages/conversations/prompt+completion "
+        f"(its fields: {sorted(record)}); give it one of them or remove the record"
     )
 
 
