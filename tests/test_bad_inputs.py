@@ -2,12 +2,16 @@
 code from a file, left a half-written artifact or failed late; each must stay fixed.
 
 Test names are numbered by kind: 1 train/test overlap, 2 code identity, 3 best-of-N
-sizes, 4 bad arrays and JSON, 5 unpickling, 6-7 full disk, 8 parse-time sizes,
-9 unreadable prompts and configs, 10 study folder names.
+sizes, 4 bad arrays and JSON (release files included), 5 unpickling, 6-7 full disk,
+8 parse-time sizes, 9 unreadable prompts and configs, 10 study folders, 11 the
+reward-model bundle. Tests that run the real snakemake are marked ``workflow``; the
+rest call the check functions directly and run under ``-m "not workflow"`` in seconds.
 """
 
 from __future__ import annotations
 
+import copy
+import gzip
 import json
 import re
 import shutil
@@ -20,13 +24,21 @@ import numpy as np
 import pytest
 import torch
 import yaml
+from snakemake.utils import update_config
 
+from embrm.calibrate.distill import FORMAT as STUDENT_FORMAT
+from embrm.data.importer import release_files
 from embrm.evaluate.evaluation import usable_bon_sizes
-from embrm.generation import prompts
+from embrm.generation import preferences, prompts
 from embrm.io.errors import InputError
 from embrm.io.jsonio import write_json
+from embrm.rm.ensemble import save_ensemble
+from embrm.rm.stacked_mlp import StackedMLP
+from embrm.serve.bundle import build_bundle
 from embrm.workflow import studies
+from embrm.workflow.config import check_config, retype_cli_config
 from embrm.workflow.rule_io import run
+from embrm.workflow.schema import check_schema
 
 from conftest import (
     ROOT,
@@ -35,9 +47,10 @@ from conftest import (
     planned_jobs,
     run_snakemake,
     small_config,
+    small_generation_config,
 )
 
-pytestmark = pytest.mark.workflow
+SCHEMA = ROOT / "workflow/schemas/config.schema.yaml"
 
 
 def hh(prompt: str, rid=None, split=None) -> dict:
@@ -119,6 +132,7 @@ def package_run(tmp_path_factory):
     return pkg, workdir, cfg, env
 
 
+@pytest.mark.workflow
 def test_02_package_edit_reruns_the_steps_that_import_it_and_no_other(package_run):
     pkg, workdir, cfg, env = package_run
 
@@ -137,6 +151,7 @@ def test_02_package_edit_reruns_the_steps_that_import_it_and_no_other(package_ru
 # 3. best-of-N sizes above K --------------------------------------------------------
 
 
+@pytest.mark.workflow
 def test_03_bon_sizes_all_above_known_k_refused_at_parse_time(tmp_path):
     cfg = small_config(evaluation={"bon_n": [500]})  # K_test = 40
     proc = run_snakemake(tmp_path, cfg, "-n", check=False)
@@ -162,20 +177,61 @@ def release(tmp_path: Path, k: int, n: int, d: int = 4) -> tuple[Path, Path]:
     return emb, rew
 
 
-def test_04_nan_in_imported_embeddings_named_by_file_row_and_column(tmp_path):
+def test_04_nan_in_imported_embeddings_named_by_release_file_response_and_prompt(tmp_path):
     emb, rew = release(tmp_path, k=3, n=7)
     bad = np.load(emb)
     bad[1, 5, 2] = np.nan  # response 1 of prompt 5
     np.save(emb, bad)
-    with pytest.raises(InputError, match=r"test_embeddings.*prompt row 5, response column 1"):
+    where = r"EMBD\.npy: non-finite value .* at response 1, prompt 5, dimension 2"
+    with pytest.raises(InputError, match=where + ".*data.import.max_prompts to 5 or fewer"):
         import_release(emb, rew, tmp_path / "out", split="test", chunk=2)
     assert not list((tmp_path / "out").iterdir())
 
 
 @pytest.mark.parametrize(("k", "n", "message"), [(1, 5, "K = 1"), (3, 0, r"N = 0")])
 def test_04_degenerate_imported_split_refused(tmp_path, k, n, message):
-    with pytest.raises(InputError, match=message):
+    with pytest.raises(InputError, match=r"REWARD\.npy: .*" + message):
         import_release(*release(tmp_path, k=k, n=n), tmp_path / "out", split="test", chunk=2)
+    assert not (tmp_path / "out").exists()
+
+
+def cut_to(nbytes: int):
+    """A release file cut short, as an interrupted copy leaves it."""
+    return lambda path: path.write_bytes(path.read_bytes()[:nbytes])
+
+
+@pytest.mark.parametrize(
+    ("damage", "message"),
+    [
+        (
+            lambda path: np.save(path, np.ones(50)),
+            r"expected 2 dimensions \(K, N\), found shape \(50,\)",
+        ),
+        (cut_to(0), r"not a readable \.npy file .*cut short"),
+        (cut_to(20), r"not a readable \.npy file .*cut short"),
+        (lambda path: np.save(path, np.ones((4, 50), np.int64)), r"expected a float array"),
+    ],
+)
+def test_04_broken_release_rewards_named_at_parse_time_and_by_the_import(tmp_path, damage, message):
+    cfg = import_config(tmp_path, 50, 30)
+    emb, rew = map(Path, release_files(cfg["data"]["import"], "train"))
+    damage(rew)
+    with pytest.raises(InputError, match=re.escape(str(rew)) + ": " + message):
+        check_config(cfg)
+    with pytest.raises(InputError, match=re.escape(str(rew)) + ": " + message):
+        import_release(emb, rew, tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+
+
+def test_04_release_splits_of_different_widths_refused_at_parse_time(tmp_path):
+    cfg = import_config(tmp_path, 50, 30)
+    train, _ = release_files(cfg["data"]["import"], "train")
+    test, _ = release_files(cfg["data"]["import"], "test")
+    np.save(test, np.ones((4, 30, 32)))  # train D = 3
+    with pytest.raises(
+        InputError, match=rf"{re.escape(train)} has D = 3 but .*_test\.npy has D = 32"
+    ):
+        check_config(cfg)
 
 
 def test_04_generation_stage_fails_on_the_array_it_wrote(tmp_path):
@@ -220,6 +276,7 @@ def plant(path: Path, marker: Path) -> None:
         torch.save({"format": "embrm.ensemble/1", "x": Payload(marker)}, path)
 
 
+@pytest.mark.workflow
 @pytest.mark.parametrize(
     ("planted", "forced", "reader"),
     [
@@ -355,6 +412,7 @@ def import_config(tmp_path: Path, n_train: int, n_test: int, **orm) -> dict:
     return cfg
 
 
+@pytest.mark.workflow
 @pytest.mark.parametrize(
     ("make", "message"),
     [
@@ -368,6 +426,68 @@ def test_08_impossible_sizes_refused_before_any_job(tmp_path, make, message):
     assert proc.returncode != 0
     assert re.search(message, proc.stdout + proc.stderr)
     assert not (tmp_path / "w/results").exists()
+
+
+def generate_config(**orm) -> dict:
+    cfg = small_generation_config()  # K_train = 4
+    cfg["orm"].update(orm)
+    return cfg
+
+
+def active_config(make, **active) -> dict:
+    cfg = make()
+    cfg["active"] = {"enabled": True, "pool": "within_prompt", **active}
+    return cfg
+
+
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [
+        (
+            lambda t: small_config(
+                orm=dict(consider_first_n=20, comparison="within_prompt", n_pairs=1)
+            ),
+            r"orm.consider_first_n=20 exceeds the K = 10 .*data.synthetic.k_train.*at most 10",
+        ),
+        (
+            lambda t: import_config(
+                t, 50, 30, consider_first_n=6, comparison="within_prompt", n_pairs=1
+            ),
+            r"orm.consider_first_n=6 exceeds the K = 4 .*REWARD_.*_train\.npy",
+        ),
+        (
+            lambda t: generate_config(consider_first_n=5, comparison="within_prompt", n_pairs=1),
+            r"orm.consider_first_n=5 exceeds the K = 4 .*generation.sampling.k_train",
+        ),
+        # 300 prompts x K = 10: 13500 within-prompt pairs
+        (
+            lambda t: active_config(
+                small_config, budget=20000, initial=10, candidates=10000, rounds=2
+            ),
+            r"active.budget=20000 exceeds the 13500 within_prompt pairs of orm.n_sample=300",
+        ),
+        (
+            lambda t: active_config(
+                small_config, budget=1000, initial=100, candidates=13000, rounds=2
+            ),
+            r"active.candidates=13000: with the 550 pairs annotated before the last round",
+        ),
+        # 40 prompts x K = 4: 240 within-prompt pairs
+        (
+            lambda t: active_config(
+                lambda: import_config(t, 50, 30, n_sample=40),
+                budget=100,
+                initial=20,
+                candidates=200,
+                rounds=2,
+            ),
+            r"active.candidates=200: .*the 240 within_prompt pairs .*REWARD_.*_train\.npy",
+        ),
+    ],
+)
+def test_08_settings_the_known_k_cannot_meet_refused_at_parse_time(tmp_path, make, message):
+    with pytest.raises(InputError, match=message):
+        check_config(make(tmp_path))
 
 
 # 9. unreadable prompt files and incomplete configs: one line ----------------------
@@ -386,6 +506,109 @@ def test_09_bad_prompt_file_named_with_its_line(tmp_path, lines, message):
         prompts.prepare_prompts(cfg=cfg, split="train", out_path=tmp_path / "train.jsonl")
 
 
+# a record saved as Latin-1: "caf\u00e9" as the single byte 0xe9
+NOT_UTF8 = json.dumps(hh("caf\u00e9"), ensure_ascii=False).encode("latin-1")
+
+
+@pytest.mark.parametrize("suffix", [".jsonl", ".jsonl.gz"])
+def test_09_prompt_file_not_utf8_named_with_its_line(tmp_path, suffix):
+    path = tmp_path / f"p{suffix}"
+    data = json.dumps(hh("a")).encode() + b"\n" + NOT_UTF8 + b"\n"
+    path.write_bytes(gzip.compress(data) if suffix.endswith(".gz") else data)
+    column = NOT_UTF8.index(b"\xe9") + 1
+    with pytest.raises(
+        InputError,
+        match=rf"p{re.escape(suffix)}: line 2: not UTF-8 text \(byte 0xe9 at column {column}\)",
+    ):
+        prompts.prepare_prompts(cfg=prompt_cfg(path), split="train", out_path=tmp_path / "t.jsonl")
+
+
+def pairs_cfg(source: Path) -> dict:
+    cfg = yaml.safe_load((ROOT / "config/pairs_hh_harmless.yaml").read_text())["data"]["pairs"]
+    return {**cfg, "source": str(source)}
+
+
+@pytest.mark.parametrize(
+    ("name", "data"),
+    [
+        ("p.jsonl", json.dumps(hh("a")).encode() + b"\n" + NOT_UTF8 + b"\n"),
+        ("p.json", b"[" + json.dumps(hh("a")).encode() + b",\n" + NOT_UTF8 + b"]"),
+    ],
+)
+def test_09_pair_file_not_utf8_named_with_its_line(tmp_path, name, data):
+    (tmp_path / name).write_bytes(data)
+    out = {s: tmp_path / f"{s}.out" for s in ("train", "test")}
+    with pytest.raises(InputError, match=rf"{re.escape(name)}: line 2: not UTF-8 text"):
+        preferences.prepare_pairs(
+            cfg=pairs_cfg(tmp_path / name),
+            out_pairs=out,
+            out_preferences=out,
+            report=tmp_path / "r",
+        )
+
+
+def test_09_record_without_dialogue_fields_named_with_file_and_record(tmp_path):
+    lines = [json.dumps(hh("a")), json.dumps({"id": "q7", "text": "no dialogue"})]
+    cfg = prompt_cfg(write_lines(tmp_path / "p.jsonl", lines))
+    with pytest.raises(
+        InputError, match=r"p.jsonl: record q7 has none of the fields.*\['id', 'text'\]"
+    ):
+        prompts.prepare_prompts(cfg=cfg, split="train", out_path=tmp_path / "train.jsonl")
+
+
+@pytest.mark.parametrize(
+    ("section", "key", "value", "message"),
+    [
+        (
+            "orm",
+            "ensemble_number",
+            2.0,
+            "orm.ensemble_number: 2.0 is a float where an integer is meant; write 2",
+        ),
+        (
+            "orm",
+            "n_sample",
+            300.0,
+            "orm.n_sample: 300.0 is a float .*; write 300",
+        ),  # oneOf null / int
+        ("orm", "consider_first_n", -1.0, "orm.consider_first_n: -1.0 is a float"),  # enum [-1, -2]
+        ("orm", "hidden_sizes", [32, 16.5], r"orm.hidden_sizes.1: 16.5 is a float .*whole number"),
+        ("distill", "cv_folds", 5.0, "distill.cv_folds: 5.0 is a float"),
+    ],
+)
+def test_09_float_for_an_integer_key_refused_naming_the_key(section, key, value, message):
+    cfg = small_config(**{section: {key: value}})
+    with pytest.raises(InputError, match=message):
+        check_schema(cfg, SCHEMA)
+    cfg["studies"] = {"s": {"grid": {f"{section}.{key}": [value]}}}
+    cfg[section][key] = small_config()[section][key]
+    (point,) = studies.all_point_configs(cfg).values()
+    with pytest.raises(InputError, match="study point: config key " + message):
+        check_schema(point, SCHEMA, where="study point: config")
+
+
+def test_09_nested_command_line_values_get_their_types():
+    """Snakemake reads ``--config orm='{...}'`` with YAML's base loader (strings only) and
+    merges it into the config with ``update_config``."""
+    cfg = small_config()
+    cli = {"orm": {"ensemble_number": "5", "lr": "1e-3", "loss": "null", "hidden_sizes": ["8"]}}
+    cli.update(distill={"split": ["0.5", "0.25", "0.25"]}, data={"synthetic": {"model": "rough"}})
+    update_config(cfg, copy.deepcopy(cli))
+    retype_cli_config(cfg, cli)
+    assert cfg["orm"]["ensemble_number"] == 5 and cfg["orm"]["lr"] == 1e-3
+    assert cfg["orm"]["loss"] is None and cfg["orm"]["hidden_sizes"] == [8]
+    assert cfg["distill"]["split"] == [0.5, 0.25, 0.25]
+    assert cfg["data"]["synthetic"]["model"] == "rough" and cfg["data"]["synthetic"]["dim"] == 16
+    check_schema(cfg, SCHEMA)
+
+
+@pytest.mark.workflow
+def test_09_readme_nested_config_example_parses(tmp_path):
+    proc = run_snakemake(tmp_path, small_config(), "-n", "--config", "distill={distill_epochs: 5}")
+    assert "distill_student" in planned_jobs(proc.stdout + proc.stderr)
+
+
+@pytest.mark.workflow
 def test_09_partial_configfile_without_config_yaml_says_which_file_is_missing(tmp_path):
     partial = tmp_path / "partial.yaml"
     partial.write_text(yaml.safe_dump({"orm": {"n_sample": 100}}))
@@ -406,3 +629,84 @@ def test_10_study_values_mapping_to_one_folder_are_refused():
     cfg["studies"] = {"pol": {"grid": {"generation.policy": ["org/m", "org_m"]}}}
     with pytest.raises(InputError, match="share the folder 'policy=org_m'"):
         studies.expand(cfg)
+
+
+def test_10_grid_values_one_and_one_point_zero_are_one_point():
+    cfg = small_config()
+    cfg["studies"] = {"lr": {"grid": {"orm.lr": [0.5, 1, 1.0]}, "seeds": [0]}}
+    with pytest.raises(
+        InputError, match=r"points .*lr=1__seed=0 .* and .*lr=1.0__seed=0 .* run the same config"
+    ):
+        studies.all_point_configs(cfg)
+    cfg["studies"] = {"x": {"experiments": {"a": {"orm.lr": 0.5}, "b": {"orm.n_sample": 300}}}}
+    cfg["orm"]["lr"] = 0.5  # both experiments are the main config
+    with pytest.raises(InputError, match=r"points results/studies/x/a .* and results/studies/x/b"):
+        studies.all_point_configs(cfg)
+
+
+def test_10_point_artifact_linked_from_outside_results_refused(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    point = Path("results/studies/s/n_sample=10")
+    (point / "orm").mkdir(parents=True)
+    (tmp_path / "results/data").mkdir()
+    (tmp_path / "results/data/x.json").write_text("{}")
+    (point / "eval_results.json").symlink_to(tmp_path / "results/data/x.json")  # inside: fine
+    studies.check_point_links([str(point)])
+    (tmp_path / "elsewhere.json").write_text("{}")
+    (point / "orm/ensemble.ckpt").symlink_to(tmp_path / "elsewhere.json")
+    with pytest.raises(
+        InputError,
+        match=r"orm/ensemble.ckpt is a symbolic link to .*elsewhere.json, outside results/.*delete",
+    ):
+        studies.check_point_links([str(point)])
+    (point / "orm/ensemble.ckpt").unlink()
+    Path("results/studies/t").mkdir()
+    Path("results/studies/t/p").symlink_to(tmp_path, target_is_directory=True)
+    with pytest.raises(InputError, match=r"results/studies/t/p is a symbolic link"):
+        studies.check_point_links(["results/studies/t/p"])
+
+
+# 11. the reward-model bundle --------------------------------------------------------
+
+
+def bundle_inputs(tmp_path: Path, validation: dict) -> dict:
+    """The step 5-8 artifacts ``build_bundle`` reads, for D = 4 embeddings."""
+    teacher, student = StackedMLP(4, [8], [0, 1]), StackedMLP(4, [8], [2])
+    save_ensemble(tmp_path / "ens.ckpt", teacher, "bt", [{"name": "m0"}, {"name": "m1"}])
+    state = {"format": STUDENT_FORMAT, "input_dim": 4, "hidden_sizes": [8]}
+    torch.save({**state, "state_dict": student.member_state(0)}, tmp_path / "student.ckpt")
+    for name, data in {
+        "stats.json": {"precision": "fp32"},
+        "map.json": {"x": [0.0, 1.0], "y": [0.0, 1.0]},
+        "distillation.json": {"hyperparameters": {"lr": 0.01}},
+        "validation.json": validation,
+    }.items():
+        write_json(tmp_path / name, data)
+    (tmp_path / "plot.png").write_bytes(b"png")
+    files = dict(ensemble="ens.ckpt", student="student.ckpt", student_stats="stats.json")
+    files.update(teacher_map="map.json", student_map="map.json", calibration_plot="plot.png")
+    files.update(distillation_config="distillation.json", validation="validation.json")
+    return {k: tmp_path / v for k, v in files.items()}
+
+
+EMBEDDING = dict(model="org/embedder", pooling="last", normalize=False, max_length=64)
+EMBEDDING.update(truncation="keep_response", batch_size=8, dtype="float32")
+
+
+def test_11_null_validation_metric_builds_a_bundle_and_a_failure_leaves_no_temp(tmp_path):
+    metrics = {"global_spearman": 0.5, "per_prompt_spearman": float("nan")}  # null in the file
+    metrics.update(pairwise_accuracy=0.75, mse=0.1, mse_meaningful=True)
+    validation = {"held_out_prompts": 3, "variants": {"student_isotonic": metrics}}
+    inputs = bundle_inputs(tmp_path, validation)
+    run_info = {"task": "t", "objective": "bt", "data": "tiny"}
+    bundle = tmp_path / "results/reward_model"
+    kwargs = dict(embedding=EMBEDDING, embedder_path="unused", run=run_info, bundle=bundle)
+    build_bundle(**inputs, **kwargs)
+    assert (
+        "| student_isotonic | 0.5000 | undefined | 0.7500 | 0.1000 |"
+        in (bundle / "README.md").read_text()
+    )
+    (tmp_path / "plot.png").unlink()  # a failure after the temporary folder exists
+    with pytest.raises(FileNotFoundError):
+        build_bundle(**inputs, **{**kwargs, "bundle": tmp_path / "results/second"})
+    assert sorted(p.name for p in (tmp_path / "results").iterdir()) == ["reward_model"]

@@ -10,11 +10,17 @@ from embrm.rm.options import needs_strength
 from embrm.workflow import experiments, studies
 from embrm.workflow.cpu_resources import group_id
 from embrm.workflow.cpu_resources import rule_resources as cpu_rule_resources
-from embrm.workflow.config import check_active_training, check_config
+from embrm.workflow.config import (
+    check_active_training,
+    check_config,
+    retype_cli_config,
+)
 from embrm.workflow.paths import EXP_PATTERN, RESULTS
 from embrm.workflow.schema import check_schema
 
 SCHEMA = f"{workflow.basedir}/workflow/schemas/config.schema.yaml"
+# nested --config values arrive as strings (`--config distill='{distill_epochs: 5}'`)
+retype_cli_config(config, workflow.config_settings.config)
 check_schema(config, SCHEMA)
 check_config(config)
 check_active_training(config)

@@ -1,6 +1,8 @@
 """Studies: one target per study (`snakemake study_<name>`) and `all_studies`."""
 
 STUDIES = studies.expand(config)
+# a point's artifact linked from outside results/ would count as a finished step
+studies.check_point_links(POINT_CONFIGS)
 # what a study table reads from each point: step-6 and step-8 metrics (pair data:
 # step 6's pair metrics; data.source is shared by every point)
 STUDY_INPUTS = (

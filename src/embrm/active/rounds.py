@@ -24,7 +24,7 @@ from embrm.io.errors import InputError
 from embrm.rm.ensemble import load_ensemble, train_on_pairs
 from embrm.rm.pairs import Pairs, annotate, reward_scale
 from embrm.rm.precision import resolve
-from embrm.workflow.config import check_active_orm, round_sizes
+from embrm.workflow.config import check_active_orm, pool_room, round_sizes
 
 log = logging.getLogger(__name__)
 
@@ -63,10 +63,7 @@ def draw_pool(
     keys are not in ``exclude``: two responses of one prompt (``within_prompt``), of two
     prompts (``cross_prompt``), or half of each (``both``)."""
     n_ids = n_prompts * k
-    within = n_prompts * k * (k - 1) // 2
-    room = {"within_prompt": within, "cross_prompt": n_ids * (n_ids - k) // 2}[
-        pool if pool != "both" else "cross_prompt"
-    ]
+    room = pool_room(n_prompts, k, pool)
     if pool == "cross_prompt" and n_prompts < 2:
         raise InputError("active.pool=cross_prompt needs orm.n_sample >= 2")
     if size + len(exclude) > room:

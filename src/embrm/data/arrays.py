@@ -77,14 +77,21 @@ def iter_rows(arr: np.ndarray, rows: np.ndarray):
             return
 
 
+def first_non_finite(block: np.ndarray) -> tuple[int, ...] | None:
+    """The index of ``block``'s first NaN or infinite value, or None if all are finite."""
+    bad = ~np.isfinite(block)
+    return (
+        tuple(map(int, np.unravel_index(int(np.argmax(bad)), block.shape))) if bad.any() else None
+    )
+
+
 def check_finite(arr: np.ndarray, path: str | Path) -> None:
     """Raise if any value is NaN or infinite, naming the first bad prompt row and response
     column (and dimension for ``(N, K, D)``); reads ``CHECK_BYTES`` at a time."""
     row_bytes = max(1, arr[:1].nbytes)
     for start, block in iter_chunks(arr, max(1, CHECK_BYTES // row_bytes), dtype=arr.dtype):
-        bad = ~np.isfinite(block)
-        if bad.any():
-            where = np.unravel_index(int(np.argmax(bad)), block.shape)
+        where = first_non_finite(block)
+        if where is not None:
             names = ("prompt row", "response column", "dimension")
             at = ", ".join(f"{n} {i}" for n, i in zip(names, (start + where[0], *where[1:])))
             raise InputError(f"{path}: non-finite value (NaN or inf) at {at}")
@@ -106,15 +113,42 @@ def check_written(path: str | Path, ndim: int, split: str) -> None:
     check_finite(arr, path)
 
 
-def npy_shape(path: str | Path) -> tuple:
-    """The shape in a ``.npy`` header, without reading (or mapping) the data."""
+def npy_header(path: str | Path) -> tuple[tuple, np.dtype]:
+    """The shape and dtype in a ``.npy`` header, without reading (or mapping) the data;
+    a missing, cut or foreign file is an InputError naming it."""
     fmt = np.lib.format
     readers = {(1, 0): fmt.read_array_header_1_0, (2, 0): fmt.read_array_header_2_0}
+    if not Path(path).is_file():
+        raise InputError(f"{path}: file not found")
     with open(path, "rb") as fh:
-        version = fmt.read_magic(fh)
-        if version not in readers:
-            raise InputError(f"{path}: .npy format version {version} is not supported")
-        shape, _, _ = readers[version](fh)
+        try:
+            version = fmt.read_magic(fh)
+            if version in readers:
+                shape, _, dtype = readers[version](fh)
+        except ValueError as exc:
+            raise InputError(
+                f"{path}: not a readable .npy file ({exc}); it is cut short or not a NumPy "
+                "array: copy or write it again"
+            ) from None
+    if version not in readers:
+        raise InputError(f"{path}: .npy format version {version} is not supported")
+    return shape, dtype
+
+
+def npy_shape(path: str | Path) -> tuple:
+    """The shape in a ``.npy`` header (:func:`npy_header`)."""
+    return npy_header(path)[0]
+
+
+def checked_header(path: str | Path, ndim: int, layout: str) -> tuple:
+    """The shape in a ``.npy`` header, checked for its rank (``layout`` names the axes,
+    e.g. ``(K, N)``) and a float dtype as :func:`open_array` checks the file, without
+    reading the data."""
+    shape, dtype = npy_header(path)
+    if len(shape) != ndim:
+        raise InputError(f"{path}: expected {ndim} dimensions {layout}, found shape {shape}")
+    if dtype.type not in FLOAT_DTYPES:
+        raise InputError(f"{path}: expected a float array, found dtype {dtype}")
     return shape
 
 

@@ -19,16 +19,14 @@ where the records carry them); any overlap is refused, naming the count and the 
 
 from __future__ import annotations
 
-import gzip
 import hashlib
-import json
 import logging
 import re
 from pathlib import Path
 
 from embrm.generation.builtin_prompts import dialogues
 from embrm.io.errors import InputError
-from embrm.io.jsonio import write_jsonl
+from embrm.io.jsonio import check_utf8, iter_jsonl, write_jsonl
 
 log = logging.getLogger(__name__)
 
@@ -78,8 +76,8 @@ def record_dialogue(record: dict, where: str = "record") -> str:
             value = record[key]
             return value if isinstance(value, str) else conversation_text(value)
     raise InputError(
-        f"{where} has none of the fields chosen/messages/conversations/"
-        f"prompt+completion: {sorted(record)}"
+        f"{where} has none of the fields chosen/messages/conversations/prompt+completion "
+        f"(its fields: {sorted(record)}); give it one of them or remove the record"
     )
 
 
@@ -94,25 +92,16 @@ def local_file(source: str) -> Path | None:
 
 
 def read_jsonl_records(path: Path) -> list[dict]:
-    """Every record of a ``.jsonl`` / ``.jsonl.gz`` file; a malformed or non-object line,
-    or a file without records, is one error naming the file and its 1-based line."""
-    opener = gzip.open if path.suffix == ".gz" else open
+    """Every record of a ``.jsonl`` / ``.jsonl.gz`` file; a line that is not UTF-8, not
+    JSON or not an object, or a file without records, is one error naming the file and
+    its 1-based line."""
     records = []
-    with opener(path, "rt", encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, start=1):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise InputError(
-                    f"{path}: line {lineno}: malformed JSON ({exc.msg}, column {exc.colno})"
-                ) from None
-            if not isinstance(record, dict):
-                raise InputError(
-                    f"{path}: line {lineno}: expected a JSON object, found {type(record).__name__}"
-                )
-            records.append(record)
+    for lineno, record in iter_jsonl(path):
+        if not isinstance(record, dict):
+            raise InputError(
+                f"{path}: line {lineno}: expected a JSON object, found {type(record).__name__}"
+            )
+        records.append(record)
     if not records:
         raise InputError(f"{path}: empty prompt file (no JSON records)")
     return records
@@ -128,6 +117,8 @@ def load_records(source: str, split: str, data_dir: str | None = None):
         return read_jsonl_records(path)
     if path is not None:
         kind = "parquet" if path.suffix == ".parquet" else "json"
+        if kind == "json":
+            check_utf8(path)
         records = datasets.load_dataset(kind, data_files={split: str(path)}, split=split)
         if len(records) == 0:
             raise InputError(f"{path}: empty prompt file (no records)")
@@ -135,16 +126,23 @@ def load_records(source: str, split: str, data_dir: str | None = None):
     return datasets.load_dataset(source, data_dir=data_dir, split=split)
 
 
-def prompt_text(record: dict) -> str:
-    """The prompt part of a record's dialogue (all of it if it has no assistant turn)."""
-    text = record_dialogue(record)
+def prompt_text(record: dict, where: str = "record") -> str:
+    """The prompt part of a record's dialogue (all of it if it has no assistant turn);
+    ``where`` names the record in errors."""
+    text = record_dialogue(record, where)
     parts = split_dialogue(text)
     return text if parts is None else parts[0]
 
 
-def hash_split(record: dict) -> str:
+def record_name(source: str, index: int, record: dict) -> str:
+    """How errors name a record: its ``id``, else its 0-based position in ``source``."""
+    rid = index if record.get("id") is None else record["id"]
+    return f"{source}: record {rid}"
+
+
+def hash_split(record: dict, where: str = "record") -> str:
     """``test`` for one prompt text in ``TEST_SHARE`` (by its SHA-256), else ``train``."""
-    digest = hashlib.sha256(prompt_text(record).encode("utf-8")).digest()
+    digest = hashlib.sha256(prompt_text(record, where).encode("utf-8")).digest()
     return "test" if int.from_bytes(digest[:8], "big") % TEST_SHARE == 0 else "train"
 
 
@@ -158,7 +156,8 @@ def split_records(cfg: dict, split: str) -> list:
         return load_records(cfg["source"], name, cfg.get("data_dir"))
     records = load_records(cfg["source"], name)
     if records[0].get("split") is None:
-        return [r for r in records if hash_split(r) == split]
+        named = ((r, record_name(cfg["source"], i, r)) for i, r in enumerate(records))
+        return [r for r, where in named if hash_split(r, where) == split]
     chosen = [r for r in records if r.get("split") == name]
     if not chosen:
         raise InputError(

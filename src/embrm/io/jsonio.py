@@ -7,6 +7,7 @@ each such key: bare ``NaN`` tokens are not JSON, and strict readers reject the f
 
 from __future__ import annotations
 
+import gzip
 import json
 import math
 from pathlib import Path
@@ -14,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from embrm.io.atomic import atomic_path, write_text
+from embrm.io.errors import InputError
 
 
 def _plain(obj):
@@ -61,6 +63,44 @@ def write_jsonl(path: str | Path, rows) -> None:
             fh.write(json.dumps(row, default=_plain) + "\n")
 
 
+def text_lines(path: str | Path):
+    """Yield ``(line number, text)`` of each line of a UTF-8 file (gzip compressed if it
+    ends in ``.gz``); bytes that are not UTF-8 are an InputError naming the file, the
+    1-based line and the column, where Python's decode error names neither."""
+    opener = gzip.open if str(path).endswith(".gz") else open
+    with opener(path, "rb") as fh:
+        for lineno, raw in enumerate(fh, start=1):
+            try:
+                yield lineno, raw.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                raise InputError(
+                    f"{path}: line {lineno}: not UTF-8 text (byte {raw[exc.start]:#04x} at "
+                    f"column {exc.start + 1}); save the file as UTF-8"
+                ) from None
+
+
+def check_utf8(path: str | Path) -> None:
+    """Read ``path`` through :func:`text_lines`: for a file another library parses, whose
+    decode error names neither file nor line."""
+    for _ in text_lines(path):
+        pass
+
+
+def iter_jsonl(path: str | Path):
+    """Yield ``(line number, value)`` of each non-blank line of a ``.jsonl`` file
+    (:func:`text_lines`); a line that is not JSON names the file, line and column."""
+    for lineno, line in text_lines(path):
+        if not line.strip():
+            continue
+        try:
+            value = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise InputError(
+                f"{path}: line {lineno}: malformed JSON ({exc.msg}, column {exc.colno})"
+            ) from None
+        yield lineno, value
+
+
 def read_jsonl(path: str | Path) -> list:
-    with Path(path).open() as fh:
-        return [json.loads(line) for line in fh if line.strip()]
+    """Every value of a ``.jsonl`` file (:func:`iter_jsonl`)."""
+    return [value for _, value in iter_jsonl(path)]

@@ -68,7 +68,22 @@ def load_head(path, input_dim: int, hidden_sizes) -> StackedMLP:
     return model.eval()
 
 
-def build_bundle(
+def temp_folder(bundle) -> Path:
+    """Where the bundle is written before it is renamed onto ``bundle``."""
+    return Path(bundle).with_name(Path(bundle).name + ".tmp")
+
+
+def build_bundle(*, bundle, **artifacts) -> dict:
+    """:func:`write_bundle`; a failed build removes its temporary folder, so no half
+    bundle is left beside the run's results."""
+    try:
+        return write_bundle(bundle=bundle, **artifacts)
+    except BaseException:
+        shutil.rmtree(temp_folder(bundle), ignore_errors=True)
+        raise
+
+
+def write_bundle(
     *,
     ensemble,
     student,
@@ -91,7 +106,7 @@ def build_bundle(
     Returns the bundle's config.
     """
     out = Path(bundle)
-    tmp = out.with_name(out.name + ".tmp")
+    tmp = temp_folder(out)
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
     teacher, payload = load_ensemble(ensemble)

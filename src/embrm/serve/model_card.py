@@ -8,14 +8,19 @@ import json
 METRICS = ("global_spearman", "per_prompt_spearman", "pairwise_accuracy", "mse")
 
 
+def cell(m: dict, key: str) -> str:
+    """One metric of a variant; null (undefined, e.g. a correlation of constant scores,
+    see the validation file's ``null_reasons``) is written as such."""
+    if key == "mse" and not m["mse_meaningful"]:
+        return "n/a (raw scale)"
+    return "undefined" if m[key] is None else f"{m[key]:.4f}"
+
+
 def validation_table(validation: dict) -> str:
     """Step 8's four variants as a markdown table (MSE only where it is meaningful)."""
     rows = ["| variant | " + " | ".join(METRICS) + " |", "|---" * (len(METRICS) + 1) + "|"]
     for name, m in validation["variants"].items():
-        cells = [
-            f"{m[k]:.4f}" if k != "mse" or m["mse_meaningful"] else "n/a (raw scale)"
-            for k in METRICS
-        ]
+        cells = [cell(m, k) for k in METRICS]
         rows.append(f"| {name} | " + " | ".join(cells) + " |")
     return "\n".join(rows)
 

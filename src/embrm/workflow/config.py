@@ -10,10 +10,12 @@ Nothing here knows about folders: experiment lookup is in
 from __future__ import annotations
 
 import copy
+import re
+from collections.abc import Mapping
 
 from embrm.io.errors import InputError
 from embrm.rm.options import DEFAULTS, setting
-from embrm.workflow.known_sizes import check_known_sizes
+from embrm.workflow.known_sizes import Size, check_known_sizes
 
 
 def check_config(config: dict) -> None:
@@ -48,8 +50,10 @@ def check_config(config: dict) -> None:
             f"config key distill.split must sum to 1, got {config['distill']['split']}"
         )
     check_orm_options(orm)
-    check_known_sizes(config)
+    sizes = check_known_sizes(config)
     check_active(active_settings(config))
+    if "k_train" in sizes and orm["n_sample"] is not None:
+        check_active_pool(active_settings(config), orm["n_sample"], sizes["k_train"])
 
 
 # the selection strategies of `active.strategy` (embrm.active.selection)
@@ -95,6 +99,39 @@ def check_active(active: dict) -> None:
         raise InputError(
             f"config key active.candidates={active['candidates']} is smaller than the "
             f"{largest} pairs a round selects; raise it or active.rounds"
+        )
+
+
+def pool_room(n_prompts: int, k: int, pool: str) -> int:
+    """How many distinct pairs ``active.pool`` can draw from ``n_prompts x k`` responses:
+    two responses of one prompt (``within_prompt``), or of two prompts (``cross_prompt``;
+    ``both`` mixes the two, bounded by the cross-prompt count)."""
+    if pool == "within_prompt":
+        return n_prompts * k * (k - 1) // 2
+    n_ids = n_prompts * k
+    return n_ids * (n_ids - k) // 2
+
+
+def check_active_pool(active: dict, n_sample: int, k: Size) -> None:
+    """Every round's candidates must fit the pairs not annotated yet: round ``r`` draws
+    ``active.candidates`` new pairs beside the ones annotated before it, so the last
+    round needs ``candidates + budget - (its own share)`` distinct pairs of the first
+    ``orm.n_sample`` prompts."""
+    if not active["enabled"]:
+        return
+    room = pool_room(n_sample, k.value, active["pool"])
+    where = (
+        f"the {room} {active['pool']} pairs of orm.n_sample={n_sample} prompts x K = "
+        f"{k.value} responses ({k.knob})"
+    )
+    fix = "lower it, or raise orm.n_sample"
+    if active["budget"] > room:
+        raise InputError(f"config key active.budget={active['budget']} exceeds {where}; {fix}")
+    before_last = active["budget"] - round_sizes(active)[-1]
+    if active["candidates"] + before_last > room:
+        raise InputError(
+            f"config key active.candidates={active['candidates']}: with the {before_last} "
+            f"pairs annotated before the last round they exceed {where}; {fix}"
         )
 
 
@@ -164,6 +201,45 @@ def check_orm_options(orm: dict) -> None:
             "config key orm.listwise needs K-wise rankings (orm.consider_first_n > 2) and "
             "the plain bt objective (no loss variant, smoothing or noise remedy)"
         )
+
+
+NUMBER = re.compile(r"[-+]?(\d[\d_]*\.?\d*|\.\d+)([eE][-+]?\d+)?")
+WORDS = {"true": True, "false": False, "null": None, "~": None, "": None}
+
+
+def cli_scalar(text: str):
+    """A number as ``--config key=value`` reads one at the top level (int, then float),
+    true/false/null/~/empty (any case) as YAML reads them; anything else stays text."""
+    if NUMBER.fullmatch(text):
+        return float(text) if any(c in text for c in ".eE") else int(text)
+    return WORDS.get(text.lower(), text)
+
+
+def retype_cli_config(config: dict, cli: Mapping) -> None:
+    """Give nested ``--config`` values their types, in ``config`` (in place).
+
+    Snakemake reads ``--config distill='{distill_epochs: 5}'`` with YAML's base loader,
+    which keeps every nested scalar a string (``"5"``), and the schema then refuses the
+    README's own example. ``cli`` is what Snakemake parsed from ``--config``
+    (``workflow.config_settings.config``), already merged into ``config``; each string
+    below its top level is read as :func:`cli_scalar` reads it. A text value that looks
+    like a number or true/false/null needs a ``--configfile``."""
+
+    def retype(node, value):
+        if isinstance(value, str):
+            return cli_scalar(value)
+        if isinstance(value, list):
+            return [retype(None, v) for v in value]
+        if isinstance(value, Mapping):
+            node = node if isinstance(node, dict) else {}
+            for key, sub in value.items():
+                node[key] = retype(node.get(key), sub)
+            return node
+        return value
+
+    for key, value in cli.items():
+        if isinstance(value, (Mapping, list)):
+            config[key] = retype(config.get(key), value)
 
 
 # keys added after configs existed: a config without them still takes them as overrides

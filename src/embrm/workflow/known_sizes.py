@@ -2,8 +2,9 @@
 
 Each data source fixes some sizes in the config (synthetic: all; generate: K and an
 upper bound on the test prompts) or in the release's ``.npy`` headers (import, read
-without loading the data). Settings that cannot fit these sizes are refused at parse
-time, naming the knob to change, instead of failing after hours of SFT and sampling.
+and checked without loading the data: a cut or misshapen release file is named here).
+Settings that cannot fit these sizes are refused at parse time, naming the knob to
+change, instead of failing after hours of SFT and sampling.
 """
 
 from __future__ import annotations
@@ -13,8 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from embrm.calibrate.prompt_split import check_split
-from embrm.data.arrays import npy_shape
-from embrm.data.importer import release_files
+from embrm.data.importer import release_files, release_shape
 from embrm.io.errors import InputError
 
 
@@ -27,36 +27,44 @@ class Size:
 
 
 @functools.lru_cache(maxsize=256)
-def _header_shape(path: str, mtime_ns: int) -> tuple:
-    """A ``.npy`` header's shape, read once per file version: every study point of a
-    release asks for the same few headers."""
-    return npy_shape(path)
-
-
-def _shape(path: str) -> tuple | None:
-    """The shape of an existing ``.npy`` file, or None while it is absent (the import
-    rule then reports the missing input)."""
-    file = Path(path)
-    return _header_shape(path, file.stat().st_mtime_ns) if file.is_file() else None
+def _release_shape(embeddings: str, rewards: str, mtimes: tuple) -> tuple[int, int, int]:
+    """:func:`release_shape`, read once per file version: every study point of a release
+    asks for the same few headers."""
+    return release_shape(embeddings, rewards)
 
 
 def _release_size(imp: dict, split: str) -> dict[str, Size]:
-    """``n_<split>`` and ``k_<split>`` of a release split from its rewards header
-    ``(K, N)``, and ``dim`` from its embeddings header ``(K, N, D)``; only what the
-    present files show."""
+    """``n_<split>``, ``k_<split>`` and ``dim_<split>`` of a release split from its
+    checked headers, rewards ``(K, N)`` and embeddings ``(K, N, D)``; nothing while a
+    file is absent (the import rule then reports the missing input)."""
     embeddings, rewards = release_files(imp, split)
-    out = {}
-    shape = _shape(rewards)
-    if shape is not None:
-        k, n = shape[:2]
-        if imp.get("max_prompts") is not None and imp["max_prompts"] < n:
-            out[f"n_{split}"] = Size(imp["max_prompts"], "data.import.max_prompts")
-        else:
-            out[f"n_{split}"] = Size(n, rewards)
-        out[f"k_{split}"] = Size(k, rewards)
-    shape = _shape(embeddings)
-    if shape is not None and len(shape) == 3:
-        out["dim"] = Size(shape[2], embeddings)
+    if not (Path(embeddings).is_file() and Path(rewards).is_file()):
+        return {}
+    mtimes = (Path(embeddings).stat().st_mtime_ns, Path(rewards).stat().st_mtime_ns)
+    k, n, d = _release_shape(embeddings, rewards, mtimes)
+    if imp.get("max_prompts") is not None and imp["max_prompts"] < n:
+        n_size = Size(imp["max_prompts"], "data.import.max_prompts")
+    else:
+        n_size = Size(n, rewards)
+    return {
+        f"n_{split}": n_size,
+        f"k_{split}": Size(k, rewards),
+        f"dim_{split}": Size(d, embeddings),
+    }
+
+
+def _release_sizes(imp: dict) -> dict[str, Size]:
+    """Both splits' sizes (:func:`_release_size`) and ``dim``, which they must share: a
+    model trained on D inputs cannot score the other split's embeddings."""
+    out = {**_release_size(imp, "train"), **_release_size(imp, "test")}
+    train, test = out.pop("dim_train", None), out.pop("dim_test", None)
+    if train and test and train.value != test.value:
+        raise InputError(
+            f"{train.knob} has D = {train.value} but {test.knob} has D = {test.value}: the "
+            "train and test embeddings must come from the same embedder (data.import.embed_model)"
+        )
+    if train or test:
+        out["dim"] = train or test
     return out
 
 
@@ -82,16 +90,21 @@ def known_sizes(config: dict) -> dict[str, Size]:
         return out
     if source == "pairs":
         return {}  # known once the pairs are read (orm.n_sample is checked then)
-    out = {}
-    for split in ("train", "test"):
-        out.update(_release_size(config["data"]["import"], split))
-    return out
+    return _release_sizes(config["data"]["import"])
 
 
-def check_known_sizes(config: dict) -> None:
-    """Raise InputError for settings the known split sizes cannot satisfy."""
+def check_known_sizes(config: dict) -> dict[str, Size]:
+    """Raise InputError for settings the known split sizes cannot satisfy; returns the
+    sizes (:func:`known_sizes`)."""
     sizes = known_sizes(config)
     n_sample = config["orm"]["n_sample"]
+    if "k_train" in sizes:
+        s, first_n = sizes["k_train"], config["orm"]["consider_first_n"]
+        if first_n > s.value:
+            raise InputError(
+                f"config key orm.consider_first_n={first_n} exceeds the K = {s.value} "
+                f"responses per train prompt ({s.knob}); choose at most {s.value}"
+            )
     if "n_train" in sizes and n_sample is not None and n_sample > sizes["n_train"].value:
         s = sizes["n_train"]
         raise InputError(
@@ -107,3 +120,4 @@ def check_known_sizes(config: dict) -> None:
     if "n_test" in sizes:
         s = sizes["n_test"]
         check_split(s.value, config["distill"]["split"], config["distill"]["cv_folds"], s.knob)
+    return sizes

@@ -5,6 +5,10 @@ for a config section. Here the most relevant error (``jsonschema``'s ``best_matc
 reduced to its key path, its message and the schema rule it broke. A config missing
 required keys while ``config.yaml`` is absent from the working directory (``-d DIR
 --configfile X`` reads only X) says so.
+
+``type: integer`` is strict here: JSON Schema counts ``2.0`` as an integer, but the
+steps use the value as Python gives it (``range(2.0)`` fails after hours of data
+preparation), so a float where an integer is meant is refused, naming the key.
 """
 
 from __future__ import annotations
@@ -25,21 +29,52 @@ def _short(text: str) -> str:
     return text if len(text) <= MAX_CHARS else text[: MAX_CHARS - 3] + "..."
 
 
+# an integer is a Python int, never a float such as 2.0 (nor a bool)
+STRICT_TYPES = jsonschema.Draft202012Validator.TYPE_CHECKER.redefine(
+    "integer", lambda _, value: isinstance(value, int) and not isinstance(value, bool)
+)
+StrictValidator = jsonschema.validators.extend(
+    jsonschema.Draft202012Validator, type_checker=STRICT_TYPES
+)
+
+
 @functools.lru_cache(maxsize=8)
 def _validator(schema_path: str, mtime_ns: int) -> jsonschema.Draft202012Validator:
     """The schema's validator, parsed once per file version: a study of 600 points checks
     601 configs, and parsing the YAML schema each time cost more than all the checks."""
-    return jsonschema.Draft202012Validator(yaml.safe_load(Path(schema_path).read_text()))
+    return StrictValidator(yaml.safe_load(Path(schema_path).read_text()))
+
+
+def _float_for_integer(error: jsonschema.ValidationError) -> jsonschema.ValidationError | None:
+    """The error, of ``error`` or the alternatives of its ``oneOf``/``anyOf``, that is a
+    float where an integer is meant; None if there is none."""
+    wanted = (
+        error.validator_value
+        if isinstance(error.validator_value, list)
+        else [error.validator_value]
+    )
+    if error.validator == "type" and "integer" in wanted and isinstance(error.instance, float):
+        return error
+    return next(filter(None, map(_float_for_integer, error.context or ())), None)
+
+
+def _float_message(value: float) -> str:
+    fix = f"write {int(value)}" if value.is_integer() else "write a whole number"
+    return f"{value!r} is a float where an integer is meant; {fix}"
 
 
 def check_schema(config: dict, schema_path: str | Path, where: str = "config") -> None:
     """Raise InputError naming the first offending key of ``config`` (``where`` prefixes
     the message, e.g. a study point)."""
     validator = _validator(str(schema_path), Path(schema_path).stat().st_mtime_ns)
-    error = jsonschema.exceptions.best_match(validator.iter_errors(config))
+    errors = list(validator.iter_errors(config))
+    floats = list(filter(None, map(_float_for_integer, errors)))
+    error = floats[0] if floats else jsonschema.exceptions.best_match(errors)
     if error is None:
         return
     key = ".".join(str(p) for p in error.absolute_path) or "(top level)"
+    if floats:
+        raise InputError(f"{where} key {key}: {_float_message(error.instance)}")
     rule = _short(f"{error.validator}: {error.validator_value!r}")
     message = f"{where} key {key}: {_short(error.message)} (schema rule {rule})"
     if error.validator == "required" and not Path(DEFAULT_CONFIG).is_file():

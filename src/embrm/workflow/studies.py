@@ -13,11 +13,14 @@ upstream array they can (built once), and adding a point schedules only its own 
 from __future__ import annotations
 
 import itertools
+import os
 import re
+from collections.abc import Iterable
+from pathlib import Path
 
 from embrm.io.errors import InputError
 from embrm.workflow.config import check_config, with_overrides
-from embrm.workflow.paths import STUDY_ROOT
+from embrm.workflow.paths import RESULTS, STUDY_ROOT
 
 EXPERIMENT = "experiment"
 SAFE = re.compile(r"[^A-Za-z0-9.+-]")
@@ -115,12 +118,40 @@ def check_data_keys(config: dict, study: str) -> None:
 
 
 def all_point_configs(config: dict) -> dict[str, dict]:
-    """``{point folder: effective, checked config}`` for every point of every study."""
-    return {
-        exp: _checked(config, name, exp, overrides)
-        for name, points in expand(config).items()
-        for exp, overrides in points.items()
-    }
+    """``{point folder: effective, checked config}`` for every point of every study; two
+    points of one study that run the same config are refused (:func:`check_distinct`)."""
+    out = {}
+    for name, points in expand(config).items():
+        configs = {exp: _checked(config, name, exp, overrides) for exp, overrides in points.items()}
+        check_distinct(name, configs, points)
+        out.update(configs)
+    return out
+
+
+def same_value(value):
+    """A hashable form of a config under which values the steps treat alike are equal:
+    ``1`` and ``1.0`` (and ``[1]`` and ``[1.0]``), but not ``True`` and ``1``."""
+    if isinstance(value, dict):
+        return ("dict", tuple(sorted((k, same_value(v)) for k, v in value.items())))
+    if isinstance(value, (list, tuple)):
+        return ("list", tuple(map(same_value, value)))
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return ("number", value)
+    return (type(value).__name__, value)
+
+
+def check_distinct(study: str, configs: dict[str, dict], points: dict[str, dict]) -> None:
+    """Two folders of one study computing one config (grid values ``1`` and ``1.0``, or
+    experiments whose settings are the main config's) would count one result twice."""
+    seen: dict = {}
+    for exp, cfg in configs.items():
+        first = seen.setdefault(same_value(cfg), exp)
+        if first != exp:
+            raise InputError(
+                f"study {study!r}: points {first} ({points[first]}) and {exp} ({points[exp]}) "
+                "run the same config; list each grid value once (1 and 1.0 are one value) "
+                "and give each experiment settings of its own"
+            )
 
 
 def _checked(config: dict, study: str, exp: str, overrides: dict) -> dict:
@@ -130,3 +161,24 @@ def _checked(config: dict, study: str, exp: str, overrides: dict) -> dict:
     except InputError as exc:
         raise InputError(f"study {study!r}, point {exp}: {exc}") from exc
     return cfg
+
+
+def check_point_links(folders: Iterable[str], results: str = RESULTS) -> None:
+    """Refuse a symbolic link that leads a study point's folder, or anything in it,
+    outside ``results``: Snakemake would take the file it points to as a finished step
+    that no job of this workflow made (and that may change under it). Links within
+    ``results`` (or a ``results`` that is itself a link) are this workflow's own files."""
+    root = Path(results).resolve()
+    for folder in map(Path, folders):
+        links = [folder] if folder.is_symlink() else []
+        if folder.is_dir():
+            for parent, dirs, files in os.walk(folder):  # does not descend into links
+                links += [Path(parent, n) for n in dirs + files if Path(parent, n).is_symlink()]
+        for link in links:
+            target = link.resolve()
+            if not target.is_relative_to(root):
+                raise InputError(
+                    f"{link} is a symbolic link to {target}, outside {results}/: a study "
+                    "point's artifacts must be made by this workflow, else its steps count "
+                    "as done; delete the link, and the point's jobs rebuild it"
+                )
