@@ -10,8 +10,8 @@ recorded. ``--cpu-submit`` plans with ``cluster.cpu.submit: true`` under
 ``--profile profiles/slurm`` (grouped jobs and their requests; needs ``sbatch`` on the
 path), ``--profile-top N`` prints the N hottest functions of an in-process cProfile of
 the first plan, and ``--paper-studies`` also plans ``config/paper_studies.yaml`` for
-SLURM on header-only stand-ins of the release (its job count, time and memory for the
-README). Prints a table and writes JSON. Usage:
+SLURM on header-only stand-ins of the release (its job count, time and memory for
+docs/results.md). Prints a table and writes JSON. Usage:
 
     python bench/bench_dag.py [--seeds 5] [--factor 1 2] [--cpu-submit] [--profile-top 25]
                               [--paper-studies]

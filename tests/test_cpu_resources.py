@@ -1,7 +1,7 @@
 """SLURM requests of steps 5-8 (cluster.cpu): sized from the data, grown on retry.
 
 The memory estimate must bound the peak RSS measured by bench/bench_core.py at 1x, 2x
-and 4x the paper's shape (README) without being far above it, and every request must
+and 4x the paper's shape (docs/results.md) without being far above it, and every request must
 follow the sizes that set it: the pairs (n_sample x n_pairs), D, the members, the test
 responses; an imported release's sizes come from its .npy headers.
 """
@@ -19,7 +19,7 @@ from embrm.workflow import cpu_resources
 from embrm.workflow.cpu_resources import DataShape, first_attempt, rule_resources, step_memory_mb
 
 ROOT = Path(__file__).resolve().parents[1]
-# bench/bench_core.py, README "Growth with the data": peak RSS (MB) at 1x / 2x / 4x
+# bench/bench_core.py, docs/results.md "Growth with the data": peak RSS (MB) at 1x / 2x / 4x
 MEASURED_RSS = {
     "train_orm": {1: 1185, 2: 1240, 4: 1324},
     "evaluate_orm": {1: 718, 2: 702, 4: 733},

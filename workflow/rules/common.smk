@@ -54,6 +54,8 @@ wildcard_constraints:
     policy="[^/]+",
     embedder="[^/]+",
     dataset="[^/]+",
+    tag="[^/]+",
+    shard="[0-9]+",
 
 
 def cfg(wildcards):

@@ -220,7 +220,7 @@ def retype_cli_config(config: dict, cli: Mapping) -> None:
 
     Snakemake reads ``--config distill='{distill_epochs: 5}'`` with YAML's base loader,
     which keeps every nested scalar a string (``"5"``), and the schema then refuses the
-    README's own example. ``cli`` is what Snakemake parsed from ``--config``
+    example in docs/usage.md. ``cli`` is what Snakemake parsed from ``--config``
     (``workflow.config_settings.config``), already merged into ``config``; each string
     below its top level is read as :func:`cli_scalar` reads it. A text value that looks
     like a number or true/false/null needs a ``--configfile``."""

@@ -18,9 +18,9 @@ what is unknown at parse time) and the step's knobs:
   ``PAIR_COPIES`` times) and the members' weights with gradients and Adam moments;
   step 6 one chunk of test prompts through every member plus the scores; step 7b the
   student's training rows; the rest the scores. The constants were fitted to the peak
-  RSS of ``bench/bench_core.py`` at 1x, 2x and 4x (README), which the estimates bound
-  from above. The job's own Snakemake process (it plans the whole workflow again) adds
-  ``PLANNER_MB`` plus ``PLANNER_MB_PER_POINT`` per experiment.
+  RSS of ``bench/bench_core.py`` at 1x, 2x and 4x (docs/results.md), which the
+  estimates bound from above. The job's own Snakemake process (it plans the whole
+  workflow again) adds ``PLANNER_MB`` plus ``PLANNER_MB_PER_POINT`` per experiment.
 - runtime: a minute of start-up per step plus its floating-point work at
   ``FLOPS_PER_S`` (a conservative fp32 rate): step 5 assumes every member runs
   ``max_epochs`` (early stopping usually ends far sooner) with validation as costly as
