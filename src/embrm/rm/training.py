@@ -167,12 +167,10 @@ class _Members:
                 plist[layer] = q
         self.opt = torch.optim.Adam(self.model.parameters(), lr=self.lr)
         self.opt.state.update(kept_state)
-        if self.ema:
+        if self.ema:  # without it, ``scored`` is ``model``, compacted above
             for plist in (self.scored.weights, self.scored.biases):
                 for layer, p in enumerate(plist):
                     plist[layer] = nn.Parameter(_compact(p.data, keep))
-        else:
-            self.scored = self.model
 
     def finish(self) -> StackedMLP:
         """The full model, holding every member's best weights."""
