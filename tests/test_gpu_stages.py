@@ -131,9 +131,9 @@ JOB_START = """
 import sys
 from embrm.generation.sampling import sample_shard
 sample_shard(sys.argv[1], sys.argv[2], shard=0, shards=1, k=2, backend="vllm",
-    merged_dir="", base_dir=sys.argv[3], adapter_dir=None, seed=0,
-    cfg={"temperature": 1.0, "top_p": 0.9, "max_new_tokens": 4, "gpu_memory_utilization": 0.5},
-    tensor_parallel_size=int(sys.argv[4]))
+    merged_dir=None, base_dir=sys.argv[3], adapter_dir=None, seed=0,
+    cfg={"temperature": 1.0, "top_p": 0.9, "max_new_tokens": 4},
+    gpus=int(sys.argv[4]), gpu_memory_utilization=0.5)
 """
 
 

@@ -1,10 +1,13 @@
 import os
 
+from snakemake_interface_executor_plugins.settings import DeploymentMethod
+
 from embrm.data import layout as data_layout
 from embrm.data.importer import release_files
 from embrm.generation import checks as gen_checks
 from embrm.generation import models as gen_models
 from embrm.generation import preferences as gen_preferences
+from embrm.generation import sft_data as gen_sft_data
 from embrm.generation.resources import rule_resource, rule_resources
 from embrm.rm.options import needs_strength
 from embrm.workflow import experiments, studies
@@ -18,7 +21,15 @@ SCHEMA = f"{workflow.basedir}/workflow/schemas/config.schema.yaml"
 check_schema(config, SCHEMA)
 check_config(config)
 check_active_training(config)
-gen_checks.check_generation(config)
+gen_checks.check_generation(config, workflow.basedir)
+# The env files install the package from paths relative to envs/, which do not resolve
+# in the copy --sdm conda makes; jobs run the environment snakemake runs in instead.
+if DeploymentMethod.CONDA in workflow.deployment_settings.deployment_method:
+    raise WorkflowError(
+        "--sdm conda (software-deployment-method: conda) is not supported: create the "
+        "environment once (conda env create -f envs/gpu.yaml, on storage the nodes "
+        "share), activate it and run snakemake without --sdm conda; see docs/cluster.md"
+    )
 POINT_CONFIGS = studies.all_point_configs(config)
 for _exp, _point in POINT_CONFIGS.items():
     check_schema(_point, SCHEMA, where=f"study point {_exp}: config")
@@ -134,6 +145,20 @@ def sft_deepspeed():
     )
 
 
+def sft_data_settings():
+    """generation.sft.data with its defaults, {task} filled in and a local file resolved
+    against the working directory, else the repository (None: the prompts' replies)."""
+    return gen_sft_data.data_settings(
+        config["generation"]["sft"]["data"], config["task"], workflow.basedir
+    )
+
+
+def sft_data_file():
+    """The local file of the SFT demonstrations, an input of sft (none for a hub id)."""
+    path = gen_sft_data.local_source(sft_data_settings())
+    return str(path) if path else None
+
+
 def gpu_threads(stage):
     """A GPU rule's `threads:`: every CPU its job asks for (cluster.gpu.<stage>)."""
     return rule_resource(config, stage, "threads")
@@ -176,10 +201,12 @@ def bundle_run(wc):
 
 def gpu_resources(stage):
     """A GPU rule's `resources:` (cluster.gpu.<stage>, see embrm.generation.resources):
-    partition -> slurm_partition (sbatch -p), account -> slurm_account (-A), gpus -> gpu
-    (--gpus), cpus_per_gpu (--cpus-per-gpu), mem_mb (--mem: gpus x mem_mb_per_gpu) and
-    runtime (-t: start-up plus the job's data size over its throughput); mem_mb and
-    runtime grow with the attempt. Local runs accept them and constrain nothing by them.
+    partition -> slurm_partition (sbatch -p), account -> slurm_account (-A), nodes=1
+    (--nodes), gpus -> gpu (--gpus; a local run counts it against --resources gpu=N),
+    cpus_per_gpu (--cpus-per-gpu), mem_mb (--mem: gpus x mem_mb_per_gpu) and runtime
+    (-t: start-up plus the job's data size over its throughput), which a retry grows up
+    to cluster.gpu.max_mem_mb / max_runtime; run_settings: what the job reads that
+    changes no output.
     """
     return rule_resources(config, stage)
 

@@ -1,10 +1,20 @@
-"""Spawn-safe command line of the GPU stages: ``python -m embrm.generation.entry STAGE JOB``.
+"""Spawn-safe command line of the GPU stages:
+``python -m embrm.generation.entry STAGE JOB --gpus N --settings SETTINGS``.
 
 vLLM's engine and the per-GPU scoring workers may start processes with ``spawn``, which
 re-imports the parent's ``__main__`` in the child. Run as a module, ``__main__`` is this
 file, whose guard keeps a child from running the stage again; a Snakemake ``script:``
 is not guarded (its child dies on the missing ``snakemake`` object). ``JOB`` is a JSON
-object of the stage function's keyword arguments; logs go to stderr.
+object of the stage function's keyword arguments: what decides the stage's output (a
+rule param, so a change reruns the job). ``--gpus`` (the rule's ``gpu`` resource) and
+``--settings`` (a JSON object of more keyword arguments that change how the job runs,
+never what it writes: the rule's ``run_settings`` resource) stay out of the params, so
+changing them reruns nothing. Before the stage module is imported, the job claims its
+GPUs (:mod:`embrm.generation.gpus`); the stage gets their count as ``gpus``. Logs go
+to stderr.
+
+``STAGES`` is the table the workflow's code identity follows: a GPU rule's ``code``
+param hashes its stage's module and every package module it imports.
 """
 
 from __future__ import annotations
@@ -16,6 +26,8 @@ import json
 import logging
 import time
 
+from embrm.generation import gpus
+
 STAGES = {
     "sft": "embrm.generation.sft:train_sft",
     "sample": "embrm.generation.sampling:sample_shard",
@@ -24,6 +36,11 @@ STAGES = {
 }
 
 log = logging.getLogger("embrm.generation.entry")
+
+
+def stage_module(stage: str) -> str:
+    """The module that runs ``stage``."""
+    return STAGES[stage].split(":")[0]
 
 
 def run_stage(stage: str, job: dict):
@@ -53,10 +70,15 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m embrm.generation.entry")
     parser.add_argument("stage", choices=sorted(STAGES))
     parser.add_argument("job", help="JSON object: the stage function's keyword arguments")
+    parser.add_argument("--gpus", type=int, default=1, help="GPUs the job asked for")
+    parser.add_argument(
+        "--settings", default="{}", help="JSON object: keyword arguments that change no output"
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     start = time.perf_counter()
-    run_stage(args.stage, json.loads(args.job))
+    gpus.claim(args.gpus, stage=args.stage)
+    run_stage(args.stage, {**json.loads(args.job), **json.loads(args.settings), "gpus": args.gpus})
     log.info("stage %s done in %.1f s", args.stage, time.perf_counter() - start)
 
 

@@ -35,7 +35,8 @@ log = logging.getLogger(__name__)
 ASSISTANT = "\n\nAssistant:"
 ROLES = {"user": "Human", "human": "Human", "assistant": "Assistant"}
 TEST_SHARE = 5
-LOCAL_SUFFIXES = (".jsonl", ".gz", ".json", ".parquet")
+LOCAL_SUFFIXES = (".jsonl", ".gz", ".json", ".parquet", ".csv")
+DATASETS_KINDS = {".parquet": "parquet", ".csv": "csv", ".json": "json"}
 TURN = re.compile(r"\n\n(Human|Assistant):")
 
 
@@ -119,7 +120,7 @@ def read_jsonl_records(path: Path) -> list[dict]:
 
 
 def load_records(source: str, split: str, data_dir: str | None = None):
-    """Records of a local .jsonl/.jsonl.gz/.json/.parquet file (all of them: see
+    """Records of a local .jsonl/.jsonl.gz/.json/.parquet/.csv file (all of them: see
     :func:`split_records`), or of one split of a hub dataset id."""
     import datasets
 
@@ -127,7 +128,7 @@ def load_records(source: str, split: str, data_dir: str | None = None):
     if path is not None and path.suffix in (".jsonl", ".gz"):
         return read_jsonl_records(path)
     if path is not None:
-        kind = "parquet" if path.suffix == ".parquet" else "json"
+        kind = DATASETS_KINDS.get(path.suffix, "json")
         records = datasets.load_dataset(kind, data_files={split: str(path)}, split=split)
         if len(records) == 0:
             raise InputError(f"{path}: empty prompt file (no records)")
