@@ -1,12 +1,13 @@
 """Steps 1-4: tiny models, prompts, LoRA SFT, sampling shards, golden rewards, embeddings.
 
 The GPU stages (sft, sample_shard, annotate_shard, embed_shard) run
-`python -m embrm.generation.entry STAGE JOB --gpus N --settings SETTINGS` (a guarded
-__main__, so vLLM's and the scoring workers' spawned processes start cleanly), with
-the interpreter running snakemake. JOB (a param: a change reruns the job) is the JSON
-of the stage function's keyword arguments that decide its output; the job's GPUs and
-the settings that change no output come from its resources, so changing them reruns
-nothing. Threads and requests come from cluster.gpu.<stage> through
+`python -m embrm.generation.entry STAGE JOB --paths PATHS --gpus N --settings SETTINGS`
+(a guarded __main__, so vLLM's and the scoring workers' spawned processes start
+cleanly), with the interpreter running snakemake. JOB (a param Snakemake compares with
+the last run's: a change reruns the job) is the JSON of the stage function's keyword
+arguments that decide its output, PATHS (a param derived from files) its files; the
+job's GPUs and the settings that change no output come from its resources, so
+changing them reruns nothing. Threads and requests come from cluster.gpu.<stage> through
 gpu_threads/gpu_resources (common.smk). The other rules run a `script:` named after
 the rule, on the submit host.
 """
@@ -26,7 +27,8 @@ def gen_entry(stage):
     the rule's code identity follows the entry's table to the stage's module)."""
     return (
         f"{{GEN_PYTHON:q}} -m embrm.generation.entry {stage} {{params.job:q}} "
-        "--gpus {resources.gpu} --settings {resources.run_settings:q} > {log:q} 2>&1"
+        "--paths {params.paths:q} --gpus {resources.gpu} "
+        "--settings {resources.run_settings:q} > {log:q} 2>&1"
     )
 
 
@@ -128,7 +130,7 @@ rule sft:
     resources:
         **gpu_resources("sft"),
     params:
-        job=job(
+        **job(
             base_model=model_path("policy"),
             prompts_file=lambda wc, input, output: input.prompts,
             test_prompts_file=lambda wc, input, output: input.test_prompts,
@@ -163,7 +165,7 @@ rule sample_shard:
     resources:
         **gpu_resources("sample"),
     params:
-        job=job(
+        **job(
             prompts_file=lambda wc, input, output: input.prompts,
             out_file=lambda wc, input, output: output.shard,
             shard=lambda wc: int(wc.shard),
@@ -221,7 +223,7 @@ rule annotate_shard:
     resources:
         **gpu_resources("annotate"),
     params:
-        job=job(
+        **job(
             samples_file=lambda wc, input, output: input.samples,
             out_file=lambda wc, input, output: output.shard,
             model_path=model_path("golden"),
@@ -273,7 +275,7 @@ rule embed_shard:
     resources:
         **gpu_resources("embed"),
     params:
-        job=job(
+        **job(
             samples_file=lambda wc, input, output: input.samples,
             out_file=lambda wc, input, output: output.shard,
             model_path=model_path("embedder"),

@@ -70,8 +70,16 @@ def try_locks(names: list[str], n: int, where: Path) -> list | None:
 _HELD: list = []  # the claimed GPUs' open lock files, held until the process exits
 
 
-def claim(n: int, *, stage: str, visible: list[str] | None = None, where: Path | None = None):
-    """Hold ``n`` free GPUs of ``visible`` (default :func:`visible_gpus`) and narrow
+def claim(
+    n: int,
+    *,
+    stage: str,
+    visible: list[str] | None = None,
+    where: Path | None = None,
+    poll_s: float = POLL_S,
+) -> list[str]:
+    """Hold ``n`` free GPUs of ``visible`` (default :func:`visible_gpus`; locks in
+    ``where``, default :func:`lock_dir`), waiting ``poll_s`` between tries, and narrow
     ``CUDA_VISIBLE_DEVICES`` to them; returns their names. Without GPUs, returns ``[]``
     and changes nothing (the stage runs on the CPU)."""
     visible = visible_gpus() if visible is None else visible
@@ -83,12 +91,12 @@ def claim(n: int, *, stage: str, visible: list[str] | None = None, where: Path |
             f"({','.join(visible)}): ask for fewer, or give the job more"
         )
     where = lock_dir() if where is None else where
-    waited = 0.0
+    tries = 0
     while (held := try_locks(visible, n, where)) is None:
-        if waited % 60 == 0:
+        if tries % max(1, round(60 / poll_s)) == 0:
             log.info("waiting for %d free GPU(s) of %s", n, ",".join(visible))
-        time.sleep(POLL_S)
-        waited += POLL_S
+        time.sleep(poll_s)
+        tries += 1
     _HELD.extend(fh for _, fh in held)
     names = [name for name, _ in held]
     os.environ["CUDA_VISIBLE_DEVICES"] = ",".join(names)
