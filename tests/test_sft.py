@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -18,13 +19,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+import yaml
 
 from embrm.generation import checks, sampling, sft, sft_data
 from embrm.generation.tiny_models import build
 from embrm.io.errors import InputError
 from embrm.io.jsonio import write_jsonl
 
-from conftest import small_generation_config
+from conftest import ROOT, run_snakemake, small_generation_config
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
@@ -229,3 +231,19 @@ def test_hf_sampler_applies_no_top_k_like_vllm(tiny):
     with torch.no_grad():
         out = model.generate(**enc, **no_top_k, output_scores=True, return_dict_in_generate=True)
     assert all(int(torch.isfinite(s).sum()) == 50 for s in out.scores)  # transformers' default
+
+
+def test_the_published_sft_overlay_plans_sft_on_the_gpt4_demonstrations(tmp_path):
+    """config/paper_sft_gpt4.yaml over a paper preset: the task's CSV is the SFT's
+    input, read as the published set, on one GPU at global batch 1."""
+    from snakemake.utils import update_config
+
+    cfg = yaml.safe_load((ROOT / "config.yaml").read_text())
+    for name in ("paper_gemma-2b_helpful.yaml", "paper_sft_gpt4.yaml"):
+        update_config(cfg, yaml.safe_load((ROOT / "config" / name).read_text()))
+    (tmp_path / "data").mkdir()
+    published_csv(tmp_path / "data/synthetic_hhrlhf_helpful_expert_gpt4.csv", [PROMPT])
+    proc = run_snakemake(tmp_path, cfg, "-n", "results/generate/google--gemma-2b/sft/adapter")
+    sft_job = re.search(r"^rule sft:\n((?:    .*\n)*)", proc.stdout, re.MULTILINE).group(1)
+    assert "data/synthetic_hhrlhf_helpful_expert_gpt4.csv" in sft_job
+    assert re.search(r"resources: .*\bnodes=1, gpu=1\b", sft_job)

@@ -5,7 +5,8 @@ Each stage (``sft``, ``sample``, ``annotate``, ``embed``) has its own ``gpus``,
 vLLM worker or scoring process per GPU), ``runtime`` (minutes: start-up and model
 loading) and ``throughput`` (work items per GPU-minute; null: ``runtime`` alone). The
 runtime request is ``runtime + items / (gpus * throughput)``, where the items of one job
-come from the data size: SFT examples x epochs; responses of one sampling shard;
+come from the data size: SFT examples (`sft.data.max_examples`, else the train-prompt
+cap) x epochs; responses of one sampling shard;
 texts of one annotation or embedding shard (for preference pairs: two per pair, out
 of ``data.pairs.max_pairs``).
 
@@ -59,8 +60,8 @@ def work_items(config: dict, stage: str, split: str | None) -> int | None:
         n = config["data"]["pairs"]["max_pairs"]
         return None if n is None else math.ceil(n / gen["embedding"]["shards"]) * 2
     if stage == "sft":
-        data = gen["sft"]["data"]
-        n = data["max_examples"] if data else gen["prompts"]["max_train_prompts"]
+        data = gen["sft"]["data"] or {}
+        n = data.get("max_examples") or gen["prompts"]["max_train_prompts"]
         return None if n is None else math.ceil(n * gen["sft"]["epochs"])
     n = gen["prompts"][f"max_{split}_prompts"]
     if n is None:

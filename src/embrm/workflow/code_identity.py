@@ -21,6 +21,7 @@ from functools import cache
 from pathlib import Path
 
 import embrm
+from embrm.generation.entry import STAGES, stage_module
 
 PACKAGE = Path(embrm.__file__).resolve().parent
 NAME = PACKAGE.name
@@ -103,8 +104,6 @@ ENTRY = re.compile(r"-m\s+(embrm(?:\.\w+)+)(?:\s+(\w+))?")
 def command_modules(shellcmd: str) -> list[Path]:
     """The package modules a shell command runs: ``python -m embrm.x`` is ``embrm.x``;
     ``python -m embrm.generation.entry STAGE`` is the entry and its stage's module."""
-    from embrm.generation.entry import STAGES, stage_module
-
     entry = ENTRY.search(shellcmd or "")
     if entry is None:
         return []
