@@ -1,4 +1,5 @@
 import os
+import sys
 
 from snakemake_interface_executor_plugins.settings import DeploymentMethod
 
@@ -7,6 +8,7 @@ from embrm.data.importer import release_files
 from embrm.generation import checks as gen_checks
 from embrm.generation import models as gen_models
 from embrm.generation import preferences as gen_preferences
+from embrm.generation import resources as gen_resources
 from embrm.generation import sft_data as gen_sft_data
 from embrm.generation.resources import rule_resource, rule_resources
 from embrm.rm.options import needs_strength
@@ -157,6 +159,38 @@ def sft_data_file():
     """The local file of the SFT demonstrations, an input of sft (none for a hub id)."""
     path = gen_sft_data.local_source(sft_data_settings())
     return str(path) if path else None
+
+
+def interpreter(wildcards, input):
+    """The GPU rules' `python` param: the interpreter running snakemake. A param derived
+    from the input (by its signature), so Snakemake leaves it out of its params trigger:
+    another path to the same environment reruns nothing."""
+    return sys.executable
+
+
+def gen_entry(stage):
+    """A GPU rule's shell command: the entry runs ``stage`` (named in the command, so
+    the rule's code identity follows the entry's table to the stage's module)."""
+    return (
+        f"{{params.python:q}} -m embrm.generation.entry {stage} {{params.job:q}} "
+        "--paths {params.paths:q} --gpus {resources.gpu} "
+        "--settings {resources.run_settings:q} > {log:q} 2>&1"
+    )
+
+
+def sft_settings():
+    """generation.sft as the SFT job reads it: the DeepSpeed file and the demonstrations
+    resolved (embrm.generation.sft_data), without the settings that change no output."""
+    return {
+        **gen_resources.output_settings(config, "sft"),
+        "deepspeed": sft_deepspeed(),
+        "data": sft_data_settings(),
+    }
+
+
+def merged_model_needed():
+    """Only the hf sampler reads a merged SFT model; vLLM loads the adapter itself."""
+    return config["generation"]["sampling"]["backend"] == "hf"
 
 
 def gpu_threads(stage):

@@ -12,39 +12,9 @@ gpu_threads/gpu_resources (common.smk). The other rules run a `script:` named af
 the rule, on the submit host.
 """
 
-import sys
-
 from embrm.generation import golden as gen_golden
-from embrm.generation import resources as gen_resources
 from embrm.generation import sampling as gen_sampling
 from embrm.generation.entry import job
-
-GEN_PYTHON = sys.executable
-
-
-def gen_entry(stage):
-    """A GPU rule's shell command: the entry runs ``stage`` (named in the command, so
-    the rule's code identity follows the entry's table to the stage's module)."""
-    return (
-        f"{{GEN_PYTHON:q}} -m embrm.generation.entry {stage} {{params.job:q}} "
-        "--paths {params.paths:q} --gpus {resources.gpu} "
-        "--settings {resources.run_settings:q} > {log:q} 2>&1"
-    )
-
-
-def sft_settings():
-    """generation.sft as the SFT job reads it: the DeepSpeed file and the demonstrations
-    resolved (embrm.generation.sft_data), without the settings that change no output."""
-    return {
-        **gen_resources.output_settings(config, "sft"),
-        "deepspeed": sft_deepspeed(),
-        "data": sft_data_settings(),
-    }
-
-
-def merged_model_needed():
-    """Only the hf sampler reads a merged SFT model; vLLM loads the adapter itself."""
-    return config["generation"]["sampling"]["backend"] == "hf"
 
 
 rule build_tiny_models:
@@ -140,6 +110,7 @@ rule sft:
             seed=config["seed"],
             trust_remote_code=config["generation"]["trust_remote_code"],
         ),
+        python=interpreter,
     shell:
         gen_entry("sft")
 
@@ -181,6 +152,7 @@ rule sample_shard:
             max_lora_rank=config["generation"]["sft"]["lora_r"],
             max_model_len=gen_sampling.max_model_len(config["generation"]),
         ),
+        python=interpreter,
     shell:
         gen_entry("sample")
 
@@ -232,6 +204,7 @@ rule annotate_shard:
             shards=config["generation"]["golden"]["shards"],
             trust_remote_code=config["generation"]["trust_remote_code"],
         ),
+        python=interpreter,
     shell:
         gen_entry("annotate")
 
@@ -284,6 +257,7 @@ rule embed_shard:
             shards=config["generation"]["embedding"]["shards"],
             trust_remote_code=config["generation"]["trust_remote_code"],
         ),
+        python=interpreter,
     shell:
         gen_entry("embed")
 
