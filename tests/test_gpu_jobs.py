@@ -71,6 +71,16 @@ def test_concurrent_jobs_hold_distinct_gpus_and_wait_for_a_free_one(tmp_path):
     assert both.stdout.readline().strip() == "0,1" and both.wait(timeout=30) == 0
 
 
+@pytest.mark.parametrize(
+    "listed, names",
+    [("0,1", ["0", "1"]), ("GPU-3f2a,2", ["GPU-3f2a", "2"]), ("", []), ("NoDevFiles", [])],
+)
+def test_visible_gpus_are_those_cuda_visible_devices_lists(monkeypatch, listed, names):
+    """SLURM sets the variable to the job's GPUs (NoDevFiles: none)."""
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", listed)
+    assert gpus.visible_gpus() == names
+
+
 def test_a_job_asking_for_more_gpus_than_it_sees_is_refused(tmp_path, monkeypatch):
     with pytest.raises(InputError, match=r"cluster\.gpu\.sample\.gpus=3, but this job sees 2"):
         gpus.claim(3, stage="sample", visible=["0", "1"], where=tmp_path)

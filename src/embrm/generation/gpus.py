@@ -27,16 +27,17 @@ POLL_S = 5.0
 
 
 def visible_gpus() -> list[str]:
-    """The GPUs this process may use, as ``CUDA_VISIBLE_DEVICES`` names them (indices or
-    UUIDs); none on a machine without a CUDA driver. Counted through NVML, so CUDA stays
-    uninitialised."""
+    """The GPUs this process may use, as ``CUDA_VISIBLE_DEVICES`` names them (indices,
+    ``GPU-``/``MIG-`` UUIDs): the variable's list where it is set (SLURM sets it to the
+    job's GPUs), else every GPU NVML counts; none on a machine without a CUDA driver.
+    CUDA itself stays uninitialised, so narrowing the variable afterwards still counts."""
+    listed = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if listed is not None:
+        names = [name.strip() for name in listed.split(",")]
+        return [n for n in names if n.isdigit() or n.startswith(("GPU-", "MIG-"))]
     import torch
 
-    count = torch.cuda.device_count()
-    listed = os.environ.get("CUDA_VISIBLE_DEVICES")
-    if listed is None:
-        return [str(i) for i in range(count)]
-    return [name.strip() for name in listed.split(",") if name.strip()][:count]
+    return [str(i) for i in range(torch.cuda.device_count())]
 
 
 def lock_dir() -> Path:
