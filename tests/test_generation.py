@@ -99,13 +99,9 @@ def test_vllm_backend_without_vllm_is_a_clear_error(tmp_path):
             merged_dir="",
             base_dir="",
             adapter_dir=None,
-            cfg={
-                "temperature": 1.0,
-                "top_p": 0.9,
-                "max_new_tokens": 4,
-                "gpu_memory_utilization": 0.9,
-            },
+            cfg={"temperature": 1.0, "top_p": 0.9, "max_new_tokens": 4},
             seed=0,
+            gpu_memory_utilization=0.9,
         )
     assert not (tmp_path / "o.jsonl").exists()
 
@@ -164,6 +160,9 @@ SFT_CFG = dict(
     min_completion_tokens=4,
     gradient_checkpointing=False,
     deepspeed=None,
+    data=None,
+    append_eos=True,
+    global_batch_size=None,
 )
 
 
@@ -284,16 +283,19 @@ def test_multi_gpu_launch_runs_the_same_training_under_torchrun(tiny, tmp_path):
         "--nproc_per_node=4",
     ]
     rows = _sft_rows(tmp_path / "p.jsonl")
-    job = dict(
-        base_model=str(tiny / "policy"),
-        prompts_file=str(rows),
-        out_adapter=str(tmp_path / "dist" / "adapter"),
-        cfg=SFT_CFG,
-        seed=0,
-        trust_remote_code=False,
-    )
-    stats = sft.launch(job, 1)
-    local = sft.fit_adapter(**{**job, "out_adapter": str(tmp_path / "local" / "adapter")})
+
+    def job(name):
+        return dict(
+            base_model=str(tiny / "policy"),
+            examples_file=str(rows),
+            out_adapter=str(tmp_path / name / "adapter"),
+            cfg=SFT_CFG,
+            seed=0,
+            trust_remote_code=False,
+        )
+
+    stats = sft.launch(job("dist"), 1)
+    local = sft.fit_adapter(**job("local"))
     assert stats == local
     a = (tmp_path / "dist/adapter/adapter_model.safetensors").read_bytes()
     assert a == (tmp_path / "local/adapter/adapter_model.safetensors").read_bytes()

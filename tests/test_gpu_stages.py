@@ -28,6 +28,7 @@ from conftest import ROOT, planned_jobs, run_snakemake, small_generation_config
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # everything here is local
 
 STAND_INS = ROOT / "tests" / "stand_ins"
+GPU_RULES = ("sft", "sample_shard", "annotate_shard", "embed_shard")
 TINY = {"vocab_size": 600, "n_layer": 2, "n_embd": 128}
 
 
@@ -67,8 +68,12 @@ def vllm_config() -> dict:
 @pytest.mark.workflow
 def test_vllm_sampling_rule_survives_a_spawned_engine_process(tmp_path):
     """The sampling rule, run by snakemake, builds an engine that spawns a process; the
-    parent has not initialised CUDA, and the engine gets vLLM's settings from config."""
+    parent has not initialised CUDA, and the engine gets vLLM's settings from config and
+    its tensor-parallel size from the job's GPUs. No merged model is built for it."""
     cfg = vllm_config()
+    cfg["generation"]["tiny"]["n_embd"] = 128  # 2 heads: tensor parallel over 2 GPUs
+    cfg["cluster"]["gpu"]["sample"]["gpus"] = 2
+    cfg["generation"]["sampling"]["gpu_memory_utilization"] = 0.6
     record = tmp_path / "vllm_calls.jsonl"
     target = "results/data/generate/tiny-llama/test_samples.jsonl"
     env = {"PYTHONPATH": f"{STAND_INS}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
@@ -83,13 +88,14 @@ def test_vllm_sampling_rule_survives_a_spawned_engine_process(tmp_path):
     assert len(engines) == gen["sampling"]["shards"]
     adapter = "results/generate/tiny-llama/sft/adapter"  # paths are relative to the workdir
     assert (tmp_path / adapter / "adapter_config.json").is_file()  # the real SFT's LoRA
+    assert not (tmp_path / adapter).with_name("merged").exists()  # vLLM needs no merged model
     for engine in engines:
         assert engine["model"] == "results/models/tiny-llama/policy"
         assert engine["dtype"] == "auto"  # vLLM picks bf16/fp16; nothing touched CUDA
         assert engine["enable_lora"] is True and engine["max_lora_rank"] == 8
-        assert engine["tensor_parallel_size"] == 1
+        assert engine["tensor_parallel_size"] == 2  # the job's GPUs (cluster.gpu.sample.gpus)
         assert engine["max_model_len"] == 200 + gen["sampling"]["max_new_tokens"]
-        assert engine["gpu_memory_utilization"] == gen["sampling"]["gpu_memory_utilization"]
+        assert engine["gpu_memory_utilization"] == 0.6
     assert {c["lora_path"] for c in calls if "generate" in c} == {adapter}
 
 
@@ -131,9 +137,9 @@ JOB_START = """
 import sys
 from embrm.generation.sampling import sample_shard
 sample_shard(sys.argv[1], sys.argv[2], shard=0, shards=1, k=2, backend="vllm",
-    merged_dir="", base_dir=sys.argv[3], adapter_dir=None, seed=0,
-    cfg={"temperature": 1.0, "top_p": 0.9, "max_new_tokens": 4, "gpu_memory_utilization": 0.5},
-    tensor_parallel_size=int(sys.argv[4]))
+    merged_dir=None, base_dir=sys.argv[3], adapter_dir=None, seed=0,
+    cfg={"temperature": 1.0, "top_p": 0.9, "max_new_tokens": 4},
+    gpus=int(sys.argv[4]), gpu_memory_utilization=0.5)
 """
 
 
@@ -343,10 +349,18 @@ def test_max_model_len_defaults_to_the_prompt_limit_plus_new_tokens():
 
 
 def test_gpu_smoke_config_plans_all_eight_stages(tmp_path):
-    proc = run_snakemake(tmp_path, preset("gpu_smoke.yaml"), "-n")
-    jobs = planned_jobs(proc.stdout + proc.stderr)
+    proc = run_snakemake(tmp_path, preset("gpu_smoke.yaml"), "-n", "--resources", "gpu=1")
+    out = proc.stdout + proc.stderr
+    jobs = planned_jobs(out)
     assert jobs["build_tiny_llama"] == 1 and jobs["sample_shard"] == 2
     assert {"sft", "annotate_shard", "embed_shard", "train_orm", "validate_variants"} <= set(jobs)
+    # every GPU job asks for one node and its GPU, which --resources gpu=N counts
+    blocks = re.findall(r"^rule (\w+):\n((?:    .*\n)*)", out, re.MULTILINE)
+    gpu_jobs = [body for rule, body in blocks if rule in GPU_RULES]
+    assert len(gpu_jobs) == sum(jobs[rule] for rule in GPU_RULES)
+    assert all(re.search(r"resources: .*\bnodes=1, gpu=1\b", body) for body in gpu_jobs)
+    assert not (tmp_path / "results/generate/tiny-llama/sft/merged").exists()
+    assert "sft/merged" not in out  # vLLM loads the adapter: no merged model is planned
 
 
 def test_tiny_llama_loads_and_samples_with_the_hf_backend(tiny):

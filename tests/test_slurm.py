@@ -264,6 +264,7 @@ def test_dry_run_shows_which_jobs_go_to_slurm(dry_run):
     for _, rule, res in dry_run["blocks"]:
         if rule in dry_run["gpu_rules"]:
             assert res["slurm_partition"] == "gpu", (rule, res)
+            assert res["nodes"] == "1", (rule, res)  # torchrun/vLLM/scoring are single-node
             assert int(res["gpu"]) == TEST_STAGE["gpus"], (rule, res)
             assert int(res["cpus_per_gpu"]) == TEST_STAGE["cpus_per_gpu"], (rule, res)
             assert int(res["mem_mb"]) == TEST_MEM_MB, (rule, res)

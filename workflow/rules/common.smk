@@ -1,10 +1,15 @@
 import os
+import sys
+
+from snakemake_interface_executor_plugins.settings import DeploymentMethod
 
 from embrm.data import layout as data_layout
 from embrm.data.importer import release_files
 from embrm.generation import checks as gen_checks
 from embrm.generation import models as gen_models
 from embrm.generation import preferences as gen_preferences
+from embrm.generation import resources as gen_resources
+from embrm.generation import sft_data as gen_sft_data
 from embrm.generation.resources import rule_resource, rule_resources
 from embrm.rm.options import needs_strength
 from embrm.workflow import experiments, studies
@@ -24,7 +29,15 @@ retype_cli_config(config, workflow.config_settings.config)
 check_schema(config, SCHEMA)
 check_config(config)
 check_active_training(config)
-gen_checks.check_generation(config)
+gen_checks.check_generation(config, workflow.basedir)
+# The env files install the package from paths relative to envs/, which do not resolve
+# in the copy --sdm conda makes; jobs run the environment snakemake runs in instead.
+if DeploymentMethod.CONDA in workflow.deployment_settings.deployment_method:
+    raise WorkflowError(
+        "--sdm conda (software-deployment-method: conda) is not supported: create the "
+        "environment once (conda env create -f envs/gpu.yaml, on storage the nodes "
+        "share), activate it and run snakemake without --sdm conda; see docs/cluster.md"
+    )
 POINT_CONFIGS = studies.all_point_configs(config)
 for _exp, _point in POINT_CONFIGS.items():
     check_schema(_point, SCHEMA, where=f"study point {_exp}: config")
@@ -142,6 +155,52 @@ def sft_deepspeed():
     )
 
 
+def sft_data_settings():
+    """generation.sft.data with its defaults, {task} filled in and a local file resolved
+    against the working directory, else the repository (None: the prompts' replies)."""
+    return gen_sft_data.data_settings(
+        config["generation"]["sft"]["data"], config["task"], workflow.basedir
+    )
+
+
+def sft_data_file():
+    """The local file of the SFT demonstrations, an input of sft (none for a hub id)."""
+    path = gen_sft_data.local_source(sft_data_settings())
+    return str(path) if path else None
+
+
+def interpreter(wildcards, input):
+    """The GPU rules' `python` param: the interpreter running snakemake. A param derived
+    from the input (by its signature), so Snakemake leaves it out of its params trigger:
+    another path to the same environment reruns nothing."""
+    return sys.executable
+
+
+def gen_entry(stage):
+    """A GPU rule's shell command: the entry runs ``stage`` (named in the command, so
+    the rule's code identity follows the entry's table to the stage's module)."""
+    return (
+        f"{{params.python:q}} -m embrm.generation.entry {stage} {{params.job:q}} "
+        "--paths {params.paths:q} --gpus {resources.gpu} "
+        "--settings {resources.run_settings:q} > {log:q} 2>&1"
+    )
+
+
+def sft_settings():
+    """generation.sft as the SFT job reads it: the DeepSpeed file and the demonstrations
+    resolved (embrm.generation.sft_data), without the settings that change no output."""
+    return {
+        **gen_resources.output_settings(config, "sft"),
+        "deepspeed": sft_deepspeed(),
+        "data": sft_data_settings(),
+    }
+
+
+def merged_model_needed():
+    """Only the hf sampler reads a merged SFT model; vLLM loads the adapter itself."""
+    return config["generation"]["sampling"]["backend"] == "hf"
+
+
 def gpu_threads(stage):
     """A GPU rule's `threads:`: every CPU its job asks for (cluster.gpu.<stage>)."""
     return rule_resource(config, stage, "threads")
@@ -184,10 +243,12 @@ def bundle_run(wc):
 
 def gpu_resources(stage):
     """A GPU rule's `resources:` (cluster.gpu.<stage>, see embrm.generation.resources):
-    partition -> slurm_partition (sbatch -p), account -> slurm_account (-A), gpus -> gpu
-    (--gpus), cpus_per_gpu (--cpus-per-gpu), mem_mb (--mem: gpus x mem_mb_per_gpu) and
-    runtime (-t: start-up plus the job's data size over its throughput); mem_mb and
-    runtime grow with the attempt. Local runs accept them and constrain nothing by them.
+    partition -> slurm_partition (sbatch -p), account -> slurm_account (-A), nodes=1
+    (--nodes), gpus -> gpu (--gpus; a local run counts it against --resources gpu=N),
+    cpus_per_gpu (--cpus-per-gpu), mem_mb (--mem: gpus x mem_mb_per_gpu) and runtime
+    (-t: start-up plus the job's data size over its throughput), which a retry grows up
+    to cluster.gpu.max_mem_mb / max_runtime; run_settings: what the job reads that
+    changes no output.
     """
     return rule_resources(config, stage)
 

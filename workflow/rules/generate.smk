@@ -1,29 +1,20 @@
 """Steps 1-4: tiny models, prompts, LoRA SFT, sampling shards, golden rewards, embeddings.
 
 The GPU stages (sft, sample_shard, annotate_shard, embed_shard) run
-`python -m embrm.generation.entry STAGE JOB` (a guarded __main__, so vLLM's and the
-scoring workers' spawned processes start cleanly); JOB is the JSON of the stage
-function's keyword arguments. Their threads and SLURM requests come from
-cluster.gpu.<stage> through gpu_threads/gpu_resources (common.smk). The other rules
-run a `script:` named after the rule, on the submit host.
+`python -m embrm.generation.entry STAGE JOB --paths PATHS --gpus N --settings SETTINGS`
+(a guarded __main__, so vLLM's and the scoring workers' spawned processes start
+cleanly), with the interpreter running snakemake. JOB (a param Snakemake compares with
+the last run's: a change reruns the job) is the JSON of the stage function's keyword
+arguments that decide its output, PATHS (a param derived from files) its files; the
+job's GPUs and the settings that change no output come from its resources, so
+changing them reruns nothing. Threads and requests come from cluster.gpu.<stage> through
+gpu_threads/gpu_resources (common.smk). The other rules run a `script:` named after
+the rule, on the submit host.
 """
-
-import sys
-
-from snakemake_interface_executor_plugins.settings import DeploymentMethod
 
 from embrm.generation import golden as gen_golden
 from embrm.generation import sampling as gen_sampling
 from embrm.generation.entry import job
-
-# the GPU stages' interpreter: the rule's conda environment under --sdm conda (as a
-# `script:` would use), else the one running snakemake
-GEN_PYTHON = (
-    "python"
-    if DeploymentMethod.CONDA in workflow.deployment_settings.deployment_method
-    else sys.executable
-)
-GEN_ENTRY = "{params.python:q} -m embrm.generation.entry {params.stage} {params.job:q} > {log:q} 2>&1"
 
 
 rule build_tiny_models:
@@ -86,11 +77,19 @@ rule sft:
         prompts=lambda wc: rules.prepare_prompts.output.prompts.format(
             policy=wc.policy, split="train"
         ),
+        test_prompts=lambda wc: rules.prepare_prompts.output.prompts.format(
+            policy=wc.policy, split="test"
+        ),
         base=model_input("policy"),
         deepspeed=lambda wc: sft_deepspeed() or [],
+        data=lambda wc: sft_data_file() or [],
     output:
+        **(
+            {"merged": directory(f"{MAIN}/generate/{{policy}}/sft/merged")}
+            if merged_model_needed()
+            else {}
+        ),
         adapter=directory(f"{MAIN}/generate/{{policy}}/sft/adapter"),
-        merged=directory(f"{MAIN}/generate/{{policy}}/sft/merged"),
     log:
         f"{MAIN}/logs/generate/{{policy}}/sft.log",
     benchmark:
@@ -101,29 +100,30 @@ rule sft:
     resources:
         **gpu_resources("sft"),
     params:
-        python=GEN_PYTHON,
-        stage="sft",
-        job=job(
+        **job(
             base_model=model_path("policy"),
             prompts_file=lambda wc, input, output: input.prompts,
+            test_prompts_file=lambda wc, input, output: input.test_prompts,
             out_adapter=lambda wc, input, output: output.adapter,
-            out_merged=lambda wc, input, output: output.merged,
-            cfg=lambda wc: {
-                **config["generation"]["sft"],
-                "deepspeed": sft_deepspeed(),
-            },
+            out_merged=lambda wc, input, output: output.get("merged"),
+            cfg=lambda wc: sft_settings(),
             seed=config["seed"],
             trust_remote_code=config["generation"]["trust_remote_code"],
         ),
+        python=interpreter,
     shell:
-        GEN_ENTRY
+        gen_entry("sft")
 
 
 rule sample_shard:
     input:
         prompts=rules.prepare_prompts.output.prompts,
         adapter=rules.sft.output.adapter,
-        merged=rules.sft.output.merged,
+        merged=lambda wc: (
+            rules.sft.output.merged.format(policy=wc.policy)
+            if merged_model_needed()
+            else []
+        ),
     output:
         shard=f"{MAIN}/generate/{{policy}}/samples/{{split}}.shard{{shard}}.jsonl",
     log:
@@ -136,27 +136,25 @@ rule sample_shard:
     resources:
         **gpu_resources("sample"),
     params:
-        python=GEN_PYTHON,
-        stage="sample",
-        job=job(
+        **job(
             prompts_file=lambda wc, input, output: input.prompts,
             out_file=lambda wc, input, output: output.shard,
             shard=lambda wc: int(wc.shard),
             shards=config["generation"]["sampling"]["shards"],
             k=lambda wc: config["generation"]["sampling"][f"k_{wc.split}"],
             backend=config["generation"]["sampling"]["backend"],
-            merged_dir=lambda wc, input, output: input.merged,
+            merged_dir=lambda wc, input, output: input.merged or None,
             base_dir=model_path("policy"),
             adapter_dir=lambda wc, input, output: input.adapter,
-            cfg=config["generation"]["sampling"],
+            cfg=gen_resources.output_settings(config, "sample"),
             seed=config["seed"],
             trust_remote_code=config["generation"]["trust_remote_code"],
             max_lora_rank=config["generation"]["sft"]["lora_r"],
-            tensor_parallel_size=config["cluster"]["gpu"]["sample"]["gpus"],
             max_model_len=gen_sampling.max_model_len(config["generation"]),
         ),
+        python=interpreter,
     shell:
-        GEN_ENTRY
+        gen_entry("sample")
 
 
 rule gather_samples:
@@ -197,9 +195,7 @@ rule annotate_shard:
     resources:
         **gpu_resources("annotate"),
     params:
-        python=GEN_PYTHON,
-        stage="annotate",
-        job=job(
+        **job(
             samples_file=lambda wc, input, output: input.samples,
             out_file=lambda wc, input, output: output.shard,
             model_path=model_path("golden"),
@@ -208,8 +204,9 @@ rule annotate_shard:
             shards=config["generation"]["golden"]["shards"],
             trust_remote_code=config["generation"]["trust_remote_code"],
         ),
+        python=interpreter,
     shell:
-        GEN_ENTRY
+        gen_entry("annotate")
 
 
 rule annotate_golden:
@@ -251,9 +248,7 @@ rule embed_shard:
     resources:
         **gpu_resources("embed"),
     params:
-        python=GEN_PYTHON,
-        stage="embed",
-        job=job(
+        **job(
             samples_file=lambda wc, input, output: input.samples,
             out_file=lambda wc, input, output: output.shard,
             model_path=model_path("embedder"),
@@ -262,8 +257,9 @@ rule embed_shard:
             shards=config["generation"]["embedding"]["shards"],
             trust_remote_code=config["generation"]["trust_remote_code"],
         ),
+        python=interpreter,
     shell:
-        GEN_ENTRY
+        gen_entry("embed")
 
 
 rule embed_responses:

@@ -1,8 +1,10 @@
-"""Refuse at parse time what vLLM would refuse hours later on a GPU node.
+"""Refuse at parse time what a GPU job would refuse hours later on a node.
 
-Each check names the config key to change. What cannot be known before the job (the
-attention heads of a hub model that is not available offline) is checked again when
-the sampling job starts, before the engine is built.
+Each check names the config key to change: requests above the node maxima, an SFT
+data file that is not there, a global batch the SFT's GPUs cannot split, and what vLLM
+cannot serve. What cannot be known before the job (the attention heads of a hub model
+that is not available offline) is checked again when the sampling job starts, before
+the engine is built.
 """
 
 from __future__ import annotations
@@ -10,6 +12,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from embrm.generation import sft_data
+from embrm.generation.resources import check_requests
 from embrm.io.errors import InputError
 
 # vllm 0.33: vllm.config.lora.MaxLoRARanks
@@ -56,10 +60,18 @@ def known_heads(gen: dict) -> int | None:
     return None
 
 
-def check_generation(config: dict) -> None:
-    """Raise InputError naming the key when ``backend: vllm`` cannot serve this setup."""
+def check_generation(config: dict, repo_dir: str | None = None) -> None:
+    """Raise InputError naming the key when the GPU jobs cannot run this setup (a local
+    SFT data file is looked up in the working directory, else in ``repo_dir``)."""
+    from embrm.generation.sft import accumulation_steps
+
+    check_requests(config)
     gen = config["generation"]
-    if config["data"]["source"] != "generate" or gen["sampling"]["backend"] != "vllm":
+    if config["data"]["source"] != "generate":
+        return
+    sft_data.local_source(sft_data.data_settings(gen["sft"]["data"], config["task"], repo_dir))
+    accumulation_steps(gen["sft"], config["cluster"]["gpu"]["sft"]["gpus"])
+    if gen["sampling"]["backend"] != "vllm":
         return
     if gen["policy"] == "tiny":
         raise InputError(

@@ -33,7 +33,8 @@ log = logging.getLogger(__name__)
 ASSISTANT = "\n\nAssistant:"
 ROLES = {"user": "Human", "human": "Human", "assistant": "Assistant"}
 TEST_SHARE = 5
-LOCAL_SUFFIXES = (".jsonl", ".gz", ".json", ".parquet")
+LOCAL_SUFFIXES = (".jsonl", ".gz", ".json", ".parquet", ".csv")
+DATASETS_KINDS = {".parquet": "parquet", ".csv": "csv", ".json": "json"}
 TURN = re.compile(r"\n\n(Human|Assistant):")
 
 
@@ -108,7 +109,7 @@ def read_jsonl_records(path: Path) -> list[dict]:
 
 
 def load_records(source: str, split: str, data_dir: str | None = None):
-    """Records of a local .jsonl/.jsonl.gz/.json/.parquet file (all of them: see
+    """Records of a local .jsonl/.jsonl.gz/.json/.parquet/.csv file (all of them: see
     :func:`split_records`), or of one split of a hub dataset id."""
     import datasets
 
@@ -116,8 +117,8 @@ def load_records(source: str, split: str, data_dir: str | None = None):
     if path is not None and path.suffix in (".jsonl", ".gz"):
         return read_jsonl_records(path)
     if path is not None:
-        kind = "parquet" if path.suffix == ".parquet" else "json"
-        if kind == "json":
+        kind = DATASETS_KINDS.get(path.suffix, "json")
+        if kind in ("json", "csv"):
             check_utf8(path)
         records = datasets.load_dataset(kind, data_files={split: str(path)}, split=split)
         if len(records) == 0:

@@ -1,14 +1,16 @@
 """Step 2: K responses per prompt, with vLLM on a cluster or ``generate`` anywhere.
 
 ``vllm``: one request per prompt with ``SamplingParams(n=K)`` (the published code sent
-the same prompt K times), the LoRA adapter through ``LoRARequest``, tensor parallel
-over the sampling stage's GPUs. Nothing here touches CUDA before the engine is built
-(``dtype="auto"`` lets vLLM pick bf16 or fp16 from NVML): an initialised CUDA makes
-vLLM start its engine process with ``spawn``, which needs a guarded ``__main__`` (the
-rule runs ``python -m embrm.generation.entry``, so it has one). ``hf``: batched
-``generate`` with ``num_return_sequences=K``, left padding (with position ids derived
-from the mask by ``generate``) and length-sorted batches. vLLM is imported only when
-asked for.
+the same prompt K times), the LoRA adapter through ``LoRARequest`` onto the base model,
+tensor parallel over the job's GPUs (``gpus``: the rule's request). Nothing here touches
+CUDA before the engine is built (``dtype="auto"`` lets vLLM pick bf16 or fp16 from
+NVML): an initialised CUDA makes vLLM start its engine process with ``spawn``, which
+needs a guarded ``__main__`` (the rule runs ``python -m embrm.generation.entry``, so it
+has one). ``hf``: batched ``generate`` on the merged SFT model with
+``num_return_sequences=K``, left padding (with position ids derived from the mask by
+``generate``) and length-sorted batches. Both draw from the same distribution: vLLM's
+``SamplingParams`` apply no top-k unless asked, and ``generate`` gets ``top_k=0``
+explicitly (its default is 50). vLLM is imported only when asked for.
 """
 
 from __future__ import annotations
@@ -30,6 +32,23 @@ def shard_rows(rows: list, shard: int, shards: int) -> list:
     return rows[shard::shards]
 
 
+def hf_sampling_kwargs(cfg: dict, k: int, tok) -> dict:
+    """``generate``'s sampling arguments, as vLLM's ``SamplingParams`` of :func:`sample_vllm`
+    sample: temperature and top-p only (``top_k=0`` turns off ``generate``'s default 50)."""
+    # a random tiny model may sample the pad token; never when pad is EOS (no pad token)
+    suppress = [tok.pad_token_id] if tok.pad_token_id != tok.eos_token_id else None
+    return {
+        "do_sample": True,
+        "temperature": cfg["temperature"],
+        "top_p": cfg["top_p"],
+        "top_k": 0,
+        "max_new_tokens": cfg["max_new_tokens"],
+        "num_return_sequences": k,
+        "pad_token_id": tok.pad_token_id,
+        "suppress_tokens": suppress,
+    }
+
+
 def sample_hf(
     model_dir: str, prompts: list[str], k: int, cfg: dict, seed: int, trust_remote_code: bool
 ) -> list[list[str]]:
@@ -44,8 +63,7 @@ def sample_hf(
         .to(dev)
         .eval()
     )
-    # a random tiny model may sample the pad token; never when pad is EOS (no pad token)
-    suppress = [tok.pad_token_id] if tok.pad_token_id != tok.eos_token_id else None
+    sampling = hf_sampling_kwargs(cfg, k, tok)
     torch.manual_seed(seed)
     order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
     out: list = [None] * len(prompts)
@@ -53,16 +71,7 @@ def sample_hf(
         idx = order[start : start + cfg["batch_size"]]
         enc = tok([prompts[i] for i in idx], return_tensors="pt", padding=True).to(dev)
         with torch.no_grad():
-            gen = model.generate(
-                **enc,
-                do_sample=True,
-                temperature=cfg["temperature"],
-                top_p=cfg["top_p"],
-                max_new_tokens=cfg["max_new_tokens"],
-                num_return_sequences=k,
-                pad_token_id=tok.pad_token_id,
-                suppress_tokens=suppress,
-            )
+            gen = model.generate(**enc, **sampling)
         texts = tok.batch_decode(gen[:, enc["input_ids"].shape[1] :], skip_special_tokens=True)
         for j, i in enumerate(idx):
             out[i] = texts[j * k : (j + 1) * k]
@@ -83,12 +92,12 @@ def vllm_engine_args(
     *,
     model_dir: str,
     adapter_dir: str | None,
-    cfg: dict,
     seed: int,
     trust_remote_code: bool,
     max_lora_rank: int,
     tensor_parallel_size: int,
     max_model_len: int | None,
+    gpu_memory_utilization: float,
 ) -> dict:
     """Keyword arguments of ``vllm.LLM`` (checked against vllm 0.33's signature)."""
     return {
@@ -98,7 +107,7 @@ def vllm_engine_args(
         "dtype": "auto",  # bf16 on compute capability >= 8, else fp16; no CUDA call here
         "tensor_parallel_size": tensor_parallel_size,
         "max_model_len": max_model_len,
-        "gpu_memory_utilization": cfg["gpu_memory_utilization"],
+        "gpu_memory_utilization": gpu_memory_utilization,
         "seed": seed,
         "trust_remote_code": trust_remote_code,
     }
@@ -138,32 +147,36 @@ def sample_shard(
     shards: int,
     k: int,
     backend: str,
-    merged_dir: str,
+    merged_dir: str | None,
     base_dir: str,
     adapter_dir: str | None,
     cfg: dict,
     seed: int,
     trust_remote_code: bool = False,
     max_lora_rank: int = 64,
-    tensor_parallel_size: int = 1,
     max_model_len: int | None = None,
+    gpus: int = 1,
+    gpu_memory_utilization: float = 0.9,
 ) -> int:
-    """Sample one shard of a split's prompts to JSON lines ``{"id", "prompt", "responses"}``."""
+    """Sample one shard of a split's prompts to JSON lines ``{"id", "prompt", "responses"}``
+    (vLLM: tensor parallel over ``gpus`` GPUs, ``gpu_memory_utilization`` of each)."""
     rows = shard_rows(read_jsonl(prompts_file), shard, shards)
     prompts = [r["prompt"] for r in rows]
     if backend == "vllm":
         engine = vllm_engine_args(
             model_dir=base_dir,
             adapter_dir=adapter_dir,
-            cfg=cfg,
             seed=seed + shard,
             trust_remote_code=trust_remote_code,
             max_lora_rank=max_lora_rank,
-            tensor_parallel_size=tensor_parallel_size,
+            tensor_parallel_size=gpus,
             max_model_len=max_model_len,
+            gpu_memory_utilization=gpu_memory_utilization,
         )
         responses = sample_vllm(prompts, k, cfg, engine, adapter_dir)
     elif backend == "hf":
+        if merged_dir is None:
+            raise InputError("generation.sampling.backend=hf needs the merged SFT model")
         responses = sample_hf(merged_dir, prompts, k, cfg, seed + shard, trust_remote_code)
     else:
         raise InputError(f"generation.sampling.backend must be vllm or hf, got {backend!r}")

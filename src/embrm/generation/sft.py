@@ -4,18 +4,31 @@ Plain ``transformers.Trainer`` + ``peft`` with labels set to -100 on the prompt:
 measured stack it was simpler and faster than TRL's SFTTrainer, and it never drops an
 example (TRL's default truncation silently dropped examples whose prompt filled
 ``max_length``). Prompts are trimmed from the left so every completion keeps at least
-``min_completion_tokens`` tokens. With several GPUs in the job, or a DeepSpeed config
+``min_completion_tokens`` tokens; ``append_eos`` ends each completion with EOS (the
+published SFT did not). The examples come from :mod:`embrm.generation.sft_data`.
+
+With several GPUs in the job (``gpus``: the rule's request), or a DeepSpeed config
 (ZeRO-3: ``config/deepspeed_zero3.json``), training runs under ``torchrun`` (PyTorch's
-launcher, the one accelerate and deepspeed wrap), one process per GPU. The adapter is
-then merged into a freshly loaded copy of the base weights, so the merge never touches
-ZeRO-3-partitioned parameters.
+launcher, the one accelerate and deepspeed wrap), one process per GPU. An optimizer
+step sees ``global_batch_size`` examples (null: ``batch_size`` x GPUs), reached by
+gradient accumulation, so the number of steps does not depend on the GPUs.
+
+Training saves a checkpoint every ``checkpoint_steps`` optimizer steps next to the
+adapter (``sft/trainer/``); a job that was killed (a timeout, a lost node) resumes from
+its last complete checkpoint when it runs again, provided it trains the same thing (a
+fingerprint of the job, its examples and the base model's files), and removes them once
+the adapter is saved. The adapter is then merged into a freshly loaded copy of the base
+weights when a consumer needs a merged model (the ``hf`` sampler), so the merge never
+touches ZeRO-3-partitioned parameters.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -23,8 +36,9 @@ from pathlib import Path
 import torch
 
 from embrm.generation.models import device, dtype_for, load_tokenizer
+from embrm.generation.sft_data import sft_examples
 from embrm.io.errors import InputError
-from embrm.io.jsonio import read_json, read_jsonl, write_json
+from embrm.io.jsonio import read_json, read_jsonl, write_json, write_jsonl
 
 log = logging.getLogger(__name__)
 
@@ -39,12 +53,15 @@ def special_prefix(tok) -> list[int]:
     return full[: len(full) - len(plain)] if full[len(full) - len(plain) :] == plain else []
 
 
-def encode_example(tok, prompt: str, completion: str, max_length: int, min_completion: int):
+def encode_example(
+    tok, prompt: str, completion: str, max_length: int, min_completion: int, append_eos=True
+):
     """Token ids and labels: the prompt is masked, trimmed from the left to fit (after
-    the tokenizer's special prefix, which stays first)."""
+    the tokenizer's special prefix, which stays first); the completion ends with EOS
+    when ``append_eos``."""
     prefix = special_prefix(tok)
     p = tok(prompt, add_special_tokens=False)["input_ids"]
-    c = tok(completion, add_special_tokens=False)["input_ids"] + [tok.eos_token_id]
+    c = tok(completion, add_special_tokens=False)["input_ids"] + [tok.eos_token_id] * append_eos
     room = max_length - len(prefix)
     c = c[: room - min(len(p), room - min_completion)]
     keep = room - len(c)
@@ -84,6 +101,60 @@ def stable_target_modules(config_file: Path) -> None:
     config_file.write_text(json.dumps(cfg, indent=2, sort_keys=True) + "\n")
 
 
+def accumulation_steps(cfg: dict, world: int) -> int:
+    """Gradient accumulation that makes an optimizer step ``global_batch_size`` examples
+    over ``world`` processes of ``batch_size`` each (1 when it is null)."""
+    per_step = cfg["batch_size"] * world
+    target = cfg["global_batch_size"]
+    if target is None:
+        return 1
+    if target % per_step:
+        raise InputError(
+            f"config key generation.sft.global_batch_size={target} is not a multiple of "
+            f"batch_size x GPUs = {cfg['batch_size']} x {world} (cluster.gpu.sft.gpus): an "
+            "optimizer step would not see that many examples"
+        )
+    return target // per_step
+
+
+def fingerprint(job: dict, examples_file: Path) -> str:
+    """What a checkpoint was trained on: the job (but its checkpoint interval), the
+    examples' bytes and the base model folder's file names, sizes and times."""
+    digest = hashlib.sha256()
+    core = {k: v for k, v in job.items() if k != "checkpoint_steps"}
+    digest.update(json.dumps(core, sort_keys=True).encode())
+    digest.update(examples_file.read_bytes())
+    base = Path(job["base_model"])
+    if base.is_dir():
+        for f in sorted(p for p in base.iterdir() if p.is_file()):
+            digest.update(f"{f.name}\0{f.stat().st_size}\0{f.stat().st_mtime_ns}\0".encode())
+    return digest.hexdigest()
+
+
+def checkpoints(work: Path) -> list[Path]:
+    """The Trainer's checkpoint folders in ``work``, oldest first."""
+    found = [p for p in work.glob("checkpoint-*") if p.is_dir() and p.name[11:].isdigit()]
+    return sorted(found, key=lambda p: int(p.name[11:]))
+
+
+def last_checkpoint(work: Path) -> Path | None:
+    """The newest complete checkpoint (the Trainer writes trainer_state.json last)."""
+    done = [p for p in checkpoints(work) if (p / "trainer_state.json").is_file()]
+    return done[-1] if done else None
+
+
+def prepare_work(work: Path, job: dict, examples: list[dict]) -> None:
+    """Write the examples; drop checkpoints of any other training than this job's."""
+    work.mkdir(parents=True, exist_ok=True)
+    write_jsonl(job["examples_file"], examples)
+    mark = work / "fingerprint"
+    current = fingerprint(job, Path(job["examples_file"]))
+    if not mark.is_file() or mark.read_text() != current:
+        for old in checkpoints(work):
+            shutil.rmtree(old)
+        mark.write_text(current)
+
+
 def train_sft(
     base_model: str,
     prompts_file,
@@ -93,26 +164,37 @@ def train_sft(
     *,
     seed: int,
     trust_remote_code: bool = False,
+    test_prompts_file=None,
+    gpus: int = 1,
+    checkpoint_steps: int = 200,
 ) -> dict:
-    """Train the LoRA adapter (over all of the job's GPUs when it has several), then merge."""
+    """Train the LoRA adapter on the job's ``gpus`` (torchrun when several), resuming
+    from a checkpoint of the same training; then merge it (unless ``out_merged`` is None)."""
     if cfg["deepspeed"] and not Path(cfg["deepspeed"]).is_file():
         raise InputError(f"generation.sft.deepspeed: {cfg['deepspeed']} is not a file")
-    rows = read_jsonl(prompts_file)
-    if not rows or not {"prompt", "completion"} <= set(rows[0]):
-        raise InputError(f"{prompts_file}: SFT needs rows with prompt and completion fields")
+    examples = sft_examples(
+        prompts_file=prompts_file, data=cfg["data"], test_prompts_file=test_prompts_file
+    )
+    world = gpus if torch.cuda.is_available() else 1
+    work = Path(out_adapter).parent / "trainer"
     job = {
         "base_model": str(base_model),
-        "prompts_file": str(prompts_file),
+        "examples_file": str(work / "examples.jsonl"),
         "out_adapter": str(out_adapter),
         "cfg": cfg,
         "seed": seed,
         "trust_remote_code": trust_remote_code,
+        "accumulation": accumulation_steps(cfg, world),
+        "checkpoint_steps": checkpoint_steps,
     }
-    n_gpus = torch.cuda.device_count()
+    prepare_work(work, job, examples)
     # DeepSpeed wants a launcher's distributed environment even on one GPU
-    distributed = n_gpus > 1 or cfg["deepspeed"] is not None
-    stats = launch(job, max(1, n_gpus)) if distributed else fit_adapter(**job)
-    merge_adapter(base_model, out_adapter, out_merged, trust_remote_code)
+    distributed = world > 1 or cfg["deepspeed"] is not None
+    stats = launch(job, world) if distributed else fit_adapter(**job)
+    for done in checkpoints(work):
+        shutil.rmtree(done)  # the adapter is saved: a rerun must start afresh
+    if out_merged is not None:
+        merge_adapter(base_model, out_adapter, out_merged, trust_remote_code)
     return stats
 
 
@@ -150,9 +232,17 @@ def launch(job: dict, n_procs: int) -> dict:
 
 
 def fit_adapter(
-    base_model: str, prompts_file, out_adapter, cfg: dict, seed: int, trust_remote_code: bool
+    base_model: str,
+    examples_file,
+    out_adapter,
+    cfg: dict,
+    seed: int,
+    trust_remote_code: bool,
+    accumulation: int = 1,
+    checkpoint_steps: int = 200,
 ) -> dict:
-    """Train and save the adapter; under torchrun every rank runs this, rank 0 writes."""
+    """Train and save the adapter, resuming from the last checkpoint in the work folder;
+    under torchrun every rank runs this, rank 0 writes."""
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForCausalLM, Trainer, TrainingArguments, set_seed
 
@@ -163,6 +253,7 @@ def fit_adapter(
     args = TrainingArguments(
         output_dir=str(work),
         per_device_train_batch_size=cfg["batch_size"],
+        gradient_accumulation_steps=accumulation,
         learning_rate=cfg["lr"],
         num_train_epochs=cfg["epochs"],
         gradient_checkpointing=cfg["gradient_checkpointing"],
@@ -171,7 +262,9 @@ def fit_adapter(
         fp16=cuda and not bf16,
         dataloader_pin_memory=cuda,
         logging_steps=10,
-        save_strategy="no",
+        save_strategy="steps",
+        save_steps=checkpoint_steps,
+        save_total_limit=1,  # the last checkpoint is all a resume needs
         report_to=[],
         seed=seed,
         remove_unused_columns=False,
@@ -197,16 +290,30 @@ def fit_adapter(
     )
     data = [
         encode_example(
-            tok, r["prompt"], r["completion"], cfg["max_length"], cfg["min_completion_tokens"]
+            tok,
+            r["prompt"],
+            r["completion"],
+            cfg["max_length"],
+            cfg["min_completion_tokens"],
+            cfg["append_eos"],
         )
-        for r in read_jsonl(prompts_file)
+        for r in read_jsonl(examples_file)
     ]
     trainer = Trainer(
         model=model, args=args, train_dataset=data, data_collator=collate(tok.pad_token_id)
     )
-    result = trainer.train()
+    resume = last_checkpoint(work)
+    if resume is not None:
+        log.info("resuming from %s", resume)
+    result = trainer.train(resume_from_checkpoint=str(resume) if resume else None)
     trainer.save_model(out_adapter)  # gathers ZeRO-3 shards; writes on rank 0 only
-    stats = {"examples": len(data), "train_loss": result.training_loss}
+    stats = {
+        "examples": len(data),
+        "train_loss": result.training_loss,
+        "optimizer_steps": trainer.state.global_step,
+        "global_batch_size": cfg["batch_size"] * args.world_size * accumulation,
+        "resumed_from": resume.name if resume else None,
+    }
     if trainer.is_world_process_zero():
         (Path(out_adapter) / "training_args.bin").unlink(missing_ok=True)  # a pickle; unused
         stable_target_modules(Path(out_adapter) / "adapter_config.json")
@@ -217,7 +324,8 @@ def fit_adapter(
 
 
 def merge_adapter(base_model: str, adapter_dir, out_merged, trust_remote_code: bool) -> None:
-    """Base weights + LoRA update as one plain checkpoint (for the hf sampler)."""
+    """Base weights + LoRA update as one plain checkpoint (for the hf sampler; vLLM loads
+    the adapter onto the base model itself)."""
     from peft import PeftModel
     from transformers import AutoModelForCausalLM, AutoTokenizer
 

@@ -93,15 +93,17 @@ def run_shard(
     shards: int,
     trust_remote_code: bool = False,
     devices: Sequence[str] | None = None,
+    gpus: int | None = None,
 ) -> int:
-    """Compute shard ``shard`` of ``shards`` of a split on ``devices`` (default: every
-    GPU of the job, else the CPU) and write it as ``.npz``; returns its text count."""
+    """Compute shard ``shard`` of ``shards`` of a split on ``devices`` (default: the
+    job's GPUs, at most ``gpus`` of them, else the CPU) and write it as ``.npz``;
+    returns its text count."""
     if not 0 <= shard < shards:
         raise InputError(f"shard {shard} is outside 0..{shards - 1}")
     tok, texts, shape = split_texts(scorer, samples_file, model_path, cfg, trust_remote_code)
     plan = batch_plan(tok, texts, cfg["batch_size"], cfg["max_length"], cfg["truncation"])
     mine = plan[shard::shards]
-    devices = list(devices or job_devices())
+    devices = list(devices or job_devices()[:gpus])
     index, values = run_on_devices(
         scorer, model_path, cfg, samples_file, mine, devices, trust_remote_code
     )

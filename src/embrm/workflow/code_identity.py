@@ -7,7 +7,9 @@ functions) and hashes the source of exactly the modules the step can run, with t
 ``__init__.py`` of every package on the way. :func:`attach` adds that hash as a
 ``code`` param to each script rule, so ``--list-changes params`` names the jobs and a
 plain run reruns them and what follows; editing a module a step never imports reruns
-nothing of it.
+nothing of it. The GPU rules run ``python -m embrm.generation.entry STAGE ...``, which
+imports its stage's module by name (``entry.STAGES``): their hash covers the entry and
+that module's import graph, so each stage reruns on a change of exactly the code it runs.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from functools import cache
 from pathlib import Path
 
 import embrm
+from embrm.generation.entry import STAGES, stage_module
 
 PACKAGE = Path(embrm.__file__).resolve().parent
 NAME = PACKAGE.name
@@ -77,33 +80,50 @@ def _closure(path: Path) -> frozenset[Path]:
     return frozenset(files)
 
 
-def package_files(script: str | Path) -> list[Path]:
-    """Every package source file ``script`` can run (itself too, if it is one), sorted."""
-    path = Path(script).resolve()
-    own = {path} if path.is_relative_to(PACKAGE) else set()
-    return sorted(_closure(path) | own)
+def package_files(*scripts: str | Path) -> list[Path]:
+    """Every package source file ``scripts`` can run (themselves too, if they are), sorted."""
+    files = set()
+    for script in scripts:
+        path = Path(script).resolve()
+        files |= _closure(path) | ({path} if path.is_relative_to(PACKAGE) else set())
+    return sorted(files)
 
 
-def code_hash(script: str | Path) -> str:
-    """SHA-256 over the relative paths and bytes of :func:`package_files` of ``script``."""
+def code_hash(*scripts: str | Path) -> str:
+    """SHA-256 over the relative paths and bytes of :func:`package_files` of ``scripts``."""
     digest = hashlib.sha256()
-    for path in package_files(script):
+    for path in package_files(*scripts):
         digest.update(str(path.relative_to(PACKAGE.parent)).encode() + b"\0")
         digest.update(path.read_bytes() + b"\0")
     return digest.hexdigest()
 
 
-ENTRY = re.compile(r"-m\s+(embrm(?:\.\w+)+)")
+ENTRY = re.compile(r"-m\s+(embrm(?:\.\w+)+)(?:\s+(\w+))?")
+
+
+def command_modules(shellcmd: str) -> list[Path]:
+    """The package modules a shell command runs: ``python -m embrm.x`` is ``embrm.x``;
+    ``python -m embrm.generation.entry STAGE`` is the entry and its stage's module."""
+    entry = ENTRY.search(shellcmd or "")
+    if entry is None:
+        return []
+    module, stage = entry.groups()
+    files = [module_file(module)]
+    if module_file(module) == module_file("embrm.generation.entry"):
+        if stage not in STAGES:
+            raise ValueError(f"{shellcmd!r}: no GPU stage named {stage!r} in entry.STAGES")
+        files.append(module_file(stage_module(stage)))
+    return files
 
 
 def attach(rule) -> None:
     """Add the ``code`` param to a Snakemake rule: :func:`code_hash` of its script, or of
-    the package module a shell rule runs with ``python -m embrm....`` (the GPU stages)."""
+    the package modules a shell rule runs (:func:`command_modules`, the GPU stages)."""
     if rule.script is not None:
         rule.set_params(
             code=code_hash(Path(rule.basedir.get_path_or_uri(secret_free=True)) / rule.script)
         )
         return
-    entry = ENTRY.search(rule.shellcmd or "")
-    if entry:
-        rule.set_params(code=code_hash(module_file(entry.group(1))))
+    modules = command_modules(rule.shellcmd)
+    if modules:
+        rule.set_params(code=code_hash(*modules))
