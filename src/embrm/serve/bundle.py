@@ -20,6 +20,7 @@ from embrm.io.errors import InputError
 from embrm.io.jsonio import read_json, write_json
 from embrm.rm.ensemble import load_ensemble
 from embrm.rm.stacked_mlp import StackedMLP
+from embrm.serve.heads import HEAD_PARTS
 from embrm.serve.model_card import model_card
 
 FORMAT = "embrm.reward_model/1"
@@ -29,8 +30,8 @@ ENSEMBLE = "ensemble.safetensors"
 MAPS = {"teacher": "isotonic_teacher_map.json", "student": "isotonic_student_map.json"}
 EMBEDDER_DIR = "embedder"
 PLOT = "calibration_plot.png"
-HEADS = ("student_isotonic", "student", "teacher_isotonic", "teacher")
-DEFAULT_HEAD = "student_isotonic"
+HEADS = tuple(HEAD_PARTS)
+DEFAULT_HEAD = "student_isotonic_strict"  # never ties distinct responses
 # the text step 4 embedded: prompt + response cut at its next "\n\nHuman" turn
 TEXT_FORMAT = "prompt + response[: response.find('\\n\\nHuman')]"
 # models the workflow builds itself live only in the run's folder, so they travel along

@@ -1,26 +1,42 @@
-"""Embeddings -> rewards: the four validated variants and the ensemble's spread.
+"""Embeddings -> rewards: the validated variants, their strict twins, the ensemble's spread.
 
 The maths is step 7-8's: the teacher is the mean of the ensemble members' scores
 (float64), the ``*_isotonic`` heads apply the JSON breakpoints with ``numpy.interp``
 (which reproduces sklearn's ``predict`` with clipping), and every MLP runs under the
 precision the student was scored with, so the bundle reproduces the workflow's numbers.
+The ``*_isotonic_strict`` heads apply the strictly increasing twin of the same map
+(:func:`embrm.calibrate.map_json.strict_breakpoints`): distinct responses never tie.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 import torch
 
+from embrm.calibrate.map_json import apply_strict, strict_breakpoints
 from embrm.io.errors import InputError
 from embrm.rm.precision import autocast
 from embrm.rm.stacked_mlp import StackedMLP
 
+# head -> (scorer, map): the scorer's raw score, then no map, the isotonic map or its
+# strict twin; the first head is the default of new bundles
+HEAD_PARTS = {
+    "student_isotonic_strict": ("student", "strict"),
+    "student_isotonic": ("student", "isotonic"),
+    "student": ("student", None),
+    "teacher_isotonic_strict": ("teacher", "strict"),
+    "teacher_isotonic": ("teacher", "isotonic"),
+    "teacher": ("teacher", None),
+}
+TYING_HEADS = tuple(h for h, (_, kind) in HEAD_PARTS.items() if kind == "isotonic")
+
 
 @dataclass(frozen=True)
 class IsotonicMap:
-    """Monotone breakpoints ``x -> y``, constant beyond both ends."""
+    """Monotone breakpoints ``x -> y``, constant beyond both ends, and its strict twin."""
 
     x: np.ndarray
     y: np.ndarray
@@ -31,6 +47,17 @@ class IsotonicMap:
 
     def __call__(self, s: np.ndarray) -> np.ndarray:
         return np.interp(s, self.x, self.y)
+
+    @cached_property
+    def knots(self):
+        return strict_breakpoints(self.x, self.y)
+
+    def strict(self, s: np.ndarray) -> np.ndarray:
+        return apply_strict(self.knots, s)
+
+    def apply(self, kind: str | None, s: np.ndarray) -> np.ndarray:
+        """``s`` through no map (``None``), this map (``"isotonic"``) or its twin."""
+        return s if kind is None else self(s) if kind == "isotonic" else self.strict(s)
 
 
 @dataclass(frozen=True)
@@ -52,24 +79,21 @@ class Heads:
         that spread ``(B,)``, for float32 embeddings ``(B, D)``.
 
         The spread is the std over members on the head's scale: raw for ``teacher``,
-        each member mapped through the teacher map for the golden-scale heads.
+        each member mapped through the teacher map (its strict twin for the strict
+        heads) for the golden-scale heads.
         """
+        if head not in HEAD_PARTS:
+            raise InputError(f"head must be one of {', '.join(HEAD_PARTS)}: {head!r}")
+        scorer, kind = HEAD_PARTS[head]
         members = self._run(self.ensemble, emb)  # (B, M)
         if head == "teacher":
-            reward, spread = members.mean(1), members.std(1)
+            return members.mean(1) - conservative * members.std(1), members.std(1)
+        spread = self.teacher_map.apply("strict" if kind == "strict" else "isotonic", members)
+        spread = spread.std(1)
+        if scorer == "teacher":
+            reward = self.teacher_map.apply(kind, members.mean(1))
         else:
-            spread = self.teacher_map(members).std(1)
-            if head == "teacher_isotonic":
-                reward = self.teacher_map(members.mean(1))
-            elif head in ("student", "student_isotonic"):
-                reward = self._run(self.student, emb)[:, 0]
-                if head == "student_isotonic":
-                    reward = self.student_map(reward)
-            else:
-                raise InputError(
-                    f"head must be one of student_isotonic, student, "
-                    f"teacher_isotonic, teacher: {head!r}"
-                )
+            reward = self.student_map.apply(kind, self._run(self.student, emb)[:, 0])
         return reward - conservative * spread, spread
 
     def preference(self, emb_a: np.ndarray, emb_b: np.ndarray) -> np.ndarray:

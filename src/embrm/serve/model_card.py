@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 
+import yaml
+
 METRICS = ("global_spearman", "per_prompt_spearman", "pairwise_accuracy", "mse")
 
 
@@ -20,10 +22,73 @@ def validation_table(validation: dict) -> str:
     return "\n".join(rows)
 
 
+STRICT_METRICS = ("mse", "within_prompt_ties", "pairwise_accuracy", "per_prompt_spearman")
+# embedder names of the config that stand for a hub model
+HUB_NAMES = {"minilm": "sentence-transformers/all-MiniLM-L6-v2"}
+
+
+def strict_table(validation: dict) -> str:
+    """Each isotonic head beside its strict twin: calibration error (MSE) and ties."""
+    heads = validation.get("strict_heads")
+    if not heads:  # a validation file written before the strict heads existed
+        return "(not in this run's validation results)"
+    rows = [
+        "| head | " + " | ".join(STRICT_METRICS) + " |",
+        "|---" * (len(STRICT_METRICS) + 1) + "|",
+    ]
+    for name, m in heads.items():
+        rows.append(f"| {name} | " + " | ".join(f"{m[k]:.4f}" for k in STRICT_METRICS) + " |")
+    return "\n".join(rows)
+
+
+def base_model(name: str) -> str | None:
+    """The hub id of the embedder, if it has one (a built model or a local folder has not)."""
+    if name in HUB_NAMES:
+        return HUB_NAMES[name]
+    owner, _, model = name.partition("/")
+    return name if owner and model and "/" not in model and not name.startswith(".") else None
+
+
+def front_matter(config: dict, validation: dict) -> str:
+    """Hugging Face model-card metadata (YAML between ``---`` lines)."""
+    default = validation.get("strict_heads", {}).get(config["default_head"]) or validation[
+        "variants"
+    ].get(config["default_head"], {})
+    meta = {
+        "library_name": "embrm",
+        "tags": ["reward-model", "rlhf", "embeddings", config["task"]],
+        "model-index": [
+            {
+                "name": f"embrm-reward-model-{config['task']}",
+                "results": [
+                    {
+                        "task": {"type": "reward-modeling", "name": "Reward modeling"},
+                        "dataset": {
+                            "type": "embrm-generated",
+                            "name": f"held-out prompts ({validation['held_out_prompts']})",
+                        },
+                        "metrics": [
+                            {"type": k, "value": round(float(default[k]), 6), "name": k}
+                            for k in ("pairwise_accuracy", "per_prompt_spearman", "mse")
+                            if k in default
+                        ],
+                    }
+                ],
+            }
+        ],
+    }
+    hub = base_model(config["embedder"]["name"])
+    if hub:
+        meta["base_model"] = hub
+    return "---\n" + yaml.safe_dump(meta, sort_keys=False) + "---\n\n"
+
+
 def model_card(config: dict, validation: dict, distillation: dict, plot: str) -> str:
     emb = config["embedder"]
     settings = {"distillation": distillation["hyperparameters"], "ensemble": config["ensemble"]}
-    return f"""# Embedding-based reward model ({config["task"]}, {config["objective"]})
+    return (
+        front_matter(config, validation)
+        + f"""# Embedding-based reward model ({config["task"]}, {config["objective"]})
 
 Built by embrm {config["embrm_version"]}: an ensemble of {config["ensemble"]["members"]}
 MLPs trained on simulated preferences over embeddings (the teacher), calibrated onto the
@@ -50,10 +115,18 @@ max {emb["max_length"]} tokens, L2-normalised: {emb["normalize"]}, stored as
 
 ![calibration plot]({plot})
 
+Each isotonic map is a staircase: responses whose scores fall in one flat step get one
+reward, so a GRPO group can have zero reward spread. Its `_strict` twin (the default
+head) keeps the map's values at the centre of each step and interpolates between them,
+so distinct responses never tie; its calibration error (MSE) beside the map's:
+
+{strict_table(validation)}
+
 ## Intended use and limits
 
-- Scores are on the golden reward model's scale (the `*_isotonic` heads and the
-  student); `teacher` is the ensemble's raw Bradley-Terry scale.
+- Scores are on the golden reward model's scale (the `*_isotonic` and
+  `*_isotonic_strict` heads and the student); `teacher` is the ensemble's raw
+  Bradley-Terry scale.
 - Valid only for texts embedded by the embedder above with these exact settings: a
   different embedder, pooling or text format gives meaningless numbers.
 - It imitates one golden reward model on one prompt distribution; outside that
@@ -69,3 +142,4 @@ rm = RewardModel.from_pretrained("reward_model")
 rm.score(["\\n\\nHuman: Hi\\n\\nAssistant:"], [" Hello! How can I help?"])
 ```
 """
+    )
