@@ -79,16 +79,19 @@ class DynamicBatcher:
         request = _Request(texts)
         self.waiting.append(request)
         self.wakeup.set()
-        return await request.future
+        try:
+            return await request.future
+        except asyncio.CancelledError:  # the client has gone: unqueue it if not yet taken
+            if request in self.waiting:
+                self.waiting.remove(request)
+                self.dropped += 1
+            raise
 
     def _take(self, batch: list[_Request], size: int) -> int:
         """Move waiting requests into ``batch`` up to ``max_batch`` texts (the first one
-        whatever its size); abandoned ones are dropped. Returns the batch's size."""
+        whatever its size). Returns the batch's size."""
         while self.waiting and (not batch or size + len(self.waiting[0].texts) <= self.max_batch):
             request = self.waiting.popleft()
-            if request.future.done():  # cancelled: the client has gone
-                self.dropped += 1
-                continue
             batch.append(request)
             size += len(request.texts)
         return size

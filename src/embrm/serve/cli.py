@@ -45,21 +45,24 @@ def _model(args):
 
 
 def serve(args) -> None:
+    import torch
     import uvicorn
 
     from embrm.serve.server import create_app
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+    torch.set_num_threads(args.threads)
     logging.getLogger("embrm.access").setLevel(logging.INFO if args.access_log else logging.WARNING)
     token = args.token or os.environ.get(TOKEN_ENV) or None
     limits = Limits(**{f.name: getattr(args, f.name) for f in fields(Limits)})
     model = _model(args)
     log.info(
-        "serving %s (head %s, %s, %s) on http://%s:%d/get_reward; %s; limits %s",
+        "serving %s (head %s, %s, %s, %d torch threads) on http://%s:%d/get_reward; %s; limits %s",
         args.bundle,
         model.head,
         model.device,
         str(model.dtype).removeprefix("torch."),
+        torch.get_num_threads(),
         args.host,
         args.port,
         "token required" if token else "no authentication",
@@ -197,6 +200,13 @@ def parser() -> argparse.ArgumentParser:
         "default: no authentication",
     )
     s.add_argument("--access-log", action="store_true", help="log one line per request")
+    s.add_argument(
+        "--threads",
+        type=int,
+        default=max(1, len(os.sched_getaffinity(0)) - 1),
+        help="torch threads of the model (default: the CPUs less one, which the HTTP "
+        "event loop needs)",
+    )
     for f in fields(Limits):  # --max-body-bytes, --max-texts, ...: the server's bounds
         flag = "--" + f.name.replace("_", "-")
         s.add_argument(flag, type=type(f.default), default=f.default, help=LIMIT_HELP[f.name])
