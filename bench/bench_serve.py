@@ -1,13 +1,16 @@
 """Load benchmark of `embrm serve` against a plain per-request server, on loopback.
 
 Both servers (`embrm serve`, and `bench/plain_serve.py`: FastAPI's thread pool calling
-``RewardModel`` per request) run as subprocesses on 127.0.0.1, one after the other, on
-the same texts. C concurrent clients (asyncio, a new connection per request, as
-OpenRLHF's clients open one) send either one (prompt, response) per request (OpenRLHF
-0.11, ``rollout``) or ``--batch-texts`` per request (OpenRLHF <= 0.9, ``batch``). For
-each server, mode and C: texts/s, p50/p99 request latency, lost answers (non-200) and
-wrong ones (vs the in-process reward). Prints a table with the ratio of the two servers
-and writes JSON. Bounded: ``--texts`` per run, nothing leaves the machine. Usage:
+``RewardModel`` per request) run as subprocesses on 127.0.0.1 on the same texts, and
+their runs alternate, so other load on the machine falls on both alike. C concurrent
+clients (asyncio, a new connection per request, as OpenRLHF's clients open one) send
+either one (prompt, response) per request (OpenRLHF 0.11, ``rollout``) or
+``--batch-texts`` per request (OpenRLHF <= 0.9, ``batch``). For each server, mode and
+C, the median over ``--repeats`` runs: texts/s, texts per CPU-second of the server and
+its model processes, p50/p99 request latency; and the lost answers (non-200) and wrong
+ones (vs the in-process reward) of all runs. Prints a table with the ratio of the two
+servers and writes JSON. Bounded: ``--texts`` per run, nothing leaves the machine.
+Usage:
 
     python bench/bench_serve.py --bundle results/reward_model [--concurrency 1 8 32]
 """
@@ -62,17 +65,39 @@ def start_server(kind: str, bundle: Path, extra: list[str]) -> tuple[subprocess.
     raise RuntimeError(f"{kind} server did not start")
 
 
+def process_tree(pid: int) -> list[int]:
+    """``pid`` and its descendants (the server's model processes)."""
+    parents = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:  # gone meanwhile
+            continue
+        parents.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    out, todo = [], [pid]
+    while todo:
+        out.append(todo.pop())
+        todo += parents.get(out[-1], [])
+    return out
+
+
 def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of process ``pid`` so far (all its threads)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    """User + system CPU time of process ``pid`` and its descendants so far."""
+    total = 0
+    for p in process_tree(pid):
+        fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+        total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")
 
 
 def peak_rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
+    """The peak resident memory of ``pid`` and its descendants, summed."""
+    total = 0
+    for p in process_tree(pid):
+        for line in Path(f"/proc/{p}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                total += int(line.split()[1])
+    return total / 1024
 
 
 async def post(port: int, body: bytes) -> tuple[int, bytes]:
@@ -133,12 +158,24 @@ def load(url: str, pid: int, prompts, responses, want, clients: int, per_request
     }
 
 
+def median_run(reps: list[dict]) -> dict:
+    """The median of each timing over repeats; lost and wrong answers summed."""
+    out = {k: float(np.median([r[k] for r in reps])) for k in reps[0] if k not in ("lost", "wrong")}
+    return {**out, "lost": sum(r["lost"] for r in reps), "wrong": sum(r["wrong"] for r in reps),
+            "repeats": len(reps)}  # fmt: skip
+
+
+def load_average() -> float:
+    return float(Path("/proc/loadavg").read_text().split()[0])
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--bundle", type=Path, default=ROOT / "results/reward_model")
     ap.add_argument("--concurrency", type=int, nargs="+", default=[1, 8, 32])
     ap.add_argument("--texts", type=int, default=1024, help="texts per run")
     ap.add_argument("--batch-texts", type=int, default=32, help="texts per batch-mode request")
+    ap.add_argument("--repeats", type=int, default=3, help="runs per cell (median reported)")
     ap.add_argument("--servers", nargs="+", choices=SERVERS, default=list(SERVERS))
     ap.add_argument("--serve-args", default="", help="extra `embrm serve` flags, one string")
     ap.add_argument("--out", type=Path, default=ROOT / "bench/out/bench_serve.json")
@@ -147,23 +184,32 @@ def main() -> None:
     rm = RewardModel.from_pretrained(args.bundle)
     want = np.asarray(rm.score(prompts, responses))
     modes = {"rollout": 1, "batch": args.batch_texts}
-    runs, rss = {}, {}
-    for kind in args.servers:
-        proc, url = start_server(kind, args.bundle, args.serve_args.split())
-        try:
+    servers = {}
+    try:  # both servers up at once, idle while the other is measured: the runs alternate,
+        # so the machine's other load falls on both alike
+        for kind in args.servers:
+            servers[kind] = start_server(kind, args.bundle, args.serve_args.split())
+            proc, url = servers[kind]
             load(url, proc.pid, prompts[:64], responses[:64], want[:64], 8, 1)  # warm-up
+        reps: dict[str, list] = {}
+        loads = [load_average()]
+        for _ in range(args.repeats):
             for mode, per in modes.items():
                 for c in args.concurrency:
-                    runs[f"{kind}/{mode}/{c}"] = load(
-                        url, proc.pid, prompts, responses, want, c, per
-                    )
-            rss[kind] = peak_rss_mb(proc.pid)
-        finally:
+                    for kind, (proc, url) in servers.items():
+                        run = load(url, proc.pid, prompts, responses, want, c, per)
+                        reps.setdefault(f"{kind}/{mode}/{c}", []).append(run)
+            loads.append(load_average())
+        rss = {kind: peak_rss_mb(proc.pid) for kind, (proc, _) in servers.items()}
+    finally:
+        for proc, _ in servers.values():
             proc.terminate()
             proc.wait(timeout=30)
+    runs = {key: median_run(r) for key, r in reps.items()}
     cpu = os.cpu_count()
+    spread = f"load average {min(loads):.1f}-{max(loads):.1f}"
     print(f"bundle {args.bundle} ({rm.config['embedder']['name']}), {args.texts} texts a run, "
-          f"{cpu} CPUs")  # fmt: skip
+          f"median of {args.repeats}, {cpu} CPUs, {spread}")  # fmt: skip
     print(f"{'mode':>7} {'C':>3} | {'server':>6} {'texts/s':>8} {'/cpu-s':>7} {'p50 ms':>8} "
           f"{'p99 ms':>8} {'lost':>4} {'wrong':>5} | {'embrm/plain':>11}")  # fmt: skip
     for mode in modes:
@@ -176,10 +222,13 @@ def main() -> None:
                 cells = (f"{r['texts_per_s']:8.1f} {r['texts_per_cpu_s']:7.1f} {r['p50_ms']:8.1f} "
                          f"{r['p99_ms']:8.1f} {r['lost']:4d} {r['wrong']:5d}")  # fmt: skip
                 print(f"{mode:>7} {c:3d} | {kind:>6} {cells} | {ratio:>11}")
-    print("peak RSS MB: " + ", ".join(f"{k} {v:.0f}" for k, v in rss.items()))
+    print("peak RSS MB (server and its model processes): "
+          + ", ".join(f"{k} {v:.0f}" for k, v in rss.items()))  # fmt: skip
     args.out.parent.mkdir(parents=True, exist_ok=True)
     summary = {"bundle": str(args.bundle), "texts": args.texts, "cpus": cpu,
-               "batch_texts": args.batch_texts, "runs": runs, "peak_rss_mb": rss}  # fmt: skip
+               "batch_texts": args.batch_texts, "repeats": args.repeats,
+               "load_average": loads, "runs": runs, "all_runs": reps,
+               "peak_rss_mb": rss}  # fmt: skip
     args.out.write_text(json.dumps(summary, indent=2) + "\n")
 
 

@@ -21,7 +21,7 @@ from embrm import RewardModel
 
 def create_plain_app(rm: RewardModel) -> FastAPI:
     app = FastAPI()
-    lo, hi = rm.heads.golden_range
+    lo, hi = rm.golden_range
 
     @app.get("/health")
     def health():

@@ -1,10 +1,12 @@
 """Dynamic batching: concurrent requests' texts scored in one embedder call.
 
-Requests wait in a bounded queue; one worker takes every request already waiting (up
+Requests wait in a bounded queue; a free worker takes every request already waiting (up
 to ``max_batch`` texts), and if that is fewer, waits up to ``max_wait_s`` for requests
 the server is still reading (:meth:`DynamicBatcher.arriving`), then scores them together
-in a single worker thread (so the model is never entered twice at once) and hands each
-request its slice. While a batch runs, new requests queue up and form the next batch.
+in its own thread (one worker by default, so the model is never entered twice at once;
+more for a scorer that allows concurrent calls, such as several model processes) and
+hands each request its slice. While a batch runs, new requests queue up and form the
+next batch.
 
 Isolation: a batch that fails is scored again request by request, so a bad request
 fails alone and the others get their rewards. A request whose client has gone (its
@@ -47,12 +49,15 @@ class _Request:
 class DynamicBatcher:
     """``score_fn(texts) -> (rewards (B,), spread (B,))`` behind an async queue."""
 
-    def __init__(self, score_fn, *, max_batch: int, max_wait_s: float, max_queue: int):
+    def __init__(
+        self, score_fn, *, max_batch: int, max_wait_s: float, max_queue: int, workers: int = 1
+    ):
         self.score_fn = score_fn
         self.max_batch, self.max_wait_s, self.max_queue = max_batch, max_wait_s, max_queue
         self.waiting: deque[_Request] = deque()
         self.wakeup = asyncio.Event()
-        self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="embrm-score")
+        self.workers = workers  # batches scored at once: score_fn must allow that many calls
+        self.executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="embrm-score")
         self.batches = self.dropped = self.failed = self.texts_scored = 0
         self.reading = 0  # requests whose body is still being read or checked
         self.seconds_per_text = 1e-3  # moving estimate, for Retry-After
@@ -70,7 +75,7 @@ class DynamicBatcher:
         return sum(len(r.texts) for r in self.waiting)
 
     def retry_after(self) -> int:
-        return max(1, math.ceil(self.queued_texts() * self.seconds_per_text))
+        return max(1, math.ceil(self.queued_texts() * self.seconds_per_text / self.workers))
 
     async def submit(self, texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
         """Rewards and spread of ``texts``; cancelling the caller drops the request."""
@@ -143,7 +148,10 @@ class DynamicBatcher:
                 item.future.set_result(result)
 
     async def run(self) -> None:
-        """The worker loop; runs until cancelled."""
+        """The workers' loops; runs until cancelled."""
+        await asyncio.gather(*(self._work() for _ in range(self.workers)))
+
+    async def _work(self) -> None:
         loop = asyncio.get_running_loop()
         while True:
             batch = await self._gather()

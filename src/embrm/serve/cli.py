@@ -31,38 +31,50 @@ LIMIT_HELP = {
 }
 
 
-def _model(args):
-    from embrm.serve.model import RewardModel
+def _options(args) -> dict:
+    """:meth:`RewardModel.from_pretrained`'s keywords from the command line."""
+    return {
+        "head": args.head,
+        "conservative": args.conservative,
+        "batch_size": args.batch_size,
+        "device": args.device,
+        "dtype": args.dtype,
+    }
 
-    return RewardModel.from_pretrained(
-        args.bundle,
-        head=args.head,
-        conservative=args.conservative,
-        batch_size=args.batch_size,
-        device=args.device,
-        dtype=args.dtype,
-    )
+
+def processes_and_threads(device: str | None, workers: int | None, threads: int | None):
+    """Model processes and torch threads each: on a CPU one process per CPU with one
+    thread (a small embedder's forward is mostly Python, bound by its process's GIL, so
+    processes scale where threads do not); on a GPU one process with the CPUs' threads."""
+    import torch
+
+    cpus = len(os.sched_getaffinity(0))
+    gpu = device.startswith("cuda") if device else torch.cuda.is_available()
+    workers = workers or (1 if gpu else cpus)
+    return workers, threads or max(1, cpus // workers)
 
 
 def serve(args) -> None:
-    import torch
     import uvicorn
 
+    from embrm.serve.process import ModelProcesses
     from embrm.serve.server import create_app
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
-    torch.set_num_threads(args.threads)
     logging.getLogger("embrm.access").setLevel(logging.INFO if args.access_log else logging.WARNING)
     token = args.token or os.environ.get(TOKEN_ENV) or None
     limits = Limits(**{f.name: getattr(args, f.name) for f in fields(Limits)})
-    model = _model(args)
+    workers, threads = processes_and_threads(args.device, args.workers, args.threads)
+    model = ModelProcesses(args.bundle, workers=workers, threads=threads, **_options(args))
     log.info(
-        "serving %s (head %s, %s, %s, %d torch threads) on http://%s:%d/get_reward; %s; limits %s",
+        "serving %s (head %s, %s, %s, %d model processes of %d torch threads) on "
+        "http://%s:%d/get_reward; %s; limits %s",
         args.bundle,
         model.head,
         model.device,
-        str(model.dtype).removeprefix("torch."),
-        torch.get_num_threads(),
+        model.dtype,
+        workers,
+        threads,
         args.host,
         args.port,
         "token required" if token else "no authentication",
@@ -70,13 +82,16 @@ def serve(args) -> None:
     )
     if not token and args.host not in ("127.0.0.1", "localhost", "::1"):
         log.warning("listening on %s without a token: anyone who reaches it can use it", args.host)
-    uvicorn.run(
-        create_app(model, limits, token),
-        host=args.host,
-        port=args.port,
-        log_level="warning",
-        access_log=False,
-    )
+    try:
+        uvicorn.run(
+            create_app(model, limits, token),
+            host=args.host,
+            port=args.port,
+            log_level="warning",
+            access_log=False,
+        )
+    finally:
+        model.close()
 
 
 def read_rows(path: Path) -> tuple[list[dict], list[int]]:
@@ -145,7 +160,9 @@ def score_rows(model, rows: list[dict], chunk: int, fields=("response",)):
 def score(args) -> None:
     rows, lines = read_rows(args.input)
     scored = check_rows(rows, lines, args.input)
-    model = _model(args)
+    from embrm.serve.model import RewardModel
+
+    model = RewardModel.from_pretrained(args.bundle, **_options(args))
     out, accuracy = score_rows(model, rows, chunk=8 * model.embed_cfg["batch_size"], fields=scored)
     if args.output:
         write_jsonl(args.output, out)
@@ -201,11 +218,17 @@ def parser() -> argparse.ArgumentParser:
     )
     s.add_argument("--access-log", action="store_true", help="log one line per request")
     s.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        help="model processes, each scoring its own batches (default: one per CPU on a "
+        "CPU, one on a GPU)",
+    )
+    s.add_argument(
         "--threads",
         type=int,
-        default=max(1, len(os.sched_getaffinity(0)) - 1),
-        help="torch threads of the model (default: the CPUs less one, which the HTTP "
-        "event loop needs)",
+        default=None,
+        help="torch threads of each model process (default: the CPUs over --workers)",
     )
     for f in fields(Limits):  # --max-body-bytes, --max-texts, ...: the server's bounds
         flag = "--" + f.name.replace("_", "-")

@@ -68,10 +68,16 @@ class Heads:
     student_map: IsotonicMap
     precision: str
 
+    @cached_property
+    def _scorers(self) -> dict:
+        """Each MLP's inference function, its wide first layer built once, not per call."""
+        return {"student": self.student.shared_scorer(), "ensemble": self.ensemble.shared_scorer()}
+
     @torch.no_grad()
-    def _run(self, mlp: StackedMLP, emb: np.ndarray) -> np.ndarray:
+    def _run(self, mlp: str, emb: np.ndarray) -> np.ndarray:
+        """Scores ``(B, M)`` of ``mlp`` (``"student"`` or ``"ensemble"``)."""
         with autocast(self.precision):
-            s = mlp.shared_scorer()(torch.from_numpy(emb))
+            s = self._scorers[mlp](torch.from_numpy(emb))
         return s.float().numpy().astype(np.float64)
 
     def rewards(self, emb: np.ndarray, head: str, conservative: float = 0.0):
@@ -85,7 +91,7 @@ class Heads:
         if head not in HEAD_PARTS:
             raise InputError(f"head must be one of {', '.join(HEAD_PARTS)}: {head!r}")
         scorer, kind = HEAD_PARTS[head]
-        members = self._run(self.ensemble, emb)  # (B, M)
+        members = self._run("ensemble", emb)  # (B, M)
         if head == "teacher":
             return members.mean(1) - conservative * members.std(1), members.std(1)
         spread = self.teacher_map.apply("strict" if kind == "strict" else "isotonic", members)
@@ -93,13 +99,13 @@ class Heads:
         if scorer == "teacher":
             reward = self.teacher_map.apply(kind, members.mean(1))
         else:
-            reward = self.student_map.apply(kind, self._run(self.student, emb)[:, 0])
+            reward = self.student_map.apply(kind, self._run("student", emb)[:, 0])
         return reward - conservative * spread, spread
 
     def preference(self, emb_a: np.ndarray, emb_b: np.ndarray) -> np.ndarray:
         """P(a preferred to b) ``(B,)``: the ensemble's mean Bradley-Terry probability,
         sigmoid of the mean member margin (the model the teacher was trained as)."""
-        margin = (self._run(self.ensemble, emb_a) - self._run(self.ensemble, emb_b)).mean(1)
+        margin = (self._run("ensemble", emb_a) - self._run("ensemble", emb_b)).mean(1)
         return 1.0 / (1.0 + np.exp(-margin))
 
     @property

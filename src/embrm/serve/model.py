@@ -4,12 +4,12 @@ One instance is a TRL reward function (``rm(prompts=..., completions=..., **kwar
 scores (prompt, response) lists and pairs, and backs the HTTP server and the CLI. Every
 entry point reads its input through :class:`~embrm.serve.texts.TextReader` (chat
 templates -> step 4's dialogue text) and counts the formats it saw in ``formats_seen``.
+:class:`~embrm.serve.process.ModelProcess` runs one in a child process for the server.
 """
 
 from __future__ import annotations
 
 import logging
-from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -23,7 +23,7 @@ from embrm.rm.precision import resolve as resolve_precision
 from embrm.serve import bundle as layout
 from embrm.serve.chat import BUILT_IN, template_format
 from embrm.serve.heads import TYING_HEADS, Heads, IsotonicMap
-from embrm.serve.texts import TextReader, check_texts
+from embrm.serve.texts import FormatTally, TextReader, check_texts
 
 log = logging.getLogger(__name__)
 DTYPE_CHOICES = ("auto", *DTYPES)
@@ -85,7 +85,7 @@ class RewardModel:
         self.store_dtype = np.float16 if emb["dtype"] == "float16" else np.float32
         own = template_format(tokenizer)
         self.reader = TextReader((own, *BUILT_IN) if own else BUILT_IN)
-        self.formats_seen: Counter = Counter()  # format name (None: unrecognised) -> texts
+        self.formats_seen = FormatTally()
 
     @classmethod
     def from_pretrained(
@@ -148,6 +148,10 @@ class RewardModel:
     def dtype(self) -> torch.dtype:
         return self.embedder.dtype
 
+    @property
+    def golden_range(self) -> tuple[float, float]:
+        return self.heads.golden_range
+
     def embed(self, texts: list[str]) -> np.ndarray:
         """Embeddings ``(B, D)`` float32, rounded through the dtype step 4 stored them in."""
         out = np.zeros((len(texts), self.config["input_dim"]), dtype=np.float32)
@@ -160,16 +164,9 @@ class RewardModel:
         texts already in step 4's format."""
         return self.heads.rewards(self.embed(texts), self.head, self.conservative)
 
-    def count_formats(self, names: list) -> None:
-        """Add the formats texts were read in to ``formats_seen``; warn about unknown ones."""
-        self.formats_seen.update(names)
-        unknown = names.count(None)
-        if unknown:
-            log.warning("%d of %d texts in no known format: scored as given", unknown, len(names))
-
     def _score_pairs(self, prompts: list, responses: list[str]) -> tuple[np.ndarray, np.ndarray]:
         texts, names = self.reader.pairs(prompts, responses)
-        self.count_formats(names)
+        self.formats_seen.add(names)
         return self.rewards_and_spread(texts)
 
     def score_texts(self, texts: list[str]) -> np.ndarray:
@@ -198,7 +195,7 @@ class RewardModel:
         keyword arguments (dataset columns, trainer state) are ignored."""
         texts, names = self.reader.trl(prompts, completions)
         check_texts(texts, "completions")
-        self.count_formats(names)
+        self.formats_seen.add(names)
         rewards, spread = self.rewards_and_spread(texts)
         if kwargs.get("log_metric") is not None:
             kwargs["log_metric"]("reward_model/ensemble_std", float(spread.mean()))

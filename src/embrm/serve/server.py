@@ -129,8 +129,9 @@ def create_app(model, limits: Limits = Limits(), token: str | None = None) -> Fa
         max_batch=limits.max_batch,
         max_wait_s=limits.max_wait_ms / 1000,
         max_queue=limits.max_queue,
+        workers=getattr(model, "workers", 1),
     )
-    lo, hi = model.heads.golden_range
+    lo, hi = model.golden_range
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -179,7 +180,7 @@ def create_app(model, limits: Limits = Limits(), token: str | None = None) -> Fa
             if isinstance(req, JSONResponse):
                 return req, 0
             texts, names, split = model.reader.queries(req.query, req.prompts)
-            model.count_formats(names)
+            model.formats_seen.add(names)
         if not texts:  # OpenRLHF sends empty shards to all but one of several servers
             logs = {k: [] for k in ("ensemble_std", "split_at_prompt", "unrecognised_format")}
             return JSONResponse({"rewards": [], "scores": [], "extra_logs": logs}), 0

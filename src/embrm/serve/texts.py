@@ -12,16 +12,31 @@ unrecognised (format ``None``).
 
 from __future__ import annotations
 
+import logging
+from collections import Counter
+
 from embrm.generation.prompts import ASSISTANT, TURN, conversation_text
 from embrm.generation.texts import cut_response
 from embrm.io.errors import InputError
 from embrm.serve.chat import BUILT_IN, ChatFormat, dialogue
+
+log = logging.getLogger(__name__)
 
 # end-of-sequence strings of common policies (GPT-2, Llama 2/3, Gemma, Qwen): the
 # training texts were decoded without them
 END_TOKENS = ("<|endoftext|>", "</s>", "<eos>", "<end_of_turn>", "<|eot_id|>", "<|im_end|>")
 HH = "hh"
 MESSAGES = "messages"
+
+
+class FormatTally(Counter):
+    """Texts read per format name (None: in no known format, scored as given)."""
+
+    def add(self, names: list) -> None:
+        self.update(names)
+        unknown = names.count(None)
+        if unknown:
+            log.warning("%d of %d texts in no known format: scored as given", unknown, len(names))
 
 
 class BadText(InputError):
