@@ -28,6 +28,7 @@ from embrm.evaluate.metrics import per_prompt_spearman
 from embrm.generation.texts import cut_response
 from embrm.io.errors import InputError
 from embrm.io.jsonio import read_jsonl
+from embrm.serve.cli import main as cli_main
 from embrm.serve.server import Limits, create_app
 
 from chat_templates import TEMPLATES, openrlhf_query, templated_tokenizer
@@ -561,7 +562,8 @@ def test_device_and_dtype_are_chosen_at_load(run_dir, samples):
             load(run_dir, device="cuda")
 
 
-def test_cli_names_the_bad_row(run_dir, samples, tmp_path):
+def test_cli_names_the_bad_row(run_dir, samples, tmp_path, capsys):
+    """Every row is checked before the model loads; a bad one is named by file and line."""
     prompts, responses = samples
     good = [json.dumps({"prompt": prompts[i], "response": responses[i]}) for i in range(3)]
     cases = {
@@ -576,7 +578,25 @@ def test_cli_names_the_bad_row(run_dir, samples, tmp_path):
     for name, (lines, message) in cases.items():
         src = tmp_path / f"{name.replace(' ', '_')}.jsonl"
         src.write_text("\n".join(lines) + "\n")
-        proc = subprocess.run([EMBRM, "score", str(run_dir / BUNDLE), "--input", str(src)],
-                              capture_output=True, text=True, timeout=300)  # fmt: skip
-        assert proc.returncode == 1 and f"{src}{message}" in proc.stderr, (name, proc.stderr)
-        assert "Traceback" not in proc.stderr and not proc.stdout
+        with pytest.raises(SystemExit) as exit_:
+            cli_main(["score", str(run_dir / BUNDLE), "--input", str(src)])
+        assert f"{src}{message}" in str(exit_.value.code), name
+        assert not capsys.readouterr().out
+
+
+def test_a_whole_rollout_batch_fits_in_one_request_by_default(run_dir, samples):
+    """OpenRLHF <= 0.9 posts its rollout batch in one request: 1024 queries pass the
+    default limits and get 1024 rewards, the model's own."""
+    prompts, responses = samples
+    n = 1024
+    idx = np.arange(n) % len(prompts)
+    payload = {
+        "query": [prompts[i] + responses[i] for i in idx],
+        "prompts": [prompts[i] for i in idx],
+    }
+    rm = load(run_dir)
+    with serving(create_app(rm)) as url:
+        reply = openrlhf_post(f"{url}/get_reward", payload)
+    assert reply.status_code == 200 and len(reply.json()["rewards"]) == n
+    want = np.asarray(rm.score(prompts, responses))[idx]
+    assert np.allclose(reply.json()["rewards"], want, atol=1e-3)

@@ -44,7 +44,7 @@ class Limits:
     max_texts: int = 4096  # queries per request
     max_chars: int = 32_000  # characters per query
     max_queue: int = 4096  # requests waiting for the model
-    max_batch: int = 64  # texts per model call
+    max_batch: int = 256  # texts per model call
     max_wait_ms: float = 5.0  # how long a batch waits for requests still being read
 
 
