@@ -600,3 +600,26 @@ def test_a_whole_rollout_batch_fits_in_one_request_by_default(run_dir, samples):
     assert reply.status_code == 200 and len(reply.json()["rewards"]) == n
     want = np.asarray(rm.score(prompts, responses))[idx]
     assert np.allclose(reply.json()["rewards"], want, atol=1e-3)
+
+
+def test_model_processes_score_as_the_model_and_fail_fast_when_gone(run_dir, tmp_path):
+    from embrm.serve.process import ModelProcesses, ScoringError
+
+    with pytest.raises(InputError, match="no config.json"):
+        ModelProcesses(tmp_path, workers=1, threads=1)
+    procs = ModelProcesses(run_dir / BUNDLE, workers=1, threads=1, head="teacher")
+    try:
+        text = "\n\nHuman: Hi\n\nAssistant: Hello"
+        want = load(run_dir, head="teacher").rewards_and_spread([text])
+        assert np.allclose(procs.rewards_and_spread([text]), want, atol=1e-6)
+        assert procs.head == "teacher" and procs.golden_range == load(run_dir).golden_range
+        procs.procs[0].kill()  # e.g. the kernel's out-of-memory killer
+        procs.procs[0].join(10)
+        with pytest.raises(ScoringError, match="gone"):
+            procs.rewards_and_spread([text])
+        start = time.monotonic()
+        with pytest.raises(ScoringError, match="no model process is left"):
+            procs.rewards_and_spread([text])  # at once, not blocked on a free process
+        assert time.monotonic() - start < 1 and procs.live == 0
+    finally:
+        procs.close()

@@ -81,7 +81,7 @@ class ModelProcesses:
         for conn in conns:
             info = self._ready(conn, bundle)
             self.idle.put(conn)
-        self.workers = workers
+        self.workers = self.live = workers
         self.config, self.head, self.conservative = (
             info["config"],
             info["head"],
@@ -108,13 +108,22 @@ class ModelProcesses:
 
     def rewards_and_spread(self, texts: list[str]):
         """Rewards ``(B,)`` and spread ``(B,)`` of texts in step 4's format (blocks until
-        a model process is free)."""
-        conn = self.idle.get()
+        a model process is free; raises at once when none is left)."""
+        conn = None
+        while conn is None:
+            if not self.live:
+                raise ScoringError("no model process is left; see the server's log")
+            try:
+                conn = self.idle.get(timeout=1)
+            except queue.Empty:
+                continue
         try:
             conn.send(texts)
             kind, out = conn.recv()
-        except (EOFError, OSError) as exc:
-            raise ScoringError(f"a model process is gone ({exc})") from None
+        except (EOFError, OSError) as exc:  # the process died (killed, out of memory)
+            self.live -= 1
+            log.error("a model process is gone (%s); %d left", exc or type(exc).__name__, self.live)
+            raise ScoringError(f"a model process is gone ({type(exc).__name__})") from None
         self.idle.put(conn)
         if kind == "error":
             raise ScoringError(out)

@@ -122,8 +122,9 @@ def parse(body: bytes, limits: Limits) -> RewardRequest | JSONResponse:
 
 
 def create_app(model, limits: Limits = Limits(), token: str | None = None) -> FastAPI:
-    """The ASGI app around a loaded :class:`~embrm.serve.model.RewardModel`; with
-    ``token``, ``/get_reward`` needs it (see :func:`authorised`)."""
+    """The ASGI app around a loaded :class:`~embrm.serve.model.RewardModel` or
+    :class:`~embrm.serve.process.ModelProcesses` (whose ``workers`` score batches at
+    once); with ``token``, ``/get_reward`` needs it (see :func:`authorised`)."""
     batcher = DynamicBatcher(
         model.rewards_and_spread,
         max_batch=limits.max_batch,
@@ -154,12 +155,13 @@ def create_app(model, limits: Limits = Limits(), token: str | None = None) -> Fa
     @app.get("/health")
     async def health():
         return {
-            "status": "ok",
+            "status": "ok" if getattr(model, "live", 1) else "no model process left",
             "head": model.head,
             "conservative": model.conservative,
             "embedder": model.config["embedder"]["name"],
             "device": str(model.device),
             "dtype": str(model.dtype).removeprefix("torch."),
+            "model_processes": getattr(model, "live", "in process"),
             "queued": len(batcher.waiting),
             "batches": batcher.batches,
             "texts_scored": batcher.texts_scored,
