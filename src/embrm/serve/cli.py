@@ -12,10 +12,10 @@ from pathlib import Path
 
 import numpy as np
 
-from embrm.generation.models import DTYPES
 from embrm.io.errors import InputError
 from embrm.io.jsonio import write_jsonl
 from embrm.serve.bundle import HEADS
+from embrm.serve.model import DTYPE_CHOICES
 from embrm.serve.server import Limits
 from embrm.serve.texts import BadText, check_texts
 
@@ -198,7 +198,7 @@ def parser() -> argparse.ArgumentParser:
         )
         p.add_argument(
             "--dtype",
-            choices=("auto", *DTYPES),
+            choices=DTYPE_CHOICES,
             default="auto",
             help="embedder dtype (auto: float32 on CPU, bf16/fp16 on GPU); float32 and "
             "bfloat16 also set the heads' precision (auto: the bundle's where this CPU has "

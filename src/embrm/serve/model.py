@@ -18,11 +18,10 @@ import torch
 from embrm.generation.embeddings import embed_texts, load_embedder
 from embrm.generation.models import DTYPES, device, dtype_for, resolve
 from embrm.io.errors import InputError
-from embrm.io.jsonio import read_json
 from embrm.rm.precision import resolve as resolve_precision
 from embrm.serve import bundle as layout
 from embrm.serve.chat import BUILT_IN, template_format
-from embrm.serve.heads import TYING_HEADS, Heads, IsotonicMap
+from embrm.serve.heads import TYING_HEADS, Heads
 from embrm.serve.texts import FormatTally, TextReader, check_texts
 
 log = logging.getLogger(__name__)
@@ -120,16 +119,7 @@ class RewardModel:
                 f"{path}: heads expect embeddings of dimension {config['input_dim']}, the "
                 f"embedder {emb['name']!r} gives {embedder.config.hidden_size}"
             )
-        d = config["input_dim"]
-        heads = Heads(
-            student=layout.load_head(path / layout.STUDENT, d, config["student"]["hidden_sizes"]),
-            ensemble=layout.load_head(
-                path / layout.ENSEMBLE, d, config["ensemble"]["hidden_sizes"]
-            ),
-            teacher_map=IsotonicMap.from_json(read_json(path / layout.MAPS["teacher"])),
-            student_map=IsotonicMap.from_json(read_json(path / layout.MAPS["student"])),
-            precision=head_precision(config["precision"], dtype),
-        )
+        heads = layout.load_heads(path, config, head_precision(config["precision"], dtype))
         return cls(
             config=config,
             tokenizer=tokenizer,
@@ -199,7 +189,8 @@ class RewardModel:
         rewards, spread = self.rewards_and_spread(texts)
         if kwargs.get("log_metric") is not None:
             kwargs["log_metric"]("reward_model/ensemble_std", float(spread.mean()))
-            kwargs["log_metric"]("reward_model/unrecognised_format", names.count(None) / len(names))
+            unknown = names.count(None) / max(len(names), 1)
+            kwargs["log_metric"]("reward_model/unrecognised_format", unknown)
         if kwargs.get("log_extra") is not None:
             kwargs["log_extra"]("ensemble_std", spread.tolist())
         return rewards.tolist()

@@ -22,22 +22,17 @@ def validation_table(validation: dict) -> str:
     return "\n".join(rows)
 
 
-STRICT_METRICS = ("mse", "within_prompt_ties", "pairwise_accuracy", "per_prompt_spearman")
+HEAD_METRICS = ("mse", "within_prompt_ties", "pairwise_accuracy", "per_prompt_spearman")
 # embedder names of the config that stand for a hub model
 HUB_NAMES = {"minilm": "sentence-transformers/all-MiniLM-L6-v2"}
 
 
-def strict_table(validation: dict) -> str:
-    """Each isotonic head beside its strict twin: calibration error (MSE) and ties."""
-    heads = validation.get("strict_heads")
-    if not heads:  # a validation file written before the strict heads existed
-        return "(not in this run's validation results)"
-    rows = [
-        "| head | " + " | ".join(STRICT_METRICS) + " |",
-        "|---" * (len(STRICT_METRICS) + 1) + "|",
-    ]
-    for name, m in heads.items():
-        rows.append(f"| {name} | " + " | ".join(f"{m[k]:.4f}" for k in STRICT_METRICS) + " |")
+def heads_table(held_out: dict) -> str:
+    """Every head on the held-out prompts: calibration error (MSE), ties, ranking."""
+    rows = ["| head | " + " | ".join(HEAD_METRICS) + " |", "|---" * (len(HEAD_METRICS) + 1) + "|"]
+    for name, m in held_out["heads"].items():
+        cells = ["n/a (raw scale)" if m[k] is None else f"{m[k]:.4f}" for k in HEAD_METRICS]
+        rows.append(f"| {name} | " + " | ".join(cells) + " |")
     return "\n".join(rows)
 
 
@@ -49,11 +44,10 @@ def base_model(name: str) -> str | None:
     return name if owner and model and "/" not in model and not name.startswith(".") else None
 
 
-def front_matter(config: dict, validation: dict) -> str:
-    """Hugging Face model-card metadata (YAML between ``---`` lines)."""
-    default = validation.get("strict_heads", {}).get(config["default_head"]) or validation[
-        "variants"
-    ].get(config["default_head"], {})
+def front_matter(config: dict, held_out: dict) -> str:
+    """Hugging Face model-card metadata (YAML between ``---`` lines): the default head's
+    held-out metrics."""
+    default = held_out["heads"][config["default_head"]]
     meta = {
         "library_name": "embrm",
         "tags": ["reward-model", "rlhf", "embeddings", config["task"]],
@@ -65,12 +59,12 @@ def front_matter(config: dict, validation: dict) -> str:
                         "task": {"type": "reward-modeling", "name": "Reward modeling"},
                         "dataset": {
                             "type": "embrm-generated",
-                            "name": f"held-out prompts ({validation['held_out_prompts']})",
+                            "name": f"held-out prompts ({held_out['held_out_prompts']})",
                         },
                         "metrics": [
                             {"type": k, "value": round(float(default[k]), 6), "name": k}
                             for k in ("pairwise_accuracy", "per_prompt_spearman", "mse")
-                            if k in default
+                            if default[k] is not None
                         ],
                     }
                 ],
@@ -83,11 +77,15 @@ def front_matter(config: dict, validation: dict) -> str:
     return "---\n" + yaml.safe_dump(meta, sort_keys=False) + "---\n\n"
 
 
-def model_card(config: dict, validation: dict, distillation: dict, plot: str) -> str:
+def model_card(
+    config: dict, validation: dict, distillation: dict, plot: str, held_out: dict
+) -> str:
+    """The card: metadata, data, settings, step 8's table, the heads on held-out prompts."""
     emb = config["embedder"]
     settings = {"distillation": distillation["hyperparameters"], "ensemble": config["ensemble"]}
+    shape = f"{held_out['held_out_prompts']} held-out prompts x {held_out['responses_per_prompt']}"
     return (
-        front_matter(config, validation)
+        front_matter(config, held_out)
         + f"""# Embedding-based reward model ({config["task"]}, {config["objective"]})
 
 Built by embrm {config["embrm_version"]}: an ensemble of {config["ensemble"]["members"]}
@@ -115,12 +113,15 @@ max {emb["max_length"]} tokens, L2-normalised: {emb["normalize"]}, stored as
 
 ![calibration plot]({plot})
 
-Each isotonic map is a staircase: responses whose scores fall in one flat step get one
-reward, so a GRPO group can have zero reward spread. Its `_strict` twin (the default
-head) keeps the map's values at the centre of each step and interpolates between them,
-so distinct responses never tie; its calibration error (MSE) beside the map's:
+## The served heads ({shape} responses)
 
-{strict_table(validation)}
+Each isotonic map is a staircase: responses whose scores fall in one flat step get one
+reward, so a GRPO group can have zero reward spread. Its `_strict` twin keeps the map's
+values at the centre of each step, interpolates between them and is computed in
+float32, so distinct responses never tie. Measured with this bundle's heads on the
+stored embeddings (`heads_held_out.json`); MSE is the calibration error:
+
+{heads_table(held_out)}
 
 ## Intended use and limits
 
