@@ -60,6 +60,7 @@ class DynamicBatcher:
         self.executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="embrm-score")
         self.batches = self.dropped = self.failed = self.texts_scored = 0
         self.reading = 0  # requests whose body is still being read or checked
+        self.idle = 0  # workers waiting for requests
         self.seconds_per_text = 1e-3  # moving estimate, for Retry-After
 
     @contextmanager
@@ -93,9 +94,12 @@ class DynamicBatcher:
             raise
 
     def _take(self, batch: list[_Request], size: int) -> int:
-        """Move waiting requests into ``batch`` up to ``max_batch`` texts (the first one
-        whatever its size). Returns the batch's size."""
-        while self.waiting and (not batch or size + len(self.waiting[0].texts) <= self.max_batch):
+        """Move waiting requests into ``batch`` up to ``max_batch`` texts, or up to this
+        worker's share of the queue while other workers are idle too (they score the
+        rest at the same time); the first request whatever its size. Returns the size."""
+        share = math.ceil(self.queued_texts() / max(self.idle, 1))
+        limit = min(self.max_batch, max(share, 1))
+        while self.waiting and (not batch or size + len(self.waiting[0].texts) <= limit):
             request = self.waiting.popleft()
             batch.append(request)
             size += len(request.texts)
@@ -103,11 +107,15 @@ class DynamicBatcher:
 
     async def _gather(self) -> list[_Request]:
         batch: list[_Request] = []
-        while not batch:
-            self.wakeup.clear()
-            if not self.waiting:
-                await self.wakeup.wait()
-            size = self._take(batch, 0)
+        self.idle += 1
+        try:
+            while not batch:
+                self.wakeup.clear()
+                if not self.waiting:
+                    await self.wakeup.wait()
+                size = self._take(batch, 0)
+        finally:
+            self.idle -= 1
         deadline = time.monotonic() + self.max_wait_s
         while size < self.max_batch and self.reading and time.monotonic() < deadline:
             self.wakeup.clear()
