@@ -6,23 +6,32 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
 import joblib
 import numpy as np
 import pytest
+import uvicorn
+import yaml
 
 from embrm import RewardModel
 from embrm.evaluate.metrics import per_prompt_spearman
 from embrm.generation.texts import cut_response
+from embrm.io.errors import InputError
 from embrm.io.jsonio import read_jsonl
+from embrm.serve.cli import main as cli_main
+from embrm.serve.server import Limits, create_app
 
+from chat_templates import TEMPLATES, openrlhf_query, templated_tokenizer
 from conftest import GEN_DATA, run_snakemake
 
 pytestmark = pytest.mark.workflow
@@ -90,13 +99,32 @@ def test_bundle_is_pickle_free_and_describes_step_4(run_dir):
         "dtype": "float16",
         "text_format": config["embedder"]["text_format"],
     }
-    assert config["input_dim"] == 64 and config["default_head"] == "student_isotonic"
+    assert config["input_dim"] == 64 and config["default_head"] == "student_isotonic_strict"
     assert config["ensemble"]["members"] == 5 and config["ensemble"]["aggregation"] == "mean"
     card = (bundle / "README.md").read_text()
     val = json.loads((run_dir / "results/validation_results.json").read_text())
     spearman = val["variants"]["student_isotonic"]["global_spearman"]
     assert f"| student_isotonic | {spearman:.4f} |" in card
     assert "](calibration_plot.png)" in card
+    # every served head on the held-out prompts: calibration error and ties, in the card
+    held_out = json.loads((bundle / "heads_held_out.json").read_text())
+    heads = held_out["heads"]
+    assert (
+        list(heads) == config["heads"] and held_out["held_out_prompts"] == val["held_out_prompts"]
+    )
+    for head in ("student_isotonic", "student_isotonic_strict"):
+        m = heads[head]
+        assert f"| {head} | {m['mse']:.4f} | {m['within_prompt_ties']:.4f} |" in card
+    assert "| student | n/a (raw scale) |" in card
+    assert heads["student_isotonic_strict"]["within_prompt_ties"] == 0
+    assert heads["student_isotonic"]["within_prompt_ties"] > 0
+    # Hugging Face metadata: YAML between the first two "---" lines
+    assert card.startswith("---\n")
+    meta = yaml.safe_load(card.split("---\n")[1])
+    assert meta["library_name"] == "embrm" and "reward-model" in meta["tags"]
+    assert "base_model" not in meta  # the tiny embedder is built by the workflow, not a hub model
+    metrics = {m["type"]: m["value"] for m in meta["model-index"][0]["results"][0]["metrics"]}
+    assert metrics["mse"] == pytest.approx(heads["student_isotonic_strict"]["mse"], abs=1e-6)
 
 
 def sklearn_map(path: Path, x: np.ndarray) -> np.ndarray:
@@ -120,8 +148,30 @@ def test_bundle_reproduces_the_runs_scores(run_dir, samples):
     for head, want in expected.items():
         got = np.asarray(load(run_dir, head=head).score(prompts, responses))
         assert np.abs(got - want).max() < 1e-4, head
+    # the strict head: the student map's value at the centre of each flat step, strictly
+    # increasing in between, of the student's score in float32: distinct texts never tie
+    default = load(run_dir)
+    strict = np.asarray(default.score(prompts, responses))
+    raw = np.asarray(load(run_dir, head="student", dtype="float32").score(prompts, responses))
+    assert np.allclose(strict, default.heads.student_map.strict(raw), atol=1e-9)
+    order = np.argsort(raw, kind="stable")
+    assert np.all(np.diff(strict[order])[np.diff(raw[order]) > 0] > 0)
+    texts = {p + cut_response(r) for p, r in zip(prompts, responses)}
+    assert len(np.unique(strict)) == len(texts)
+    assert len(np.unique(expected["student_isotonic"])) < len(texts) / 2  # the staircase ties
+    iso = joblib.load(res / "isotonic_student_map.joblib")
+    xs, ys = iso.X_thresholds_, iso.y_thresholds_
+    starts = np.flatnonzero(np.r_[True, np.diff(ys) > 0])
+    centres = (xs[starts] + xs[np.r_[starts[1:], len(ys)] - 1]) / 2
+    assert np.allclose(default.heads.student_map.strict(centres), iso.predict(centres))
+    # the bundle's held-out report is what the served head gives those texts
+    held = np.load(res / "calibration/split.npz")["split"] == 2
+    golden = np.load(run_dir / GEN_DATA / "test_rewards.npy").astype(np.float64)[held]
+    report = json.loads((run_dir / BUNDLE / "heads_held_out.json").read_text())["heads"]
+    mse = np.mean((strict.reshape(held.shape[0], -1)[held] - golden) ** 2)
+    assert report["student_isotonic_strict"]["mse"] == pytest.approx(mse, abs=1e-5)
     # the conservative reward subtracts the spread of the members on the golden scale
-    rm = load(run_dir, conservative=2.0)
+    rm = load(run_dir, head="student_isotonic", conservative=2.0)
     texts = [p + cut_response(r) for p, r in zip(prompts, responses)]
     reward, spread = rm.rewards_and_spread(texts)
     mapped_std = sklearn_map(res / "isotonic_teacher_map.joblib", members).std(1)
@@ -145,8 +195,8 @@ def test_trl_grpo_trains_on_the_bundle_reward(run_dir, samples, tmp_path):
     args = GRPOConfig(
         output_dir=str(tmp_path),
         max_steps=2,
-        per_device_train_batch_size=4,
-        num_generations=4,
+        per_device_train_batch_size=8,
+        num_generations=8,
         max_completion_length=8,
         logging_steps=1,
         report_to="none",
@@ -165,10 +215,20 @@ def test_trl_grpo_trains_on_the_bundle_reward(run_dir, samples, tmp_path):
     trainer.train()
     logged = [h for h in trainer.state.log_history if "rewards/RewardModel/mean" in h]
     assert len(logged) == 2
+    # the default head never ties distinct completions: every group has reward spread
+    # (the staircase head gave GRPO groups zero spread), and the ensemble's spread is logged
+    assert all(h["frac_reward_zero_std"] == 0 for h in logged)
+    assert all(h["reward_model/ensemble_std"] > 0 for h in logged)
+    assert all(h["reward_model/unrecognised_format"] == 0 for h in logged)
     # the last batch the trainer scored: the bundle gives those completions those rewards
     batch_prompts, completions = list(trainer._logs["prompt"]), list(trainer._logs["completion"])
     rewards = np.asarray(trainer._logs["rewards"]["RewardModel"])
-    assert len(rewards) == 4 and all(isinstance(c, str) for c in completions)
+    assert len(rewards) == 8 and all(isinstance(c, str) for c in completions)
+    distinct = len(set(zip(batch_prompts, completions)))
+    assert len(set(rewards.tolist())) == distinct
+    # the staircase head ties some of these same completions: the test can tell them apart
+    staircase = load(run_dir, head="student_isotonic")
+    assert len(set(staircase(prompts=batch_prompts, completions=completions))) < distinct
     assert np.allclose(rm(prompts=batch_prompts, completions=completions), rewards, atol=1e-3)
     assert abs(logged[-1]["rewards/RewardModel/mean"] - rewards.mean()) < 1e-5
     # conversational format: message lists give the same text, hence the same reward
@@ -190,12 +250,15 @@ def _free_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def server(run_dir):
-    """`embrm serve` on a loopback port, stopped after the module."""
+def server(run_dir, tmp_path_factory):
+    """`embrm serve` on a loopback port with its access log, stopped after the module:
+    ``(url, process, log file)``."""
     port = _free_port()
-    cmd = [EMBRM, "serve", str(run_dir / BUNDLE),
-           "--port", str(port), "--max-texts", "8", "--max-body-bytes", "65536"]  # fmt: skip
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    logfile = tmp_path_factory.mktemp("serve") / "serve.log"
+    cmd = [EMBRM, "serve", str(run_dir / BUNDLE), "--port", str(port), "--access-log",
+           "--max-texts", "8", "--max-body-bytes", "65536"]  # fmt: skip
+    with logfile.open("w") as out:
+        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, text=True)
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 180
     while time.monotonic() < deadline and proc.poll() is None:
@@ -206,8 +269,8 @@ def server(run_dir):
             time.sleep(0.5)
     else:
         proc.kill()
-        pytest.fail(f"server did not start:\n{proc.stdout.read()}")
-    yield url, proc
+        pytest.fail(f"server did not start:\n{logfile.read_text()}")
+    yield url, proc, logfile
     proc.terminate()
     proc.wait(timeout=30)
 
@@ -220,7 +283,7 @@ def openrlhf_post(url: str, payload: dict) -> httpx.Response:
 
 
 def test_server_answers_openrlhf_requests(run_dir, samples, server):
-    url, proc = server
+    url, proc, logfile = server
     prompts, responses = samples
     rm = load(run_dir)
     # OpenRLHF decodes prompt + response with special tokens kept, one sample a request
@@ -248,6 +311,10 @@ def test_server_answers_openrlhf_requests(run_dir, samples, server):
     with ThreadPoolExecutor(16) as pool:
         got = list(pool.map(one, range(16)))
     assert np.allclose(got, want, atol=1e-3)
+    # the startup line says where it listens and that it is open; one access line a request
+    log = logfile.read_text()
+    assert f"on {url}/get_reward; no authentication" in log
+    assert log.count('"POST /get_reward" 200 1 texts') >= 17
 
 
 @pytest.mark.parametrize(
@@ -265,7 +332,7 @@ def test_server_answers_openrlhf_requests(run_dir, samples, server):
     ],
 )
 def test_server_rejects_bad_requests_and_keeps_serving(server, body, status):
-    url, proc = server
+    url, proc, _ = server
     reply = httpx.post(f"{url}/get_reward", content=body, timeout=60,
                        headers={"Content-Type": "application/json"})  # fmt: skip
     assert reply.status_code == status and "error" in reply.json()
@@ -295,3 +362,270 @@ def test_cli_scores_pairs_with_accuracy(run_dir, samples, tmp_path):
     accuracy = np.mean([r["reward_chosen"] > r["reward_rejected"] for r in scored])
     assert f"pair accuracy: {accuracy:.4f} (10 pairs)" in proc.stderr
     assert "100%" in proc.stderr  # the progress bar ran to the end
+
+
+def test_chat_template_queries_get_the_training_dialogues_reward(run_dir, samples, server):
+    """OpenRLHF with a chat-template policy: ChatML, Llama 3 and Gemma queries are read
+    as the HH dialogue the embedder was trained on, so they get its reward."""
+    url, _, _ = server
+    prompts, responses = samples
+    rm = load(run_dir)
+    picks = [0, 7, 13]
+    want = rm.score([prompts[i] for i in picks], [" " + responses[i].strip() for i in picks])
+    for name in ("chatml", "llama3", "gemma"):
+        tok = templated_tokenizer(name)
+        pairs = [openrlhf_query(tok, prompts[i], responses[i].strip(), TEMPLATES[name][2])
+                 for i in picks]  # fmt: skip
+        payload = {"query": [q for q, _ in pairs], "prompts": [p for _, p in pairs]}
+        body = openrlhf_post(f"{url}/get_reward", payload).json()
+        assert np.allclose(body["rewards"], want, atol=1e-4), name
+        assert body["extra_logs"]["unrecognised_format"] == [0.0] * len(picks)
+    # text in no known format is scored as given, and counted
+    body = openrlhf_post(f"{url}/get_reward", {"query": ["Tell me a joke. No."]}).json()
+    assert body["extra_logs"]["unrecognised_format"] == [1.0]
+    assert body["rewards"][0] == pytest.approx(rm.score_texts(["Tell me a joke. No."])[0], abs=1e-4)
+    assert httpx.get(f"{url}/health").json()["formats"]["None"] >= 1
+
+
+def test_bad_clients_fail_alone_among_concurrent_good_ones(run_dir, samples, server):
+    """A lone surrogate passes JSON but no tokenizer: its request gets a 422 naming field
+    and index, while concurrent good requests (batched with it) get their rewards."""
+    url, proc, _ = server
+    prompts, responses = samples
+    want = load(run_dir).score(prompts[:24], responses[:24])
+
+    def client(j):
+        query = [prompts[j] + responses[j], "fine"]
+        if j % 3 == 0:
+            query[1] = "broken \ud800 text"
+        return j, openrlhf_post(f"{url}/get_reward", {"query": query,
+                                                      "prompts": [prompts[j], ""]})  # fmt: skip
+
+    with ThreadPoolExecutor(24) as pool:
+        replies = list(pool.map(client, range(24)))
+    for j, reply in replies:
+        if j % 3 == 0:
+            assert reply.status_code == 422, reply.text
+            assert reply.json()["field"] == "query" and reply.json()["index"] == 1
+            assert "query[1]: not valid Unicode" in reply.json()["error"]
+        else:
+            assert reply.status_code == 200
+            assert reply.json()["rewards"][0] == pytest.approx(want[j], abs=1e-3)
+    assert proc.poll() is None
+
+
+def test_empty_deep_and_unknown_requests_get_json_answers(server):
+    url, proc, _ = server
+    # OpenRLHF 0.11 sends empty shards to all but one of several reward servers
+    empty = openrlhf_post(f"{url}/get_reward", {"query": [], "prompts": [], "labels": []})
+    assert empty.status_code == 200 and empty.json()["rewards"] == []
+    assert empty.json()["extra_logs"]["ensemble_std"] == []
+    deep = httpx.post(f"{url}/get_reward", content=b"[" * 100_000 + b"]" * 100_000,
+                      headers={"Content-Type": "application/json"}, timeout=60)  # fmt: skip
+    assert deep.status_code in (400, 413) and "error" in deep.json()
+    nested = httpx.post(f"{url}/get_reward", content=b'{"query": ' + b"[" * 5000 + b"]" * 5000
+                        + b"}", timeout=60)  # fmt: skip
+    assert nested.status_code == 400 and "nested too deeply" in nested.json()["error"]
+    for reply in (httpx.get(f"{url}/nowhere"), httpx.get(f"{url}/get_reward")):
+        assert reply.status_code in (404, 405) and "error" in reply.json()
+    assert proc.poll() is None
+
+
+def _serve_in_thread(app):
+    """``app`` on a loopback port in this process, in a thread: ``(url, server)``."""
+    server = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=_free_port(), log_level="warning")
+    )
+    threading.Thread(target=server.run, daemon=True).start()
+    deadline = time.monotonic() + 30
+    while not server.started and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return f"http://127.0.0.1:{server.config.port}", server
+
+
+@contextmanager
+def serving(app):
+    url, server = _serve_in_thread(app)
+    try:
+        yield url
+    finally:
+        server.should_exit = True
+
+
+class Gated:
+    """The bundle's model, whose scoring waits until ``gate`` opens: the test decides
+    when the worker is busy. Everything else is the real model's."""
+
+    def __init__(self, rm):
+        self.rm, self.gate = rm, threading.Event()
+
+    def __getattr__(self, name):
+        return getattr(self.rm, name)
+
+    def rewards_and_spread(self, texts):
+        assert self.gate.wait(60)
+        return self.rm.rewards_and_spread(texts)
+
+
+def _wait_for(url, key, value):
+    deadline = time.monotonic() + 30
+    while httpx.get(f"{url}/health").json()[key] != value:
+        assert time.monotonic() < deadline, f"{key} never reached {value}"
+        time.sleep(0.02)
+
+
+def test_a_busy_server_says_when_to_retry_and_drops_gone_clients(run_dir):
+    model = Gated(load(run_dir))
+    text = "\n\nHuman: Hi\n\nAssistant: Hello"
+    body = json.dumps({"query": [text]}).encode()
+    with serving(create_app(model, Limits(max_queue=1))) as url, ThreadPoolExecutor(4) as pool:
+        first = pool.submit(openrlhf_post, f"{url}/get_reward", {"query": [text]})
+        _wait_for(url, "queued", 0)  # the worker holds it, waiting for the gate
+        host, port = url.removeprefix("http://").split(":")
+        with socket.create_connection((host, int(port))) as gone:  # sends, then hangs up
+            head = b"POST /get_reward HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n"
+            gone.sendall(head % len(body) + body)
+            _wait_for(url, "queued", 1)
+            full = openrlhf_post(f"{url}/get_reward", {"query": [text]})
+        assert full.status_code == 503 and int(full.headers["Retry-After"]) >= 1
+        assert "retry" in full.json()["error"]
+        _wait_for(url, "dropped_disconnected", 1)  # unqueued once its client left
+        second = pool.submit(openrlhf_post, f"{url}/get_reward", {"query": [text]})
+        _wait_for(url, "queued", 1)
+        model.gate.set()
+        assert first.result().status_code == 200 and second.result().status_code == 200
+        health = httpx.get(f"{url}/health").json()
+    assert health["texts_scored"] == 2 and health["dropped_disconnected"] == 1
+
+
+def test_a_token_is_asked_for_when_set(run_dir):
+    payload = {"query": ["\n\nHuman: Hi\n\nAssistant: Hello"]}
+    with serving(create_app(load(run_dir), token="s3cret")) as url:
+        bare = openrlhf_post(f"{url}/get_reward", payload)
+        assert bare.status_code == 401 and bare.headers["WWW-Authenticate"] == "Bearer"
+        wrong = httpx.post(f"{url}/get_reward", json=payload, headers={"Authorization": "Bearer x"})
+        assert wrong.status_code == 401 and "error" in wrong.json()
+        header = httpx.post(f"{url}/get_reward", json=payload,
+                            headers={"Authorization": "Bearer s3cret"})  # fmt: skip
+        in_url = openrlhf_post(f"{url}/get_reward?token=s3cret", payload)  # OpenRLHF: a URL only
+        assert header.status_code == in_url.status_code == 200
+        assert header.json()["rewards"] == in_url.json()["rewards"]
+
+
+def test_the_bundle_tokenizers_own_template_on_every_entry_point(run_dir, samples, tmp_path):
+    """A bundle whose embedder tokenizer has a chat template (Zephyr's, which no built-in
+    format knows): its texts read as the HH dialogue in Python, TRL, HTTP and the CLI."""
+    from transformers import AutoTokenizer
+
+    bundle = tmp_path / "reward_model"
+    shutil.copytree(run_dir / BUNDLE, bundle)
+    tok = AutoTokenizer.from_pretrained(bundle / "embedder")
+    tok.chat_template = TEMPLATES["zephyr"][0]
+    tok.save_pretrained(bundle / "embedder")
+    prompts, responses = samples
+    picks = [1, 8]
+    hh_prompts = [prompts[i] for i in picks]
+    answers = [responses[i].strip() for i in picks]
+    want = load(run_dir).score(hh_prompts, [" " + a for a in answers])
+    rm = RewardModel.from_pretrained(bundle)
+    pairs = [openrlhf_query(tok, p, a, "<|endoftext|>") for p, a in zip(hh_prompts, answers)]
+    queries, chat_prompts = [q for q, _ in pairs], [p for _, p in pairs]
+    responses_only = [q[len(p) :] for q, p in pairs]
+    assert np.allclose(rm.score_texts(queries), want, atol=1e-4)
+    assert np.allclose(rm.score(chat_prompts, responses_only), want, atol=1e-4)
+    assert np.allclose(rm(prompts=chat_prompts, completions=responses_only), want, atol=1e-4)
+    assert rm.formats_seen["template"] == 6 and rm.formats_seen[None] == 0
+    assert not np.allclose(load(run_dir).score_texts(queries), want, atol=1e-4)  # unread
+    with serving(create_app(rm)) as url:
+        body = openrlhf_post(f"{url}/get_reward", {"query": queries, "prompts": chat_prompts})
+    assert np.allclose(body.json()["rewards"], want, atol=1e-4)
+    src, out = tmp_path / "chat.jsonl", tmp_path / "scored.jsonl"
+    src.write_text("".join(json.dumps({"prompt": p, "response": r}) + "\n"
+                           for p, r in zip(chat_prompts, responses_only)))  # fmt: skip
+    cmd = [EMBRM, "score", str(bundle), "--input", str(src), "--output", str(out),
+           "--device", "cpu", "--dtype", "auto"]  # fmt: skip
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert np.allclose([r["reward"] for r in read_jsonl(out)], want, atol=1e-4)
+
+
+def test_device_and_dtype_are_chosen_at_load(run_dir, samples):
+    prompts, responses = samples
+    default = load(run_dir)
+    assert default.device.type == "cpu" and default.heads.precision in ("bf16", "fp32")
+    fp32 = load(run_dir, device="cpu", dtype="float32")
+    assert fp32.heads.precision == "fp32" and str(fp32.dtype) == "torch.float32"
+    a = np.asarray(default.score(prompts[:20], responses[:20]))
+    b = np.asarray(fp32.score(prompts[:20], responses[:20]))
+    assert np.abs(a - b).max() < 0.05  # bf16 rounding of the heads at most
+    bf16 = load(run_dir, device="cpu", dtype="bfloat16")
+    assert str(bf16.dtype) == "torch.bfloat16" and bf16.heads.precision == "bf16"
+    assert np.isfinite(bf16.score(prompts[:4], responses[:4])).all()
+    with pytest.raises(InputError, match="dtype must be one of"):
+        load(run_dir, dtype="int8")
+    if not __import__("torch").cuda.is_available():
+        with pytest.raises(InputError, match="no CUDA device"):
+            load(run_dir, device="cuda")
+
+
+def test_cli_names_the_bad_row(run_dir, samples, tmp_path, capsys):
+    """Every row is checked before the model loads; a bad one is named by file and line."""
+    prompts, responses = samples
+    good = [json.dumps({"prompt": prompts[i], "response": responses[i]}) for i in range(3)]
+    cases = {
+        "missing": ([*good[:2], "", json.dumps({"prompt": "p"})], ":4: missing ['response']"),
+        "surrogate": (
+            [good[0], '{"prompt": "p", "response": "x\\ud800"}'],
+            ":2: field 'response': not valid Unicode",
+        ),  # fmt: skip
+        "not json": ([*good, "{oops"], ":4: not valid JSON"),
+        "not an object": ([good[0], "[1, 2]"], ":2: expected a JSON object, got list"),
+    }
+    for name, (lines, message) in cases.items():
+        src = tmp_path / f"{name.replace(' ', '_')}.jsonl"
+        src.write_text("\n".join(lines) + "\n")
+        with pytest.raises(SystemExit) as exit_:
+            cli_main(["score", str(run_dir / BUNDLE), "--input", str(src)])
+        assert f"{src}{message}" in str(exit_.value.code), name
+        assert not capsys.readouterr().out
+
+
+def test_a_whole_rollout_batch_fits_in_one_request_by_default(run_dir, samples):
+    """OpenRLHF <= 0.9 posts its rollout batch in one request: 1024 queries pass the
+    default limits and get 1024 rewards, the model's own."""
+    prompts, responses = samples
+    n = 1024
+    idx = np.arange(n) % len(prompts)
+    payload = {
+        "query": [prompts[i] + responses[i] for i in idx],
+        "prompts": [prompts[i] for i in idx],
+    }
+    rm = load(run_dir)
+    with serving(create_app(rm)) as url:
+        reply = openrlhf_post(f"{url}/get_reward", payload)
+    assert reply.status_code == 200 and len(reply.json()["rewards"]) == n
+    want = np.asarray(rm.score(prompts, responses))[idx]
+    assert np.allclose(reply.json()["rewards"], want, atol=1e-3)
+
+
+def test_model_processes_score_as_the_model_and_fail_fast_when_gone(run_dir, tmp_path):
+    from embrm.serve.process import ModelProcesses, ScoringError
+
+    with pytest.raises(InputError, match="no config.json"):
+        ModelProcesses(tmp_path, workers=1, threads=1)
+    procs = ModelProcesses(run_dir / BUNDLE, workers=1, threads=1, head="teacher")
+    try:
+        text = "\n\nHuman: Hi\n\nAssistant: Hello"
+        want = load(run_dir, head="teacher").rewards_and_spread([text])
+        assert np.allclose(procs.rewards_and_spread([text]), want, atol=1e-6)
+        assert procs.head == "teacher" and procs.golden_range == load(run_dir).golden_range
+        procs.procs[0].kill()  # e.g. the kernel's out-of-memory killer
+        procs.procs[0].join(10)
+        with pytest.raises(ScoringError, match="gone"):
+            procs.rewards_and_spread([text])
+        start = time.monotonic()
+        with pytest.raises(ScoringError, match="no model process is left"):
+            procs.rewards_and_spread([text])  # at once, not blocked on a free process
+        assert time.monotonic() - start < 1 and procs.live == 0
+    finally:
+        procs.close()

@@ -11,6 +11,10 @@ rule reward_model:
         distillation_config=rules.calibrate_student.output.distillation_config,
         validation=rules.validate_variants.output.results,
         calibration_plot=rules.validate_variants.output.plot,
+        # the held-out prompts every served head is measured on
+        test_embeddings=data_file("embeddings", "test"),
+        test_rewards=data_file("rewards", "test"),
+        split=rules.calibrate_teacher.output.split,
         # a model the workflow builds is copied into the bundle
         embedder=lambda wc: (
             [bundle_embedder_path(wc)]

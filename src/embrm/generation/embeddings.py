@@ -24,10 +24,10 @@ from embrm.io.errors import InputError
 POOLING = {"last": last_token, "mean": mean_pool}
 
 
-def load_embedder(path: str, trust_remote_code: bool, dev=None):
+def load_embedder(path: str, trust_remote_code: bool, dev=None, dtype: str = "auto"):
     from transformers import AutoModel
 
-    return load_for_scoring(AutoModel, path, trust_remote_code, dev)
+    return load_for_scoring(AutoModel, path, trust_remote_code, dev, dtype)
 
 
 def pooled(model, enc, cfg: dict) -> torch.Tensor:

@@ -76,7 +76,12 @@ def encode_batch(tok, texts, idx, max_length: int, truncation: str = "keep_respo
 def batches_by_length(
     tok, texts, batch_size: int, max_length: int, truncation: str = "keep_response"
 ):
-    """Yield ``(indices, encoded batch)`` in order of token length."""
+    """Yield ``(indices, encoded batch)`` in order of token length; texts that fit in one
+    batch are encoded as one, in their order (tokenised once: nothing to sort)."""
+    if len(texts) <= batch_size:
+        idx = np.arange(len(texts))
+        yield idx, encode_batch(tok, texts, idx, max_length, truncation)
+        return
     for idx in batch_plan(tok, texts, batch_size, max_length, truncation):
         yield idx, encode_batch(tok, texts, idx, max_length, truncation)
 

@@ -1,17 +1,27 @@
 """Dynamic batching: concurrent requests' texts scored in one embedder call.
 
-Requests wait in a bounded queue; one worker takes the first, gathers whatever else
-arrives within ``max_wait_s`` (up to ``max_batch`` texts), scores them together in a
-single worker thread (so the model is never entered twice at once) and hands each
-request its slice. While a batch runs, new requests queue up and form the next batch.
-A failed batch fails its requests, never the worker.
+Requests wait in a bounded queue; a free worker takes every request already waiting (up
+to ``max_batch`` texts), and if that is fewer, waits up to ``max_wait_s`` for requests
+the server is still reading (:meth:`DynamicBatcher.arriving`), then scores them together
+in its own thread (one worker by default, so the model is never entered twice at once;
+more for a scorer that allows concurrent calls, such as several model processes) and
+hands each request its slice. While a batch runs, new requests queue up and form the
+next batch.
+
+Isolation: a batch that fails is scored again request by request, so a bad request
+fails alone and the others get their rewards. A request whose client has gone (its
+awaiting task was cancelled) is dropped before it is scored.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import math
+import time
+from collections import deque
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -20,7 +30,12 @@ log = logging.getLogger(__name__)
 
 
 class QueueFull(Exception):
-    """The server holds ``max_queue`` requests already: the client should retry."""
+    """The server holds ``max_queue`` requests already: the client should retry after
+    ``retry_after`` seconds (the time the queue takes to drain at the recent rate)."""
+
+    def __init__(self, message: str, retry_after: int):
+        super().__init__(message)
+        self.retry_after = retry_after
 
 
 @dataclass
@@ -34,52 +49,131 @@ class _Request:
 class DynamicBatcher:
     """``score_fn(texts) -> (rewards (B,), spread (B,))`` behind an async queue."""
 
-    def __init__(self, score_fn, *, max_batch: int, max_wait_s: float, max_queue: int):
+    def __init__(
+        self, score_fn, *, max_batch: int, max_wait_s: float, max_queue: int, workers: int = 1
+    ):
         self.score_fn = score_fn
-        self.max_batch, self.max_wait_s = max_batch, max_wait_s
-        self.queue: asyncio.Queue[_Request] = asyncio.Queue(maxsize=max_queue)
-        self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="embrm-score")
-        self.batches = 0
+        self.max_batch, self.max_wait_s, self.max_queue = max_batch, max_wait_s, max_queue
+        self.waiting: deque[_Request] = deque()
+        self.wakeup = asyncio.Event()
+        self.workers = workers  # batches scored at once: score_fn must allow that many calls
+        self.executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="embrm-score")
+        self.batches = self.dropped = self.failed = self.texts_scored = 0
+        self.reading = 0  # requests whose body is still being read or checked
+        self.idle = 0  # workers waiting for requests
+        self.seconds_per_text = 1e-3  # moving estimate, for Retry-After
+
+    @contextmanager
+    def arriving(self):
+        """Around reading and checking a request: the worker may wait for it."""
+        self.reading += 1
+        try:
+            yield
+        finally:
+            self.reading -= 1
+
+    def queued_texts(self) -> int:
+        return sum(len(r.texts) for r in self.waiting)
+
+    def retry_after(self) -> int:
+        return max(1, math.ceil(self.queued_texts() * self.seconds_per_text / self.workers))
 
     async def submit(self, texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
+        """Rewards and spread of ``texts``; cancelling the caller drops the request."""
+        if len(self.waiting) >= self.max_queue:
+            raise QueueFull(f"{self.max_queue} requests are queued already", self.retry_after())
         request = _Request(texts)
+        self.waiting.append(request)
+        self.wakeup.set()
         try:
-            self.queue.put_nowait(request)
-        except asyncio.QueueFull:
-            raise QueueFull(f"{self.queue.maxsize} requests are queued already") from None
-        return await request.future
+            return await request.future
+        except asyncio.CancelledError:  # the client has gone: unqueue it if not yet taken
+            if request in self.waiting:
+                self.waiting.remove(request)
+                self.dropped += 1
+            raise
+
+    def _take(self, batch: list[_Request], size: int) -> int:
+        """Move waiting requests into ``batch`` up to ``max_batch`` texts, or up to this
+        worker's share of the queue while other workers are idle too (they score the
+        rest at the same time); the first request whatever its size. Returns the size."""
+        share = math.ceil(self.queued_texts() / max(self.idle, 1))
+        limit = min(self.max_batch, max(share, 1))
+        while self.waiting and (not batch or size + len(self.waiting[0].texts) <= limit):
+            request = self.waiting.popleft()
+            batch.append(request)
+            size += len(request.texts)
+        return size
 
     async def _gather(self) -> list[_Request]:
-        batch = [await self.queue.get()]
-        size = len(batch[0].texts)
-        deadline = asyncio.get_running_loop().time() + self.max_wait_s
-        while size < self.max_batch:
-            remaining = deadline - asyncio.get_running_loop().time()
+        batch: list[_Request] = []
+        self.idle += 1
+        try:
+            while not batch:
+                self.wakeup.clear()
+                if not self.waiting:
+                    await self.wakeup.wait()
+                size = self._take(batch, 0)
+        finally:
+            self.idle -= 1
+        deadline = time.monotonic() + self.max_wait_s
+        while size < self.max_batch and self.reading and time.monotonic() < deadline:
+            self.wakeup.clear()
             try:
-                item = (
-                    self.queue.get_nowait()
-                    if remaining <= 0
-                    else await asyncio.wait_for(self.queue.get(), remaining)
-                )
-            except (asyncio.QueueEmpty, asyncio.TimeoutError):
+                await asyncio.wait_for(self.wakeup.wait(), deadline - time.monotonic())
+            except asyncio.TimeoutError:
                 break
-            batch.append(item)
-            size += len(item.texts)
+            size = self._take(batch, size)
         return batch
 
+    async def _score(self, loop, texts: list[str]):
+        start = time.perf_counter()
+        out = await loop.run_in_executor(self.executor, self.score_fn, texts)
+        per_text = (time.perf_counter() - start) / max(len(texts), 1)
+        self.seconds_per_text = 0.8 * self.seconds_per_text + 0.2 * per_text
+        self.texts_scored += len(texts)
+        return out
+
+    def _fail(self, item: _Request, exc: Exception) -> None:
+        self.failed += 1
+        log.error(
+            "scoring a request of %d texts failed: %s: %s", len(item.texts), type(exc).__name__, exc
+        )
+        if not item.future.done():
+            item.future.set_exception(exc)
+
+    async def _score_alone(self, loop, batch: list[_Request]) -> None:
+        """After a failed batch: each request on its own, so only bad ones fail."""
+        for item in batch:
+            if item.future.done():
+                continue
+            try:
+                result = await self._score(loop, item.texts)
+            except Exception as exc:
+                self._fail(item, exc)
+                continue
+            if not item.future.done():
+                item.future.set_result(result)
+
     async def run(self) -> None:
-        """The worker loop; runs until cancelled."""
+        """The workers' loops; runs until cancelled."""
+        await asyncio.gather(*(self._work() for _ in range(self.workers)))
+
+    async def _work(self) -> None:
         loop = asyncio.get_running_loop()
         while True:
             batch = await self._gather()
             texts = [t for item in batch for t in item.texts]
             try:
-                rewards, spread = await loop.run_in_executor(self.executor, self.score_fn, texts)
-            except Exception as exc:  # a bad batch fails its requests, not the server
-                log.exception("scoring %d texts failed", len(texts))
-                for item in batch:
-                    if not item.future.done():
-                        item.future.set_exception(exc)
+                rewards, spread = await self._score(loop, texts)
+            except Exception as exc:
+                if len(batch) == 1:
+                    self._fail(batch[0], exc)
+                else:
+                    log.warning(
+                        "a batch of %d requests failed; scoring them one by one", len(batch)
+                    )
+                    await self._score_alone(loop, batch)
                 continue
             self.batches += 1
             start = 0

@@ -20,6 +20,8 @@ from embrm.io.errors import InputError
 from embrm.io.jsonio import read_json, write_json
 from embrm.rm.ensemble import load_ensemble
 from embrm.rm.stacked_mlp import StackedMLP
+from embrm.serve.heads import HEAD_PARTS, Heads, IsotonicMap
+from embrm.serve.heads_report import held_out_report
 from embrm.serve.model_card import model_card
 
 FORMAT = "embrm.reward_model/1"
@@ -29,8 +31,9 @@ ENSEMBLE = "ensemble.safetensors"
 MAPS = {"teacher": "isotonic_teacher_map.json", "student": "isotonic_student_map.json"}
 EMBEDDER_DIR = "embedder"
 PLOT = "calibration_plot.png"
-HEADS = ("student_isotonic", "student", "teacher_isotonic", "teacher")
-DEFAULT_HEAD = "student_isotonic"
+HELD_OUT = "heads_held_out.json"
+HEADS = tuple(HEAD_PARTS)
+DEFAULT_HEAD = "student_isotonic_strict"  # never ties distinct responses
 # the text step 4 embedded: prompt + response cut at its next "\n\nHuman" turn
 TEXT_FORMAT = "prompt + response[: response.find('\\n\\nHuman')]"
 # models the workflow builds itself live only in the run's folder, so they travel along
@@ -68,6 +71,19 @@ def load_head(path, input_dim: int, hidden_sizes) -> StackedMLP:
     return model.eval()
 
 
+def load_heads(path, config: dict, precision: str) -> Heads:
+    """The heads of the bundle folder ``path`` (its config ``config``), run in
+    ``precision``."""
+    path, d = Path(path), config["input_dim"]
+    return Heads(
+        student=load_head(path / STUDENT, d, config["student"]["hidden_sizes"]),
+        ensemble=load_head(path / ENSEMBLE, d, config["ensemble"]["hidden_sizes"]),
+        teacher_map=IsotonicMap.from_json(read_json(path / MAPS["teacher"])),
+        student_map=IsotonicMap.from_json(read_json(path / MAPS["student"])),
+        precision=precision,
+    )
+
+
 def temp_folder(bundle) -> Path:
     """Where the bundle is written before it is renamed onto ``bundle``."""
     return Path(bundle).with_name(Path(bundle).name + ".tmp")
@@ -93,6 +109,9 @@ def write_bundle(
     distillation_config,
     validation,
     calibration_plot,
+    test_embeddings,
+    test_rewards,
+    split,
     bundle,
     embedding: dict,
     embedder_path: str,
@@ -103,7 +122,9 @@ def write_bundle(
     ``embedding``: the step-4 settings that built the training embeddings (model,
     pooling, normalize, max_length, truncation, batch_size, dtype); ``embedder_path``: where that
     model was loaded from; ``run``: task, objective, data description for the card.
-    Returns the bundle's config.
+    ``test_embeddings``, ``test_rewards`` and step 7's ``split``: the held-out prompts
+    every head is measured on (:mod:`embrm.serve.heads_report`). Returns the bundle's
+    config.
     """
     out = Path(bundle)
     tmp = temp_folder(out)
@@ -149,7 +170,16 @@ def write_bundle(
         **run,
     }
     write_json(tmp / CONFIG, config)
-    card = model_card(config, read_json(validation), read_json(distillation_config), PLOT)
+    heads = load_heads(tmp, config, config["precision"])
+    report = held_out_report(heads, embeddings=test_embeddings, rewards=test_rewards, split=split)
+    write_json(tmp / HELD_OUT, report)
+    card = model_card(
+        config,
+        read_json(validation),
+        read_json(distillation_config),
+        PLOT,
+        read_json(tmp / HELD_OUT),
+    )
     (tmp / "README.md").write_text(card)
     shutil.rmtree(out, ignore_errors=True)
     tmp.replace(out)

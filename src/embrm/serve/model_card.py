@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 
+import yaml
+
 METRICS = ("global_spearman", "per_prompt_spearman", "pairwise_accuracy", "mse")
 
 
@@ -25,10 +27,71 @@ def validation_table(validation: dict) -> str:
     return "\n".join(rows)
 
 
-def model_card(config: dict, validation: dict, distillation: dict, plot: str) -> str:
+HEAD_METRICS = ("mse", "within_prompt_ties", "pairwise_accuracy", "per_prompt_spearman")
+# embedder names of the config that stand for a hub model
+HUB_NAMES = {"minilm": "sentence-transformers/all-MiniLM-L6-v2"}
+
+
+def heads_table(held_out: dict) -> str:
+    """Every head on the held-out prompts: calibration error (MSE), ties, ranking."""
+    rows = ["| head | " + " | ".join(HEAD_METRICS) + " |", "|---" * (len(HEAD_METRICS) + 1) + "|"]
+    for name, m in held_out["heads"].items():
+        cells = ["n/a (raw scale)" if m[k] is None else f"{m[k]:.4f}" for k in HEAD_METRICS]
+        rows.append(f"| {name} | " + " | ".join(cells) + " |")
+    return "\n".join(rows)
+
+
+def base_model(name: str) -> str | None:
+    """The hub id of the embedder, if it has one (a built model or a local folder has not)."""
+    if name in HUB_NAMES:
+        return HUB_NAMES[name]
+    owner, _, model = name.partition("/")
+    return name if owner and model and "/" not in model and not name.startswith(".") else None
+
+
+def front_matter(config: dict, held_out: dict) -> str:
+    """Hugging Face model-card metadata (YAML between ``---`` lines): the default head's
+    held-out metrics."""
+    default = held_out["heads"][config["default_head"]]
+    meta = {
+        "library_name": "embrm",
+        "tags": ["reward-model", "rlhf", "embeddings", config["task"]],
+        "model-index": [
+            {
+                "name": f"embrm-reward-model-{config['task']}",
+                "results": [
+                    {
+                        "task": {"type": "reward-modeling", "name": "Reward modeling"},
+                        "dataset": {
+                            "type": "embrm-generated",
+                            "name": f"held-out prompts ({held_out['held_out_prompts']})",
+                        },
+                        "metrics": [
+                            {"type": k, "value": round(float(default[k]), 6), "name": k}
+                            for k in ("pairwise_accuracy", "per_prompt_spearman", "mse")
+                            if default[k] is not None
+                        ],
+                    }
+                ],
+            }
+        ],
+    }
+    hub = base_model(config["embedder"]["name"])
+    if hub:
+        meta["base_model"] = hub
+    return "---\n" + yaml.safe_dump(meta, sort_keys=False) + "---\n\n"
+
+
+def model_card(
+    config: dict, validation: dict, distillation: dict, plot: str, held_out: dict
+) -> str:
+    """The card: metadata, data, settings, step 8's table, the heads on held-out prompts."""
     emb = config["embedder"]
     settings = {"distillation": distillation["hyperparameters"], "ensemble": config["ensemble"]}
-    return f"""# Embedding-based reward model ({config["task"]}, {config["objective"]})
+    shape = f"{held_out['held_out_prompts']} held-out prompts x {held_out['responses_per_prompt']}"
+    return (
+        front_matter(config, held_out)
+        + f"""# Embedding-based reward model ({config["task"]}, {config["objective"]})
 
 Built by embrm {config["embrm_version"]}: an ensemble of {config["ensemble"]["members"]}
 MLPs trained on simulated preferences over embeddings (the teacher), calibrated onto the
@@ -55,10 +118,21 @@ max {emb["max_length"]} tokens, L2-normalised: {emb["normalize"]}, stored as
 
 ![calibration plot]({plot})
 
+## The served heads ({shape} responses)
+
+Each isotonic map is a staircase: responses whose scores fall in one flat step get one
+reward, so a GRPO group can have zero reward spread. Its `_strict` twin keeps the map's
+values at the centre of each step, interpolates between them and is computed in
+float32, so distinct responses never tie. Measured with this bundle's heads on the
+stored embeddings (`heads_held_out.json`); MSE is the calibration error:
+
+{heads_table(held_out)}
+
 ## Intended use and limits
 
-- Scores are on the golden reward model's scale (the `*_isotonic` heads and the
-  student); `teacher` is the ensemble's raw Bradley-Terry scale.
+- Scores are on the golden reward model's scale (the `*_isotonic` and
+  `*_isotonic_strict` heads and the student); `teacher` is the ensemble's raw
+  Bradley-Terry scale.
 - Valid only for texts embedded by the embedder above with these exact settings: a
   different embedder, pooling or text format gives meaningless numbers.
 - It imitates one golden reward model on one prompt distribution; outside that
@@ -74,3 +148,4 @@ rm = RewardModel.from_pretrained("reward_model")
 rm.score(["\\n\\nHuman: Hi\\n\\nAssistant:"], [" Hello! How can I help?"])
 ```
 """
+    )
