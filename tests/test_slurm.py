@@ -34,7 +34,7 @@ SNAKEFILE = ROOT / "Snakefile"
 PROFILE = ROOT / "profiles" / "slurm"
 TEST_PROFILE = ROOT / "profiles" / "slurm-local"
 # every snakemake call is killed (SIGKILL: a hung snakemake ignores SIGTERM) after this
-RUN_TIMEOUT_S = 480
+RUN_TIMEOUT_S = 900
 # GPU requests sized for the 2-CPU test node: two GPU jobs run at a time
 GPU_STAGES = ("sft", "sample", "annotate", "embed")
 TEST_STAGE = {"gpus": 1, "cpus_per_gpu": 1, "mem_mb_per_gpu": 1500, "runtime": 20}
