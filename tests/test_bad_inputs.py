@@ -683,7 +683,12 @@ def bundle_inputs(tmp_path: Path, validation: dict) -> dict:
     }.items():
         write_json(tmp_path / name, data)
     (tmp_path / "plot.png").write_bytes(b"png")
+    rng = np.random.default_rng(0)  # the test split: 5 prompts x 3 responses, 2 held out
+    np.save(tmp_path / "test_emb.npy", rng.standard_normal((5, 3, 4)).astype(np.float32))
+    np.save(tmp_path / "test_rew.npy", rng.standard_normal((5, 3)).astype(np.float32))
+    np.savez(tmp_path / "split.npz", split=np.array([0, 0, 1, 2, 2]))
     files = dict(ensemble="ens.ckpt", student="student.ckpt", student_stats="stats.json")
+    files.update(test_embeddings="test_emb.npy", test_rewards="test_rew.npy", split="split.npz")
     files.update(teacher_map="map.json", student_map="map.json", calibration_plot="plot.png")
     files.update(distillation_config="distillation.json", validation="validation.json")
     return {k: tmp_path / v for k, v in files.items()}
