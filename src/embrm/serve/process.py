@@ -1,8 +1,8 @@
 """The server's model in a child process: scoring never waits for the event loop's GIL.
 
 In one process, the HTTP event loop (parsing, JSON, reading texts) and the scoring
-thread share one GIL: under load the scoring thread spent most of its time waiting for
-it (a batch took about 3x its CPU time). :class:`ModelProcesses` loads the
+thread share one GIL: under load a batch took up to 3.6 times its CPU time, waiting for
+it. :class:`ModelProcesses` loads the
 :class:`~embrm.serve.model.RewardModel` in spawned children and scores over pipes, one
 batch per child at a time (several children score several batches at once, each with
 its own GIL); the parent keeps only what the server reads (the head, the text reader,
