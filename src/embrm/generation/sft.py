@@ -191,8 +191,10 @@ def train_sft(
     # DeepSpeed wants a launcher's distributed environment even on one GPU
     distributed = world > 1 or cfg["deepspeed"] is not None
     stats = launch(job, world) if distributed else fit_adapter(**job)
+    # the adapter is saved: a rerun must start afresh, and no run-dependent file stays
     for done in checkpoints(work):
-        shutil.rmtree(done)  # the adapter is saved: a rerun must start afresh
+        shutil.rmtree(done)
+    (work / "fingerprint").unlink(missing_ok=True)
     if out_merged is not None:
         merge_adapter(base_model, out_adapter, out_merged, trust_remote_code)
     return stats
