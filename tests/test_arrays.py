@@ -105,19 +105,24 @@ def test_synthetic_data_is_deterministic_and_on_a_realistic_scale(tmp_path, mode
     assert 1.5 < rew.std() < 2.5
 
 
+def planted_train_split(folder, model: str, *, n_train: int, seed: int):
+    """The train split ``(n_train, 10, 64)`` / ``(n_train, 10)`` of a planted ``model``,
+    as float64 arrays."""
+    out = {
+        f"{s}_{k}": folder / f"{s}_{k}.npy"
+        for s in ("train", "test")
+        for k in ("embeddings", "rewards")
+    }
+    generate(**out, n_train=n_train, n_test=5, k_train=10, k_test=5, dim=64, seed=seed, model=model)
+    return (np.load(out[f"train_{k}"]).astype(np.float64) for k in ("embeddings", "rewards"))
+
+
 def test_rough_rewards_are_far_from_linear_in_the_embedding(tmp_path):
     """The benchmark's hard setting: a least-squares linear fit of the golden reward on
     the embedding explains much less of the within-prompt order than for ``smooth``."""
 
     def within_prompt_r2(model):
-        out = {
-            f"{s}_{k}": tmp_path / model / f"{s}_{k}.npy"
-            for s in ("train", "test")
-            for k in ("embeddings", "rewards")
-        }
-        generate(**out, n_train=2000, n_test=5, k_train=10, k_test=5, dim=64, seed=1, model=model)
-        x = np.load(out["train_embeddings"]).astype(np.float64)
-        r = np.load(out["train_rewards"]).astype(np.float64)
+        x, r = planted_train_split(tmp_path / model, model, n_train=2000, seed=1)
         x -= x.mean(1, keepdims=True)  # the prompt's share is the same for all its responses
         r -= r.mean(1, keepdims=True)
         coef, *_ = np.linalg.lstsq(x.reshape(-1, 64), r.ravel(), rcond=None)
@@ -129,17 +134,10 @@ def test_rough_rewards_are_far_from_linear_in_the_embedding(tmp_path):
 
 def test_prompt_heavy_puts_most_reward_variance_between_prompts(tmp_path):
     """``prompt_heavy``: about 60 % of the variance is the prompt's (documented), against
-    about 10 % for the other families, and the within-prompt part is mostly explained
-    by the response latents, not noise."""
+    about 10 % for the other families."""
 
     def between_share(model):
-        out = {
-            f"{s}_{k}": tmp_path / model / f"{s}_{k}.npy"
-            for s in ("train", "test")
-            for k in ("embeddings", "rewards")
-        }
-        generate(**out, n_train=3000, n_test=5, k_train=10, k_test=5, dim=64, seed=2, model=model)
-        r = np.load(out["train_rewards"]).astype(np.float64)
+        _, r = planted_train_split(tmp_path / model, model, n_train=3000, seed=2)
         within = r.var(1, ddof=1).mean()
         # the mean of K responses carries 1/K of the within-prompt variance: remove it
         between = r.mean(1).var() - within / r.shape[1]
