@@ -457,12 +457,13 @@ class Gated:
     when the worker is busy. Everything else is the real model's."""
 
     def __init__(self, rm):
-        self.rm, self.gate = rm, threading.Event()
+        self.rm, self.gate, self.entered = rm, threading.Event(), threading.Event()
 
     def __getattr__(self, name):
         return getattr(self.rm, name)
 
     def rewards_and_spread(self, texts):
+        self.entered.set()
         assert self.gate.wait(60)
         return self.rm.rewards_and_spread(texts)
 
@@ -480,7 +481,7 @@ def test_a_busy_server_says_when_to_retry_and_drops_gone_clients(run_dir):
     body = json.dumps({"query": [text]}).encode()
     with serving(create_app(model, Limits(max_queue=1))) as url, ThreadPoolExecutor(4) as pool:
         first = pool.submit(openrlhf_post, f"{url}/get_reward", {"query": [text]})
-        _wait_for(url, "queued", 0)  # the worker holds it, waiting for the gate
+        assert model.entered.wait(30)  # the worker holds it, waiting for the gate
         host, port = url.removeprefix("http://").split(":")
         with socket.create_connection((host, int(port))) as gone:  # sends, then hangs up
             head = b"POST /get_reward HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n"
