@@ -16,7 +16,9 @@ golden reward of best-of-100, and the held-out MSE of the isotonic-calibrated te
 (fit on this run's calibration prompts; the teacher is the ensemble mean here and member
 0 in the published code). The published scores are cached per family and quality under
 the work folder (they depend only on the data). Prints one table, writes JSON and a
-Markdown table. Usage:
+Markdown table; points of earlier runs in the same JSON are kept (a point run again
+replaces its earlier self), so the grid can be filled one family or quality at a time.
+Usage:
 
     python bench/bench_ranking.py [--families smooth rough prompt_heavy] [--qualities 10 1 0.5]
 """
@@ -148,6 +150,26 @@ def targets(points: list[dict]) -> list[str]:
     return missed
 
 
+def earlier_points(path: Path) -> list[dict]:
+    """The points an earlier run wrote to ``path`` (none if it does not exist)."""
+    return json.loads(path.read_text())["points"] if path.is_file() else []
+
+
+def merged(points: list[dict], point: dict) -> list[dict]:
+    """``points`` with ``point`` in place of an earlier one of its family and quality,
+    ordered by family (as in ``MODELS``) then by falling quality."""
+    key = (point["family"], point["quality"])
+    kept = [p for p in points if (p["family"], p["quality"]) != key] + [point]
+    return sorted(kept, key=lambda p: (list(MODELS).index(p["family"]), -p["quality"]))
+
+
+def write(points: list[dict], path: Path) -> None:
+    """The JSON (points and missed targets) and the Markdown table beside it."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"points": points, "missed": targets(points)}, indent=1) + "\n")
+    path.with_suffix(".md").write_text(table(points) + "\n")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--families", nargs="+", default=list(MODELS), choices=list(MODELS))
@@ -155,17 +177,14 @@ def main() -> None:
     ap.add_argument("--workdir", type=Path, default=ROOT / "bench/out/ranking")
     ap.add_argument("--json", type=Path, default=ROOT / "bench/out/bench_ranking.json")
     args = ap.parse_args()
-    points = [
-        run_point(family, quality, args.workdir)
-        for family in args.families
-        for quality in args.qualities
-    ]
+    points = earlier_points(args.json)
+    for family in args.families:
+        for quality in args.qualities:
+            points = merged(points, run_point(family, quality, args.workdir))
+            write(points, args.json)  # a long run keeps every point it finished
     print(table(points))
     missed = targets(points)
     print("\n".join(["", "targets missed:", *missed]) if missed else "\nall targets met")
-    args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps({"points": points, "missed": missed}, indent=1) + "\n")
-    args.json.with_suffix(".md").write_text(table(points) + "\n")
 
 
 if __name__ == "__main__":

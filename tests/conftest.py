@@ -61,6 +61,24 @@ def small_config(**sections) -> dict:
     return cfg
 
 
+# step 1's `sft` section for direct calls: a tiny LoRA run
+SMALL_SFT = dict(
+    lora_r=4,
+    lora_alpha=8,
+    lora_dropout=0.0,
+    lr=1e-3,
+    epochs=1,
+    batch_size=4,
+    max_length=64,
+    min_completion_tokens=4,
+    gradient_checkpointing=False,
+    deepspeed=None,
+    data=None,
+    append_eos=True,
+    global_batch_size=None,
+)
+
+
 # step 5's `orm` section for direct calls: 400 prompts, 4 cross-prompt pairs each
 SMALL_ORM = dict(
     n_sample=400,

@@ -18,6 +18,8 @@ from embrm.generation.texts import plain_text
 from embrm.generation.tiny_models import build
 from embrm.io.errors import InputError
 
+from conftest import SMALL_SFT
+
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # everything here is local
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -149,23 +151,6 @@ def test_sft_labels_cover_only_the_completion_and_never_drop_an_example(tiny):
     assert ex["labels"][: 64 - len(target)] == [sft.IGNORE] * (64 - len(target))
 
 
-SFT_CFG = dict(
-    lora_r=4,
-    lora_alpha=8,
-    lora_dropout=0.0,
-    lr=1e-3,
-    epochs=1,
-    batch_size=4,
-    max_length=64,
-    min_completion_tokens=4,
-    gradient_checkpointing=False,
-    deepspeed=None,
-    data=None,
-    append_eos=True,
-    global_batch_size=None,
-)
-
-
 def _sft_rows(path):
     from embrm.io.jsonio import write_jsonl
 
@@ -189,7 +174,7 @@ def _adapter_tensors(folder):
 
 def test_sft_trains_a_lora_adapter_and_a_merged_model(tiny, tmp_path):
     _sft_rows(tmp_path / "p.jsonl")
-    cfg = SFT_CFG
+    cfg = SMALL_SFT
     res = sft.train_sft(
         str(tiny / "policy"),
         tmp_path / "p.jsonl",
@@ -244,7 +229,7 @@ def test_sft_is_reproducible_across_processes(tiny, tmp_path):
         for i in range(4)
     ]
     write_jsonl(tmp_path / "p.jsonl", rows)
-    cfg = {**SFT_CFG, "batch_size": 2, "max_length": 32}
+    cfg = {**SMALL_SFT, "batch_size": 2, "max_length": 32}
     code = (
         "import sys, torch; from embrm.generation.sft import train_sft; "
         "torch.manual_seed(int(sys.argv[2])); "  # a different RNG state in each process
@@ -260,7 +245,7 @@ def test_sft_is_reproducible_across_processes(tiny, tmp_path):
 def test_sft_gradient_checkpointing_trains_the_same_adapter(tiny, tmp_path):
     rows = _sft_rows(tmp_path / "p.jsonl")
     for gc in (False, True):
-        cfg = {**SFT_CFG, "gradient_checkpointing": gc}
+        cfg = {**SMALL_SFT, "gradient_checkpointing": gc}
         sft.train_sft(
             str(tiny / "policy"), rows, tmp_path / f"a{gc}", tmp_path / f"m{gc}", cfg, seed=0
         )
@@ -289,7 +274,7 @@ def test_multi_gpu_launch_runs_the_same_training_under_torchrun(tiny, tmp_path):
             base_model=str(tiny / "policy"),
             examples_file=str(rows),
             out_adapter=str(tmp_path / name / "adapter"),
-            cfg=SFT_CFG,
+            cfg=SMALL_SFT,
             seed=0,
             trust_remote_code=False,
         )
@@ -310,7 +295,7 @@ def test_deepspeed_zero3_trains_the_same_adapter(tiny, tmp_path):
         ("plain", {}),
         ("zero3", {"deepspeed": ds, "gradient_checkpointing": True}),
     ):
-        cfg = {**SFT_CFG, **extra}
+        cfg = {**SMALL_SFT, **extra}
         sft.train_sft(
             str(tiny / "policy"), rows, tmp_path / name / "a", tmp_path / name / "m", cfg, seed=0
         )
@@ -321,7 +306,7 @@ def test_deepspeed_zero3_trains_the_same_adapter(tiny, tmp_path):
 
 def test_sft_rejects_a_missing_deepspeed_config_before_training(tiny, tmp_path):
     rows = _sft_rows(tmp_path / "p.jsonl")
-    cfg = {**SFT_CFG, "deepspeed": str(tmp_path / "missing.json")}
+    cfg = {**SMALL_SFT, "deepspeed": str(tmp_path / "missing.json")}
     with pytest.raises(InputError, match="generation.sft.deepspeed"):
         sft.train_sft(str(tiny / "policy"), rows, tmp_path / "a", tmp_path / "m", cfg, seed=0)
     assert not (tmp_path / "trainer").exists()

@@ -26,25 +26,11 @@ from embrm.generation.tiny_models import build
 from embrm.io.errors import InputError
 from embrm.io.jsonio import write_jsonl
 
-from conftest import ROOT, run_snakemake, small_generation_config
+from conftest import ROOT, SMALL_SFT, run_snakemake, small_generation_config
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-CFG = dict(
-    lora_r=4,
-    lora_alpha=8,
-    lora_dropout=0.0,
-    lr=1e-3,
-    epochs=2,
-    batch_size=2,
-    max_length=48,
-    min_completion_tokens=4,
-    gradient_checkpointing=False,
-    deepspeed=None,
-    data=None,
-    append_eos=True,
-    global_batch_size=None,
-)
+CFG = {**SMALL_SFT, "epochs": 2, "batch_size": 2, "max_length": 48}
 PROMPT = "\n\nHuman: How do I learn skill {i}?\n\nAssistant:"
 
 
