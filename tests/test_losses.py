@@ -176,3 +176,16 @@ def test_kwise_rankings_give_all_their_pairs_and_listwise_learns_as_well_as_pair
     assert min(m["val_accuracy"] for m in listwise["members"]) > 0.9
     assert pl >= bt - 0.01
     assert pl > 0.9
+
+
+def test_a_flipped_pair_takes_its_adaptive_margin_from_its_new_label():
+    # strength is the labelled winner's gap; a flipped pair's winner is the old loser,
+    # so its margin is -strength (the two lowest here: -2.0 and -0.1 -> 2.0 and 0.1)
+    pairs = Pairs(np.arange(5), np.arange(5, 10), np.array([1, 0, 1, 1, 0], np.float32), 10)
+    strength = np.array([[0.5, 0], [-2.0, 0], [1.5, 0], [-0.1, 0], [3.0, 0]], np.float32)
+    cfg = {"objective": "bt", "remedy_fraction": 0.4, "noise_remedy": "flip"}
+    adaptive = {**cfg, "loss": "margin", "margin_source": "adaptive", "margin_scale": 2.0}
+    flipped, margin, _ = apply_remedy(pairs, strength, adaptive)
+    assert flipped.label.tolist() == [1, 1, 1, 0, 0]
+    np.testing.assert_allclose(margin, [1.0, 4.0, 3.0, 0.2, 6.0], rtol=1e-6)
+    assert (margin >= 0).all()
