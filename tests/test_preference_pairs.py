@@ -331,6 +331,18 @@ def test_the_pairs_workflow_trains_on_human_labels_and_stops_at_step_6(tmp_path)
     assert {"test_pair_ece", "mcnemar_p"} <= set(table.columns)
 
 
+def test_the_pairs_workflow_runs_a_noise_remedy_from_its_own_first_ensemble(tmp_path):
+    cfg = pairs_config()
+    cfg["orm"].update(noise_remedy="flip", remedy_fraction=0.1)
+    run_snakemake(tmp_path, cfg, "results/pair_eval_results.json")
+    res = tmp_path / "results"
+    report = read_json(res / "orm" / "preference_strength.json")
+    training = read_json(res / "orm" / "training.json")
+    assert np.load(res / "orm" / "preference_strength.npy").shape == (training["n_pairs"], 2)
+    assert "detection" not in report and 0 <= report["negative_strength_share"] <= 1
+    assert training["noise_remedy"]["pairs_changed"] == round(0.1 * training["n_pairs"]) > 0
+
+
 def test_pair_settings_are_checked_before_any_job():
     schema = ROOT / "workflow" / "schemas" / "config.schema.yaml"
     cfg = pairs_config()

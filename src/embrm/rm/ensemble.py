@@ -19,7 +19,7 @@ from embrm.io.atomic import atomic_path
 from embrm.io.errors import InputError
 from embrm.io.jsonio import write_json
 from embrm.rm.losses import pair_loss, plackett_luce
-from embrm.rm.options import needs_strength, setting, uses_margin
+from embrm.rm.options import adaptive_margin, needs_strength, setting, uses_margin
 from embrm.rm.pairs import Pairs, build_pairs, given_pairs, golden_margin, mislabelled
 from embrm.rm.precision import resolve, storage_dtype
 from embrm.rm.remedies import apply_remedy, load_strength
@@ -154,6 +154,20 @@ def golden_pairs(rewards: np.ndarray, orm_cfg: dict, seed: int) -> tuple[Pairs, 
     )
 
 
+def training_pairs(rew, orm_cfg: dict, seed: int, *, pair_data: bool, source):
+    """``(pairs, scale)`` of step 5: the human pairs of preferences ``(N, 2)`` read from
+    ``source`` (scale None: no golden reward), or the simulated comparisons of golden
+    rewards ``(N, K)``."""
+    if not pair_data:
+        pairs, scale = golden_pairs(rew, orm_cfg, seed)
+        log.info("%d pairs, reward scale %.3f", len(pairs), scale)
+        return pairs, scale
+    pairs = given_pairs(rew, n_sample=orm_cfg["n_sample"], source=source)
+    if len(pairs) < len(rew):
+        log.warning("orm.n_sample=%d: %d of %d pairs", len(pairs), len(pairs), len(rew))
+    return pairs, None
+
+
 def train_members(
     emb, pairs: Pairs, *, orm_cfg: dict, seed: int, task: str, precision: str, margin=None
 ):
@@ -231,22 +245,18 @@ def train_ensemble(
     ``strength``: a first ensemble's preference strength ``(P, 2)``
     (:mod:`embrm.rm.strength`), read by the noise remedies and the adaptive margin.
     With ``pair_data``, ``rewards`` holds human preferences ``(N, 2)`` and the pairs
-    are those rows (:func:`given_pairs`; no annotator, no golden reward).
+    are those rows (:func:`given_pairs`; no annotator, no golden reward): the remedies
+    and the adaptive margin work on them (the first ensemble needs no golden reward),
+    the golden margin does not.
     """
     precision = resolve(precision)
+    if pair_data and uses_margin(orm_cfg) and not adaptive_margin(orm_cfg):
+        raise InputError(
+            "orm.margin_source=golden reads golden rewards, which pair data (data.source: "
+            "pairs) have not; use orm.margin_source=adaptive (a first ensemble's strength)"
+        )
     emb, rew = load_split(embeddings, rewards)
-    if pair_data:
-        if needs_strength(orm_cfg) or uses_margin(orm_cfg):
-            raise InputError(
-                "orm.noise_remedy and the margin losses read golden rewards or a first "
-                "ensemble's strength; pair data (data.source: pairs) have neither"
-            )
-        pairs, scale = given_pairs(rew, n_sample=orm_cfg["n_sample"], source=rewards), None
-        if len(pairs) < len(rew):
-            log.warning("orm.n_sample=%d: %d of %d pairs", len(pairs), len(pairs), len(rew))
-    else:
-        pairs, scale = golden_pairs(rew, orm_cfg, seed)
-        log.info("%d pairs, reward scale %.3f", len(pairs), scale)
+    pairs, scale = training_pairs(rew, orm_cfg, seed, pair_data=pair_data, source=rewards)
     remedy = None
     margin = None
     if needs_strength(orm_cfg):

@@ -17,7 +17,7 @@ import numpy as np
 
 from embrm.data.arrays import open_array
 from embrm.io.errors import InputError
-from embrm.rm.options import setting
+from embrm.rm.options import adaptive_margin, setting
 from embrm.rm.pairs import Pairs
 
 
@@ -71,9 +71,7 @@ def apply_remedy(pairs: Pairs, strength: np.ndarray, orm_cfg: dict):
     elif remedy == "drop":
         keep = ~flagged
         pairs = Pairs(pairs.first[keep], pairs.second[keep], pairs.label[keep], pairs.k)
-    if setting(orm_cfg, "loss") in ("margin", "hinge") and (
-        remedy == "adaptive_margin" or setting(orm_cfg, "margin_source") == "adaptive"
-    ):
+    if adaptive_margin(orm_cfg):
         kept = strength if remedy != "drop" else strength[~flagged]
         margin = (setting(orm_cfg, "margin_scale") * kept[:, 0]).astype(np.float32)
     changed = int(flagged.sum()) if remedy in ("flip", "drop") else 0
