@@ -9,11 +9,11 @@ import torch.nn.functional as F
 from embrm.evaluate.metrics import pairwise_accuracy
 from embrm.evaluate.strength import measure_strength
 from embrm.io.errors import InputError
-from embrm.io.jsonio import read_json
+from embrm.io.jsonio import read_json, write_jsonl
 from embrm.rm.ensemble import PairData, load_ensemble
 from embrm.rm.losses import pair_loss
 from embrm.rm.options import setting
-from embrm.rm.pairs import Pairs
+from embrm.rm.pairs import Pairs, given_margin, given_pairs
 from embrm.rm.remedies import apply_remedy
 from embrm.rm.scoring import score_array
 
@@ -192,17 +192,23 @@ def test_a_flipped_pair_takes_its_adaptive_margin_from_its_new_label():
     assert (margin >= 0).all()
 
 
-def test_strength_and_its_remedies_work_on_human_pairs_without_a_golden_reward(tmp_path):
-    # human-style pairs (N, 2): preferences from a planted linear reward, 20 % flipped
+def _human_pairs(directory, flip: float):
+    """Human-style pairs ``(N, 2)`` of a planted linear reward, a share ``flip`` of them
+    mislabelled; returns the flipped mask and the reward ``(N, 2)``."""
     rng = np.random.default_rng(4)
     x = rng.standard_normal((1500, 2, 16)).astype(np.float32)
-    better = (x @ rng.standard_normal(16)).argmax(1)
-    flipped = rng.random(1500) < 0.2
-    chosen = np.where(flipped, 1 - better, better)
+    reward = x @ rng.standard_normal(16)
+    flipped = rng.random(1500) < flip
+    chosen = np.where(flipped, 1 - reward.argmax(1), reward.argmax(1))
     prefs = np.zeros((1500, 2), np.float32)
     prefs[np.arange(1500), chosen] = 1
-    np.save(tmp_path / "train_embeddings.npy", x)
-    np.save(tmp_path / "train_preferences.npy", prefs)
+    np.save(directory / "train_embeddings.npy", x)
+    np.save(directory / "train_preferences.npy", prefs)
+    return flipped, reward
+
+
+def test_strength_and_its_remedies_work_on_human_pairs_without_a_golden_reward(tmp_path):
+    flipped, _ = _human_pairs(tmp_path, 0.2)
     cfg = orm_config(n_sample=None, remedy_fraction=0.2)
     out = measure_strength(
         embeddings=tmp_path / "train_embeddings.npy",
@@ -243,3 +249,46 @@ def test_strength_and_its_remedies_work_on_human_pairs_without_a_golden_reward(t
         train_in(
             tmp_path, {**cfg, "loss": "margin"}, rewards="train_preferences.npy", pair_data=True
         )
+
+
+def test_given_margins_of_human_pairs_widen_the_learnt_gaps(tmp_path):
+    _, reward = _human_pairs(tmp_path, 0.0)
+    # labels drawn with P(column 0 wins) = sigmoid(r_0 - r_1) for a reward of std 1:
+    # bt's optimum is the reward's own gap
+    reward = reward / 4
+    first_wins = np.random.default_rng(5).random(1500) < 1 / (
+        1 + np.exp(reward[:, 1] - reward[:, 0])
+    )
+    np.save(
+        tmp_path / "train_preferences.npy",
+        np.stack([first_wins, ~first_wins], 1).astype(np.float32),
+    )
+    gap = np.abs(reward[:, 0] - reward[:, 1])  # a rating gap, on the reward's own scale
+    rows = [{"id": f"p{i}", "margin": float(g)} for i, g in enumerate(gap)]
+    write_jsonl(tmp_path / "train_pairs.jsonl", rows)
+    pairs = given_pairs(np.load(tmp_path / "train_preferences.npy"), n_sample=3)
+    np.testing.assert_allclose(
+        given_margin(tmp_path / "train_pairs.jsonl", pairs, 2.0), 2 * gap[:3], rtol=1e-6
+    )
+
+    def mean_gap(**kw) -> float:
+        train_in(
+            tmp_path,
+            orm_config(n_sample=None, **kw),
+            rewards="train_preferences.npy",
+            pair_data=True,
+            pairs_file=tmp_path / "train_pairs.jsonl",
+        )
+        model, _ = load_ensemble(tmp_path / "ens.ckpt")
+        s = score_array(model, np.load(tmp_path / "train_embeddings.npy"), 16, "fp32").mean(-1)
+        return float(np.abs(s[:, 0] - s[:, 1]).mean())
+
+    # bt learns the reward's own gaps; the margin loss must also clear each pair's
+    # margin, so its gaps come out wider. measured: true 1.12, bt 1.09, given 2.08
+    bt = mean_gap()
+    given = mean_gap(loss="margin", margin_source="given")
+    assert 0.8 * gap.mean() < bt < 1.25 * gap.mean()
+    assert given > 1.5 * bt
+    write_jsonl(tmp_path / "train_pairs.jsonl", rows[:7] + [{"id": "p7"}] + rows[8:])
+    with pytest.raises(InputError, match="train_pairs.jsonl: .*pair p7 has none"):
+        mean_gap(loss="margin", margin_source="given")

@@ -44,6 +44,8 @@ rule train_orm:
             if needs_strength(cfg(wc)["orm"])
             else []
         ),
+        # the human pairs' own margins (orm.margin_source: given)
+        pairs_file=given_margins,
     output:
         ckpt="{exp}/orm/ensemble.ckpt",
         summary_json="{exp}/orm/training.json",

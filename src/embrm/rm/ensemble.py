@@ -19,8 +19,21 @@ from embrm.io.atomic import atomic_path
 from embrm.io.errors import InputError
 from embrm.io.jsonio import write_json
 from embrm.rm.losses import pair_loss, plackett_luce
-from embrm.rm.options import adaptive_margin, needs_strength, setting, uses_margin
-from embrm.rm.pairs import Pairs, build_pairs, given_pairs, golden_margin, mislabelled
+from embrm.rm.options import (
+    adaptive_margin,
+    given_margin_source,
+    needs_strength,
+    setting,
+    uses_margin,
+)
+from embrm.rm.pairs import (
+    Pairs,
+    build_pairs,
+    given_margin,
+    given_pairs,
+    golden_margin,
+    mislabelled,
+)
 from embrm.rm.precision import resolve, storage_dtype
 from embrm.rm.remedies import apply_remedy, load_strength
 from embrm.rm.stacked_mlp import StackedMLP
@@ -237,6 +250,7 @@ def train_ensemble(
     precision: str = "fp32",
     strength=None,
     pair_data: bool = False,
+    pairs_file=None,
 ) -> dict:
     """Build pairs, train all members at once, save the ensemble and a summary JSON.
 
@@ -247,21 +261,29 @@ def train_ensemble(
     With ``pair_data``, ``rewards`` holds human preferences ``(N, 2)`` and the pairs
     are those rows (:func:`given_pairs`; no annotator, no golden reward): the remedies
     and the adaptive margin work on them (the first ensemble needs no golden reward),
-    the golden margin does not.
+    the golden margin does not; ``orm.margin_source: given`` reads each pair's own
+    ``margin`` (a rating gap, Llama 2's margin) from ``pairs_file``
+    (``{split}_pairs.jsonl``).
     """
     precision = resolve(precision)
-    if pair_data and uses_margin(orm_cfg) and not adaptive_margin(orm_cfg):
+    given = given_margin_source(orm_cfg)
+    golden = uses_margin(orm_cfg) and not (given or adaptive_margin(orm_cfg))
+    if pair_data and golden:
         raise InputError(
             "orm.margin_source=golden reads golden rewards, which pair data (data.source: "
-            "pairs) have not; use orm.margin_source=adaptive (a first ensemble's strength)"
+            "pairs) have not; use orm.margin_source=adaptive or given (the pairs' margins)"
         )
+    if given and (not pair_data or pairs_file is None):
+        raise InputError("orm.margin_source=given reads the margin field of pair data")
     emb, rew = load_split(embeddings, rewards)
     pairs, scale = training_pairs(rew, orm_cfg, seed, pair_data=pair_data, source=rewards)
     remedy = None
     margin = None
     if needs_strength(orm_cfg):
         pairs, margin, remedy = apply_remedy(pairs, load_strength(strength, len(pairs)), orm_cfg)
-    if margin is None and uses_margin(orm_cfg):
+    if given:
+        margin = given_margin(pairs_file, pairs, setting(orm_cfg, "margin_scale"))
+    elif margin is None and uses_margin(orm_cfg):
         margin = golden_margin(rew, pairs, scale, setting(orm_cfg, "margin_scale"))
     return train_on_pairs(
         emb=emb,

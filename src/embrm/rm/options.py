@@ -55,3 +55,8 @@ def needs_strength(orm_cfg: dict) -> bool:
         setting(orm_cfg, "loss") in ("margin", "hinge")
         and setting(orm_cfg, "margin_source") == "adaptive"
     )
+
+
+def given_margin_source(orm_cfg: dict) -> bool:
+    """Whether the margin loss reads the pairs' own margins (``margin_source: given``)."""
+    return uses_margin(orm_cfg) and setting(orm_cfg, "margin_source") == "given"
