@@ -292,3 +292,5 @@ def test_given_margins_of_human_pairs_widen_the_learnt_gaps(tmp_path):
     write_jsonl(tmp_path / "train_pairs.jsonl", rows[:7] + [{"id": "p7"}] + rows[8:])
     with pytest.raises(InputError, match="train_pairs.jsonl: .*pair p7 has none"):
         mean_gap(loss="margin", margin_source="given")
+    with pytest.raises(InputError, match="no noise remedy"):
+        mean_gap(loss="margin", margin_source="given", noise_remedy="drop")

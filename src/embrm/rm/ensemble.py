@@ -275,6 +275,8 @@ def train_ensemble(
         )
     if given and (not pair_data or pairs_file is None):
         raise InputError("orm.margin_source=given reads the margin field of pair data")
+    if given and needs_strength(orm_cfg):
+        raise InputError("orm.margin_source=given keeps each pair's margin: no noise remedy")
     emb, rew = load_split(embeddings, rewards)
     pairs, scale = training_pairs(rew, orm_cfg, seed, pair_data=pair_data, source=rewards)
     remedy = None
