@@ -8,11 +8,12 @@ import torch.nn.functional as F
 
 from embrm.evaluate.metrics import pairwise_accuracy
 from embrm.evaluate.strength import measure_strength
-from embrm.io.jsonio import read_json
+from embrm.io.errors import InputError
+from embrm.io.jsonio import read_json, write_jsonl
 from embrm.rm.ensemble import PairData, load_ensemble
 from embrm.rm.losses import pair_loss
 from embrm.rm.options import setting
-from embrm.rm.pairs import Pairs
+from embrm.rm.pairs import Pairs, given_margin, given_pairs
 from embrm.rm.remedies import apply_remedy
 from embrm.rm.scoring import score_array
 
@@ -176,3 +177,120 @@ def test_kwise_rankings_give_all_their_pairs_and_listwise_learns_as_well_as_pair
     assert min(m["val_accuracy"] for m in listwise["members"]) > 0.9
     assert pl >= bt - 0.01
     assert pl > 0.9
+
+
+def test_a_flipped_pair_takes_its_adaptive_margin_from_its_new_label():
+    # strength is the labelled winner's gap; a flipped pair's winner is the old loser,
+    # so its margin is -strength (the two lowest here: -2.0 and -0.1 -> 2.0 and 0.1)
+    pairs = Pairs(np.arange(5), np.arange(5, 10), np.array([1, 0, 1, 1, 0], np.float32), 10)
+    strength = np.array([[0.5, 0], [-2.0, 0], [1.5, 0], [-0.1, 0], [3.0, 0]], np.float32)
+    cfg = {"objective": "bt", "remedy_fraction": 0.4, "noise_remedy": "flip"}
+    adaptive = {**cfg, "loss": "margin", "margin_source": "adaptive", "margin_scale": 2.0}
+    flipped, margin, _ = apply_remedy(pairs, strength, adaptive)
+    assert flipped.label.tolist() == [1, 1, 1, 0, 0]
+    np.testing.assert_allclose(margin, [1.0, 4.0, 3.0, 0.2, 6.0], rtol=1e-6)
+    assert (margin >= 0).all()
+
+
+def _human_pairs(directory, flip: float):
+    """Human-style pairs ``(N, 2)`` of a planted linear reward, a share ``flip`` of them
+    mislabelled; returns the flipped mask and the reward ``(N, 2)``."""
+    rng = np.random.default_rng(4)
+    x = rng.standard_normal((1500, 2, 16)).astype(np.float32)
+    reward = x @ rng.standard_normal(16)
+    flipped = rng.random(1500) < flip
+    chosen = np.where(flipped, 1 - reward.argmax(1), reward.argmax(1))
+    prefs = np.zeros((1500, 2), np.float32)
+    prefs[np.arange(1500), chosen] = 1
+    np.save(directory / "train_embeddings.npy", x)
+    np.save(directory / "train_preferences.npy", prefs)
+    return flipped, reward
+
+
+def test_strength_and_its_remedies_work_on_human_pairs_without_a_golden_reward(tmp_path):
+    flipped, _ = _human_pairs(tmp_path, 0.2)
+    cfg = orm_config(n_sample=None, remedy_fraction=0.2)
+    out = measure_strength(
+        embeddings=tmp_path / "train_embeddings.npy",
+        rewards=tmp_path / "train_preferences.npy",
+        strength=tmp_path / "strength.npy",
+        report_json=tmp_path / "strength.json",
+        plot=tmp_path / "strength.png",
+        orm_cfg=cfg,
+        seed=0,
+        task="t",
+        pair_data=True,
+    )
+    assert out["n_pairs"] == 1500 and "detection" not in out
+    strength = np.load(tmp_path / "strength.npy")
+    # the test knows which labels were flipped: the lowest fifth are mostly those
+    # (measured: 0.93 of them, against the 0.21 base rate)
+    lowest_fifth = np.argsort(strength[:, 0], kind="stable")[:300]
+    assert flipped[lowest_fifth].mean() > 0.7
+    assert out["negative_strength_share"] == pytest.approx((strength[:, 0] < 0).mean())
+    summary = train_in(
+        tmp_path,
+        {**cfg, "noise_remedy": "flip"},
+        rewards="train_preferences.npy",
+        strength=tmp_path / "strength.npy",
+        pair_data=True,
+    )
+    assert summary["noise_remedy"]["pairs_changed"] == 300
+    assert summary["label_agreement_with_golden"] is None
+    adaptive = {**cfg, "loss": "margin", "margin_source": "adaptive"}
+    train_in(
+        tmp_path,
+        adaptive,
+        rewards="train_preferences.npy",
+        strength=tmp_path / "strength.npy",
+        pair_data=True,
+    )
+    with pytest.raises(InputError, match="margin_source=golden reads golden rewards"):
+        train_in(
+            tmp_path, {**cfg, "loss": "margin"}, rewards="train_preferences.npy", pair_data=True
+        )
+
+
+def test_given_margins_of_human_pairs_widen_the_learnt_gaps(tmp_path):
+    _, reward = _human_pairs(tmp_path, 0.0)
+    # labels drawn with P(column 0 wins) = sigmoid(r_0 - r_1) for a reward of std 1:
+    # bt's optimum is the reward's own gap
+    reward = reward / 4
+    first_wins = np.random.default_rng(5).random(1500) < 1 / (
+        1 + np.exp(reward[:, 1] - reward[:, 0])
+    )
+    np.save(
+        tmp_path / "train_preferences.npy",
+        np.stack([first_wins, ~first_wins], 1).astype(np.float32),
+    )
+    gap = np.abs(reward[:, 0] - reward[:, 1])  # a rating gap, on the reward's own scale
+    rows = [{"id": f"p{i}", "margin": float(g)} for i, g in enumerate(gap)]
+    write_jsonl(tmp_path / "train_pairs.jsonl", rows)
+    pairs = given_pairs(np.load(tmp_path / "train_preferences.npy"), n_sample=3)
+    np.testing.assert_allclose(
+        given_margin(tmp_path / "train_pairs.jsonl", pairs, 2.0), 2 * gap[:3], rtol=1e-6
+    )
+
+    def mean_gap(**kw) -> float:
+        train_in(
+            tmp_path,
+            orm_config(n_sample=None, **kw),
+            rewards="train_preferences.npy",
+            pair_data=True,
+            pairs_file=tmp_path / "train_pairs.jsonl",
+        )
+        model, _ = load_ensemble(tmp_path / "ens.ckpt")
+        s = score_array(model, np.load(tmp_path / "train_embeddings.npy"), 16, "fp32").mean(-1)
+        return float(np.abs(s[:, 0] - s[:, 1]).mean())
+
+    # bt learns the reward's own gaps; the margin loss must also clear each pair's
+    # margin, so its gaps come out wider. measured: true 1.12, bt 1.09, given 2.08
+    bt = mean_gap()
+    given = mean_gap(loss="margin", margin_source="given")
+    assert 0.8 * gap.mean() < bt < 1.25 * gap.mean()
+    assert given > 1.5 * bt
+    write_jsonl(tmp_path / "train_pairs.jsonl", rows[:7] + [{"id": "p7"}] + rows[8:])
+    with pytest.raises(InputError, match="train_pairs.jsonl: .*pair p7 has none"):
+        mean_gap(loss="margin", margin_source="given")
+    with pytest.raises(InputError, match="no noise remedy"):
+        mean_gap(loss="margin", margin_source="given", noise_remedy="drop")

@@ -6,7 +6,7 @@ import pytest
 
 from embrm.io.errors import InputError
 from embrm.io.jsonio import read_json
-from embrm.workflow.config import check_orm_options, with_overrides
+from embrm.workflow.config import check_config, check_orm_options, with_overrides
 
 from conftest import planned_jobs, run_snakemake, small_config
 
@@ -21,12 +21,22 @@ from conftest import planned_jobs, run_snakemake, small_config
         ({"consider_first_n": 4, "comparison": "cross_prompt"}, "within_prompt"),
         ({"consider_first_n": 4, "comparison": "within_prompt", "n_pairs": 2}, "n_pairs=1"),
         ({"listwise": True}, "orm.listwise needs K-wise"),
+        (
+            {"loss": "margin", "margin_source": "given", "noise_remedy": "flip"},
+            "set orm.noise_remedy=none",
+        ),
     ],
 )
 def test_contradicting_orm_options_are_refused(orm, message):
     base = {"objective": "bt", "consider_first_n": 2, "comparison": "cross_prompt", "n_pairs": 1}
     with pytest.raises(InputError, match=message):
         check_orm_options({**base, **orm})
+
+
+def test_given_margins_need_human_pairs():
+    cfg = small_config(orm={"loss": "margin", "margin_source": "given"})
+    with pytest.raises(InputError, match="needs data.source=pairs, got synthetic"):
+        check_config(cfg)
 
 
 def test_a_config_without_the_new_keys_takes_them_as_study_overrides():

@@ -331,6 +331,37 @@ def test_the_pairs_workflow_trains_on_human_labels_and_stops_at_step_6(tmp_path)
     assert {"test_pair_ece", "mcnemar_p"} <= set(table.columns)
 
 
+def test_the_pairs_workflow_runs_a_noise_remedy_from_its_own_first_ensemble(tmp_path):
+    cfg = pairs_config()
+    cfg["orm"].update(noise_remedy="flip", remedy_fraction=0.1)
+    run_snakemake(tmp_path, cfg, "results/pair_eval_results.json")
+    res = tmp_path / "results"
+    report = read_json(res / "orm" / "preference_strength.json")
+    training = read_json(res / "orm" / "training.json")
+    assert np.load(res / "orm" / "preference_strength.npy").shape == (training["n_pairs"], 2)
+    assert "detection" not in report and 0 <= report["negative_strength_share"] <= 1
+    assert training["noise_remedy"]["pairs_changed"] == round(0.1 * training["n_pairs"]) > 0
+
+
+def test_the_pairs_workflow_trains_a_margin_loss_on_the_pairs_own_margins(tmp_path):
+    records = [
+        {"prompt": f"question {i}", "chosen": f"a good answer {i}", "rejected": f"no {i}"}
+        | {"margin": float(i % 3), "split": "test" if i % 5 == 0 else "train"}
+        for i in range(40)
+    ]
+    source = tmp_path / "rated_pairs.jsonl"
+    _write_jsonl(source, records)
+    cfg = pairs_config(source=str(source), max_pairs=None, test_fraction=None)
+    cfg["orm"].update(loss="margin", margin_source="given", margin_scale=0.5)
+    run_snakemake(tmp_path, cfg, "results/orm/training.json")
+    training = read_json(tmp_path / "results" / "orm" / "training.json")
+    assert training["n_pairs"] == 32 and training["config"]["margin_source"] == "given"
+    # a pair without its margin is refused, naming the pairs file and the pair
+    _write_jsonl(source, [{k: v for k, v in r.items() if k != "margin"} for r in records])
+    proc = run_snakemake(tmp_path, cfg, "results/orm/training.json", check=False)
+    assert "train_pairs.jsonl: orm.margin_source=given needs" in proc.stdout + proc.stderr
+
+
 def test_pair_settings_are_checked_before_any_job():
     schema = ROOT / "workflow" / "schemas" / "config.schema.yaml"
     cfg = pairs_config()

@@ -11,7 +11,7 @@ from embrm.generation import preferences as gen_preferences
 from embrm.generation import resources as gen_resources
 from embrm.generation import sft_data as gen_sft_data
 from embrm.generation.resources import rule_resource, rule_resources
-from embrm.rm.options import needs_strength
+from embrm.rm.options import given_margin_source, needs_strength
 from embrm.workflow import experiments, studies
 from embrm.workflow.cpu_resources import group_id
 from embrm.workflow.cpu_resources import rule_resources as cpu_rule_resources
@@ -87,6 +87,14 @@ def label_file(split):
     return lambda wc: data_layout.data_path(
         cfg(wc), data_layout.LABELS[cfg(wc)["data"]["source"]], split
     )
+
+
+def given_margins(wc):
+    """Input function: the train pairs file whose margin fields the margin loss reads
+    (orm.margin_source: given), else nothing."""
+    if not (pair_data(wc) and given_margin_source(cfg(wc)["orm"])):
+        return []
+    return data_layout.data_path(cfg(wc), "pairs", "train")
 
 
 def pair_data(wc):

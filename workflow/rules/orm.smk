@@ -5,7 +5,8 @@ data, evaluate_pairs in pairs.smk)."""
 rule preference_strength:
     input:
         embeddings=data_file("embeddings", "train"),
-        rewards=data_file("rewards", "train"),
+        # golden rewards, or for pair data the human preferences (label_file)
+        rewards=label_file("train"),
     output:
         strength="{exp}/orm/preference_strength.npy",
         report_json="{exp}/orm/preference_strength.json",
@@ -27,6 +28,7 @@ rule preference_strength:
         seed=lambda wc: cfg(wc)["seed"],
         task=lambda wc: cfg(wc)["task"],
         precision=lambda wc: cfg(wc)["precision"],
+        pair_data=pair_data,
     script:
         "../scripts/preference_strength.py"
 
@@ -42,6 +44,8 @@ rule train_orm:
             if needs_strength(cfg(wc)["orm"])
             else []
         ),
+        # the human pairs' own margins (orm.margin_source: given)
+        pairs_file=given_margins,
     output:
         ckpt="{exp}/orm/ensemble.ckpt",
         summary_json="{exp}/orm/training.json",

@@ -14,4 +14,5 @@ run(
     seed=p.seed,
     task=p.task,
     precision=p.precision,
+    pair_data=p.pair_data,
 )

@@ -15,4 +15,5 @@ run(
     precision=p.precision,
     strength=i.strength or None,
     pair_data=p.pair_data,
+    pairs_file=i.pairs_file or None,
 )

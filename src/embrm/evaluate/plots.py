@@ -70,12 +70,16 @@ def plot_calibration(predictions: dict, golden: np.ndarray, path, bins: int = 15
     save_figure(fig, path)
 
 
-def plot_strength(strength: np.ndarray, mislabelled: np.ndarray, path, bins: int = 60) -> None:
-    """Histogram of the preference strength ``(P,)``, correct and mislabelled pairs apart."""
+def plot_strength(strength: np.ndarray, mislabelled, path, bins: int = 60) -> None:
+    """Histogram of the preference strength ``(P,)``, correct and ``mislabelled`` pairs
+    apart (``(P,)`` bool; None for human pairs, which have no golden order)."""
     fig, ax = plt.subplots(figsize=(6, 4))
     edges = np.histogram_bin_edges(strength, bins=bins)
-    ax.hist(strength[~mislabelled], bins=edges, alpha=0.6, label="label agrees with golden")
-    ax.hist(strength[mislabelled], bins=edges, alpha=0.6, label="label contradicts golden")
+    if mislabelled is None:
+        ax.hist(strength, bins=edges, alpha=0.6, label="human pairs")
+    else:
+        ax.hist(strength[~mislabelled], bins=edges, alpha=0.6, label="label agrees with golden")
+        ax.hist(strength[mislabelled], bins=edges, alpha=0.6, label="label contradicts golden")
     ax.axvline(0, color="k", lw=0.8)
     ax.set_xlabel("preference strength: mean over members of r(win) - r(lose)")
     ax.set_ylabel("training pairs")

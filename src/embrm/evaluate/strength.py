@@ -4,7 +4,9 @@ The first ensemble is the configured one trained with the plain objective (no ma
 smoothing or remedy). Its strength array ``(P, 2)`` (mean and std over members of
 ``r(win) - r(lose)``) feeds the noise remedies (:mod:`embrm.rm.remedies`); the report
 JSON says how well the lowest-strength pairs find the labels the simulated annotator
-got wrong, the one thing a simulation knows and real data cannot tell.
+got wrong, the one thing a simulation knows and real data cannot tell. On human pairs
+(``data.source: pairs``) the strength and its remedies work the same; only that check
+is left out.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import torch
 from embrm.data.arrays import load_split, save_array
 from embrm.evaluate.plots import plot_strength
 from embrm.io.jsonio import write_json
-from embrm.rm.ensemble import PairData, golden_pairs, train_members
+from embrm.rm.ensemble import PairData, train_members, training_pairs
 from embrm.rm.options import setting
 from embrm.rm.pairs import mislabelled
 from embrm.rm.precision import autocast, resolve, storage_dtype
@@ -49,12 +51,16 @@ def measure_strength(
     seed: int,
     task: str,
     precision: str = "fp32",
+    pair_data: bool = False,
 ) -> dict:
     """Train the first ensemble on the configured pairs, write their ``strength``
-    ``(P, 2)``, the noisy-label detection ``report_json`` and the histogram ``plot``."""
+    ``(P, 2)``, the noisy-label detection ``report_json`` and the histogram ``plot``.
+    With ``pair_data`` (``rewards``: human preferences ``(N, 2)``) the pairs are the
+    human ones and, with no golden reward to check them against, the report gives the
+    share of pairs the first ensemble contradicts instead of a detection rate."""
     precision = resolve(precision)
     emb, rew = load_split(embeddings, rewards)
-    pairs, _ = golden_pairs(rew, orm_cfg, seed)
+    pairs, _ = training_pairs(rew, orm_cfg, seed, pair_data=pair_data, source=rewards)
     plain = {**orm_cfg, "loss": None, "noise_remedy": "none", "label_smoothing": 0.0}
     model, _, members = train_members(
         emb, pairs, orm_cfg=plain, seed=seed, task=task, precision=precision
@@ -62,18 +68,22 @@ def measure_strength(
     data = PairData(emb, pairs, storage_dtype(precision))
     values = pair_strength(data, model, precision)
     save_array(strength, values)
-    noisy = mislabelled(rew, pairs)
-    fraction = setting(orm_cfg, "remedy_fraction")
     out = {
         "n_pairs": len(pairs),
-        "annotation_quality": orm_cfg["annotation_quality"],
         "first_ensemble_val_accuracy": [m["val_accuracy"] for m in members],
-        "detection": detection(lowest(values[:, 0], fraction), noisy),
-        "detection_by_fraction": {
-            str(f): detection(lowest(values[:, 0], f), noisy)
-            for f in sorted({*FRACTIONS, fraction})
-        },
+        "negative_strength_share": float((values[:, 0] < 0).mean()),
     }
+    noisy = None if pair_data else mislabelled(rew, pairs)
+    if noisy is not None:
+        fraction = setting(orm_cfg, "remedy_fraction")
+        out |= {
+            "annotation_quality": orm_cfg["annotation_quality"],
+            "detection": detection(lowest(values[:, 0], fraction), noisy),
+            "detection_by_fraction": {
+                str(f): detection(lowest(values[:, 0], f), noisy)
+                for f in sorted({*FRACTIONS, fraction})
+            },
+        }
     write_json(report_json, out)
     plot_strength(values[:, 0], noisy, plot)
     return out

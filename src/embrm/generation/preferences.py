@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -153,12 +154,15 @@ def parse_records(records, *, source: str, max_pairs: int | None, counts: Counte
     return out
 
 
-def prompt_disjoint_split(pairs: list[dict], test_fraction: float, seed: int):
+def prompt_disjoint_split(
+    pairs: list[dict], test_fraction: float, seed: int, section: str = "data.pairs"
+):
     """``(train, test)``: whole prompts, in a seeded random order, go to test until it
-    holds ``round(test_fraction * N)`` pairs or more; order within a split is kept."""
+    holds ``round(test_fraction * N)`` records or more; order within a split is kept.
+    ``section``: the config section errors name."""
     prompts = list(dict.fromkeys(p["prompt"] for p in pairs))
     if len(prompts) < 2:
-        raise InputError("data.pairs.test_fraction: a split needs pairs of at least 2 prompts")
+        raise InputError(f"{section}.test_fraction: a split needs records of at least 2 prompts")
     size = Counter(p["prompt"] for p in pairs)
     target = max(1, round(test_fraction * len(pairs)))
     test, n = set(), 0
@@ -170,16 +174,16 @@ def prompt_disjoint_split(pairs: list[dict], test_fraction: float, seed: int):
     return [p for p in pairs if p["prompt"] not in test], [p for p in pairs if p["prompt"] in test]
 
 
-def check_source(source: str) -> None:
+def check_source(source: str, section: str = "data.pairs", what: str = "preference") -> None:
     """A source named like a local file must exist (else it would be taken for a hub id
     or fail deep inside ``datasets``)."""
     if source.endswith(LOCAL_SUFFIXES) and not Path(source).is_file():
-        raise InputError(f"{source}: preference file not found (config key data.pairs.source)")
+        raise InputError(f"{source}: {what} file not found (config key {section}.source)")
 
 
-def source_records(cfg: dict, split: str):
-    """The records of ``split`` of ``data.pairs``: a hub split, or the records of a local
-    file whose ``split`` field names it."""
+def source_records(cfg: dict, split: str, section: str = "data.pairs"):
+    """The records of ``split`` of ``cfg`` (the config ``section``): a hub split, or the
+    records of a local file whose ``split`` field names it."""
     name = cfg[f"{split}_split"]
     path = local_file(cfg["source"])
     if path is None:
@@ -187,32 +191,33 @@ def source_records(cfg: dict, split: str):
     records = load_records(cfg["source"], name)
     if records[0].get("split") is None:
         raise InputError(
-            f"{cfg['source']}: records have no 'split' field; set data.pairs.test_fraction "
+            f"{cfg['source']}: records have no 'split' field; set {section}.test_fraction "
             "to split them, or give each record its split"
         )
     chosen = [r for r in records if r.get("split") == name]
     if not chosen:
-        raise InputError(
-            f"{cfg['source']}: no record has split={name!r} (data.pairs.{split}_split)"
-        )
+        raise InputError(f"{cfg['source']}: no record has split={name!r} ({section}.{split}_split)")
     return chosen
 
 
-def split_pairs(cfg: dict, counts: Counter) -> dict[str, list[dict]]:
-    """Both splits' pairs (``data.pairs`` settings), checked to share no prompt."""
+def split_pairs(
+    cfg: dict, counts: Counter, parse=None, section: str = "data.pairs"
+) -> dict[str, list[dict]]:
+    """Both splits' records of ``cfg`` (the config ``section``), checked to share no
+    prompt. ``parse(records, source=, counts=)`` turns raw records into rows with a
+    ``prompt``; None: :func:`parse_records` with ``cfg["max_pairs"]``."""
+    if parse is None:
+        parse = partial(parse_records, max_pairs=cfg["max_pairs"])
     if cfg["test_fraction"] is not None:
         # a local file: all its records; a hub dataset: its train split
         records = load_records(cfg["source"], cfg["train_split"], cfg.get("data_dir"))
-        pool = parse_records(
-            records, source=cfg["source"], max_pairs=cfg["max_pairs"], counts=counts
-        )
-        train, test = prompt_disjoint_split(pool, cfg["test_fraction"], cfg["seed"])
+        pool = parse(records, source=cfg["source"], counts=counts)
+        train, test = prompt_disjoint_split(pool, cfg["test_fraction"], cfg["seed"], section)
         return {"train": train, "test": test}
     out = {
-        split: parse_records(
-            source_records(cfg, split),
+        split: parse(
+            source_records(cfg, split, section),
             source=f"{cfg['source']} ({split})",
-            max_pairs=cfg["max_pairs"],
             counts=counts,
         )
         for split in SPLITS
@@ -221,7 +226,7 @@ def split_pairs(cfg: dict, counts: Counter) -> dict[str, list[dict]]:
     if shared:
         raise InputError(
             f"{cfg['source']}: {len(shared)} prompts are in both the train and the test "
-            "pairs; the splits must not share a prompt (use data.pairs.test_fraction)"
+            f"records; the splits must not share a prompt (use {section}.test_fraction)"
         )
     return out
 

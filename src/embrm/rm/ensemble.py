@@ -19,8 +19,21 @@ from embrm.io.atomic import atomic_path
 from embrm.io.errors import InputError
 from embrm.io.jsonio import write_json
 from embrm.rm.losses import pair_loss, plackett_luce
-from embrm.rm.options import needs_strength, setting, uses_margin
-from embrm.rm.pairs import Pairs, build_pairs, given_pairs, golden_margin, mislabelled
+from embrm.rm.options import (
+    adaptive_margin,
+    given_margin_source,
+    needs_strength,
+    setting,
+    uses_margin,
+)
+from embrm.rm.pairs import (
+    Pairs,
+    build_pairs,
+    given_margin,
+    given_pairs,
+    golden_margin,
+    mislabelled,
+)
 from embrm.rm.precision import resolve, storage_dtype
 from embrm.rm.remedies import apply_remedy, load_strength
 from embrm.rm.stacked_mlp import StackedMLP
@@ -154,6 +167,20 @@ def golden_pairs(rewards: np.ndarray, orm_cfg: dict, seed: int) -> tuple[Pairs, 
     )
 
 
+def training_pairs(rew, orm_cfg: dict, seed: int, *, pair_data: bool, source):
+    """``(pairs, scale)`` of step 5: the human pairs of preferences ``(N, 2)`` read from
+    ``source`` (scale None: no golden reward), or the simulated comparisons of golden
+    rewards ``(N, K)``."""
+    if not pair_data:
+        pairs, scale = golden_pairs(rew, orm_cfg, seed)
+        log.info("%d pairs, reward scale %.3f", len(pairs), scale)
+        return pairs, scale
+    pairs = given_pairs(rew, n_sample=orm_cfg["n_sample"], source=source)
+    if len(pairs) < len(rew):
+        log.warning("orm.n_sample=%d: %d of %d pairs", len(pairs), len(pairs), len(rew))
+    return pairs, None
+
+
 def train_members(
     emb, pairs: Pairs, *, orm_cfg: dict, seed: int, task: str, precision: str, margin=None
 ):
@@ -223,6 +250,7 @@ def train_ensemble(
     precision: str = "fp32",
     strength=None,
     pair_data: bool = False,
+    pairs_file=None,
 ) -> dict:
     """Build pairs, train all members at once, save the ensemble and a summary JSON.
 
@@ -231,27 +259,33 @@ def train_ensemble(
     ``strength``: a first ensemble's preference strength ``(P, 2)``
     (:mod:`embrm.rm.strength`), read by the noise remedies and the adaptive margin.
     With ``pair_data``, ``rewards`` holds human preferences ``(N, 2)`` and the pairs
-    are those rows (:func:`given_pairs`; no annotator, no golden reward).
+    are those rows (:func:`given_pairs`; no annotator, no golden reward): the remedies
+    and the adaptive margin work on them (the first ensemble needs no golden reward),
+    the golden margin does not; ``orm.margin_source: given`` reads each pair's own
+    ``margin`` (a rating gap, Llama 2's margin) from ``pairs_file``
+    (``{split}_pairs.jsonl``).
     """
     precision = resolve(precision)
+    given = given_margin_source(orm_cfg)
+    golden = uses_margin(orm_cfg) and not (given or adaptive_margin(orm_cfg))
+    if pair_data and golden:
+        raise InputError(
+            "orm.margin_source=golden reads golden rewards, which pair data (data.source: "
+            "pairs) have not; use orm.margin_source=adaptive or given (the pairs' margins)"
+        )
+    if given and (not pair_data or pairs_file is None):
+        raise InputError("orm.margin_source=given reads the margin field of pair data")
+    if given and needs_strength(orm_cfg):
+        raise InputError("orm.margin_source=given keeps each pair's margin: no noise remedy")
     emb, rew = load_split(embeddings, rewards)
-    if pair_data:
-        if needs_strength(orm_cfg) or uses_margin(orm_cfg):
-            raise InputError(
-                "orm.noise_remedy and the margin losses read golden rewards or a first "
-                "ensemble's strength; pair data (data.source: pairs) have neither"
-            )
-        pairs, scale = given_pairs(rew, n_sample=orm_cfg["n_sample"], source=rewards), None
-        if len(pairs) < len(rew):
-            log.warning("orm.n_sample=%d: %d of %d pairs", len(pairs), len(pairs), len(rew))
-    else:
-        pairs, scale = golden_pairs(rew, orm_cfg, seed)
-        log.info("%d pairs, reward scale %.3f", len(pairs), scale)
+    pairs, scale = training_pairs(rew, orm_cfg, seed, pair_data=pair_data, source=rewards)
     remedy = None
     margin = None
     if needs_strength(orm_cfg):
         pairs, margin, remedy = apply_remedy(pairs, load_strength(strength, len(pairs)), orm_cfg)
-    if margin is None and uses_margin(orm_cfg):
+    if given:
+        margin = given_margin(pairs_file, pairs, setting(orm_cfg, "margin_scale"))
+    elif margin is None and uses_margin(orm_cfg):
         margin = golden_margin(rew, pairs, scale, setting(orm_cfg, "margin_scale"))
     return train_on_pairs(
         emb=emb,

@@ -39,9 +39,24 @@ def uses_margin(orm_cfg: dict) -> bool:
     return setting(orm_cfg, "loss") in ("margin", "hinge")
 
 
+def adaptive_margin(orm_cfg: dict) -> bool:
+    """Whether the margin loss takes its margin from a first ensemble's strength (not
+    from golden rewards): ``noise_remedy: adaptive_margin`` or ``margin_source:
+    adaptive``."""
+    return uses_margin(orm_cfg) and (
+        setting(orm_cfg, "noise_remedy") == "adaptive_margin"
+        or setting(orm_cfg, "margin_source") == "adaptive"
+    )
+
+
 def needs_strength(orm_cfg: dict) -> bool:
     """Whether training reads a first ensemble's preference strength."""
     return setting(orm_cfg, "noise_remedy") != "none" or (
         setting(orm_cfg, "loss") in ("margin", "hinge")
         and setting(orm_cfg, "margin_source") == "adaptive"
     )
+
+
+def given_margin_source(orm_cfg: dict) -> bool:
+    """Whether the margin loss reads the pairs' own margins (``margin_source: given``)."""
+    return uses_margin(orm_cfg) and setting(orm_cfg, "margin_source") == "given"

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from embrm.io.errors import InputError
+from embrm.io.jsonio import read_jsonl
 
 
 @dataclass
@@ -178,3 +179,23 @@ def golden_margin(rewards: np.ndarray, pairs: Pairs, scale: float, margin_scale:
     return (margin_scale * np.abs(flat[pairs.first] - flat[pairs.second]) / scale).astype(
         np.float32
     )
+
+
+def given_margin(rows_path, pairs: Pairs, margin_scale: float) -> np.ndarray:
+    """Llama 2's margin ``(P,)`` of human pairs: ``margin_scale`` times each pair's own
+    ``margin`` field (e.g. a rating gap), read from the pairs file ``rows_path`` whose
+    row ``i`` is pair ``i`` (:func:`given_pairs`)."""
+    rows = read_jsonl(rows_path)[: len(pairs)]
+    missing = [r.get("id", i) for i, r in enumerate(rows) if r.get("margin") is None]
+    if missing or len(rows) < len(pairs):
+        raise InputError(
+            f"{rows_path}: orm.margin_source=given needs every pair's margin field; pair "
+            f"{missing[0] if missing else len(rows)} has none"
+        )
+    margin = np.array([r["margin"] for r in rows], dtype=np.float64)
+    if (margin < 0).any():
+        raise InputError(
+            f"{rows_path}: a margin is the chosen response's lead and cannot be negative "
+            f"(pair {rows[int(np.argmax(margin < 0))].get('id')})"
+        )
+    return (margin_scale * margin).astype(np.float32)

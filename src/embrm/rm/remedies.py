@@ -5,6 +5,8 @@ labelled winner over the labelled loser, ``(2y - 1)(r_a - r_b)``: its mean over 
 ``(P,)`` and std ``(P,)`` are stored as one ``(P, 2)`` float32 array. The pairs of lowest
 mean strength are the likeliest mislabelled; the remedies flip or drop the lowest
 ``remedy_fraction`` of them, or train every pair with its mean strength as the margin.
+A flipped pair's winner is its old loser, so its strength (and any adaptive margin drawn
+from it) changes sign with the label.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import numpy as np
 
 from embrm.data.arrays import open_array
 from embrm.io.errors import InputError
-from embrm.rm.options import setting
+from embrm.rm.options import adaptive_margin, setting
 from embrm.rm.pairs import Pairs
 
 
@@ -64,12 +66,12 @@ def apply_remedy(pairs: Pairs, strength: np.ndarray, orm_cfg: dict):
     margin = None
     if remedy == "flip":
         pairs = replace(pairs, label=np.where(flagged, 1 - pairs.label, pairs.label))
+        strength = strength.copy()
+        strength[flagged, 0] *= -1
     elif remedy == "drop":
         keep = ~flagged
         pairs = Pairs(pairs.first[keep], pairs.second[keep], pairs.label[keep], pairs.k)
-    if setting(orm_cfg, "loss") in ("margin", "hinge") and (
-        remedy == "adaptive_margin" or setting(orm_cfg, "margin_source") == "adaptive"
-    ):
+    if adaptive_margin(orm_cfg):
         kept = strength if remedy != "drop" else strength[~flagged]
         margin = (setting(orm_cfg, "margin_scale") * kept[:, 0]).astype(np.float32)
     changed = int(flagged.sum()) if remedy in ("flip", "drop") else 0

@@ -14,7 +14,7 @@ import re
 from collections.abc import Mapping
 
 from embrm.io.errors import InputError
-from embrm.rm.options import DEFAULTS, setting
+from embrm.rm.options import DEFAULTS, given_margin_source, setting
 from embrm.workflow.known_sizes import Size, check_known_sizes
 
 
@@ -36,6 +36,11 @@ def check_config(config: dict) -> None:
             )
     if source == "pairs" and "pairs" not in config["data"]:
         raise InputError("config key data.pairs must describe the preference data for source=pairs")
+    if given_margin_source(orm) and source != "pairs":
+        raise InputError(
+            "config key orm.margin_source=given reads the margin field of human pairs: it "
+            f"needs data.source=pairs, got {source}"
+        )
     if source == "pairs" and "generation" not in config:
         raise InputError(
             "config key generation.embedding must name the embedder for source=pairs "
@@ -182,6 +187,11 @@ def check_orm_options(orm: dict) -> None:
         raise InputError(
             f"config key orm.loss={setting(orm, 'loss')} (or orm.noise_remedy=adaptive_margin) "
             f"needs orm.objective=bt, got {orm['objective']}"
+        )
+    if given_margin_source(orm) and setting(orm, "noise_remedy") != "none":
+        raise InputError(
+            "config key orm.margin_source=given keeps each pair's own margin, which a "
+            "noise remedy (flip, drop) would contradict: set orm.noise_remedy=none"
         )
     if setting(orm, "loss") == "hinge" and setting(orm, "label_smoothing"):
         raise InputError("config key orm.label_smoothing applies to the BCE losses, not hinge")
