@@ -156,7 +156,7 @@ class _Members:
             return
         state = self.opt.state
         self.opt.zero_grad(set_to_none=True)
-        kept_state = {}
+        kept_state: dict[torch.Tensor, dict] = {}
         for plist in (self.model.weights, self.model.biases):
             for layer, p in enumerate(plist):
                 q = nn.Parameter(_compact(p.data, keep))
