@@ -5,8 +5,7 @@ rule report_figures:
     input:
         test_scores=rules.evaluate_orm.output.test_scores,
         rewards=data_file("rewards", "test"),
-        # last step of the experiment: every benchmark the runtime table reads is written
-        done=rules.validate_variants.output.results,
+        benchmarks=report_benchmarks,
     output:
         reliability=report(
             "{exp}/report/reliability.png",
@@ -36,6 +35,6 @@ rule report_figures:
         CPU_ENV
     params:
         config=lambda wc: cfg(wc),
-        benchmarks=lambda wc: f"{wc.exp}/benchmarks",
+        benchmark_dir=lambda wc: f"{wc.exp}/benchmarks",
     script:
         "../scripts/report_figures.py"

@@ -11,7 +11,12 @@ def make():
         reliability_plot=o.reliability,
         margins_plot=o.margins,
     )
-    rf.runtime_table(benchmarks=p.benchmarks, runtimes_csv=o.runtimes_csv, runtimes_plot=o.runtimes)
+    rf.runtime_table(
+        benchmarks=i.benchmarks,
+        benchmark_dir=p.benchmark_dir,
+        runtimes_csv=o.runtimes_csv,
+        runtimes_plot=o.runtimes,
+    )
     rf.write_config(p.config, o.config)
 
 

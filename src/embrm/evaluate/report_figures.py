@@ -39,17 +39,18 @@ def plot_reliability_and_margins(*, test_scores, rewards, reliability_plot, marg
     return rel["ece"]
 
 
-def runtime_table(*, benchmarks, runtimes_csv, runtimes_plot) -> None:
-    """Wall seconds and peak RSS of every rule's `benchmark:` file, as a table and bars."""
+def runtime_table(*, benchmarks, benchmark_dir, runtimes_csv, runtimes_plot) -> None:
+    """Wall seconds and peak RSS of the `benchmark:` files ``benchmarks`` (each named by
+    its path below ``benchmark_dir``), as a table and bars."""
     import matplotlib.pyplot as plt
 
     rows = []
-    for path in sorted(Path(benchmarks).rglob("*.tsv")):
+    for path in sorted(map(Path, benchmarks)):
         with path.open() as fh:
             rec = next(csv.DictReader(fh, delimiter="\t"))
         rows.append(
             (
-                str(path.relative_to(benchmarks).with_suffix("")),
+                str(path.relative_to(benchmark_dir).with_suffix("")),
                 float(rec["s"]),
                 float(rec["max_rss"]) if rec["max_rss"] != "NA" else float("nan"),
             )
