@@ -24,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import yaml
 
 from embrm.active.coreset import k_center, project, random_projection
 from embrm.active.dopt import greedy_logdet, information, ridge_of
@@ -32,8 +33,11 @@ from embrm.active.rounds import draw_pool, pair_keys
 from embrm.active.selection import pool_and_annotated_features
 from embrm.data.synthetic import write_split
 from embrm.rm.ensemble import load_ensemble, train_on_pairs
+from embrm.rm.options import OrmSettings
 from embrm.rm.pairs import Pairs, annotate
 from embrm.rm.precision import resolve
+
+from bench_core import ROOT
 
 K = 10
 
@@ -65,9 +69,10 @@ def main() -> None:
         a, b = draw_pool(args.prompts, K, pool="cross_prompt", size=2000, exclude=empty, rng=rng)
         flat = rew.reshape(-1)
         label = annotate((flat[a] - flat[b]) / flat.std(), 10.0, rng)
-        orm = {"ensemble_number": args.members, "hidden_sizes": [1024, 512], "lr": 1e-3}
+        orm = yaml.safe_load((ROOT / "config.yaml").read_text())["orm"]
+        orm |= {"ensemble_number": args.members, "hidden_sizes": [1024, 512], "lr": 1e-3}
         orm |= {"batch_size": 64, "max_epochs": args.epochs, "checks_per_epoch": 2}
-        orm |= {"patience": 4, "val_fraction": 0.2, "objective": "bt", "comparison": ""}
+        orm |= {"patience": 4, "val_fraction": 0.2, "objective": "bt"}
         orm |= {"n_sample": args.prompts, "annotation_quality": 10.0, "consider_first_n": 2}
         annotated = Pairs(a, b, label, K)
         _, train_s = timed(
@@ -78,7 +83,7 @@ def main() -> None:
                 scale=1.0,
                 ckpt=Path(tmp, "e.ckpt"),
                 summary_json=Path(tmp, "s.json"),
-                orm_cfg=orm,
+                orm=OrmSettings.of(orm),
                 seed=0,
                 task="bench",
                 precision="fp32",

@@ -38,6 +38,7 @@ from embrm.data.arrays import load_split
 from embrm.data.synthetic import MODELS
 from embrm.evaluate.metrics import best_of_n, pairwise_accuracy, per_prompt_spearman
 from embrm.rm.ensemble import golden_pairs
+from embrm.rm.options import OrmSettings
 from embrm.rm.precision import resolve
 from embrm.rm.scoring import score_array
 
@@ -85,7 +86,7 @@ def published_scores(cfg: dict, data: Path, cache: Path) -> tuple[np.ndarray, di
         return np.load(scores_file), json.loads(fit_file.read_text())
     precision = resolve(cfg["precision"])
     emb, rew = load_split(data / "train_embeddings.npy", data / "train_rewards.npy")
-    pairs, _ = golden_pairs(rew, cfg["orm"], cfg["seed"])
+    pairs, _ = golden_pairs(rew, OrmSettings.of(cfg["orm"]), cfg["seed"])
     start = time.perf_counter()
     model, result = train_published(
         emb, pairs, members=cfg["orm"]["ensemble_number"], seed=cfg["seed"], precision=precision

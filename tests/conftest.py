@@ -12,6 +12,16 @@ import pytest
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
+SCHEMA = ROOT / "workflow/schemas/config.schema.yaml"
+
+
+def with_defaults(config: dict) -> dict:
+    """``config`` with the schema's defaults filled in (in place), as the workflow
+    reads every config; sections it lacks stay absent unless the schema gives them a
+    default."""
+    from embrm.workflow.schema import fill_defaults
+
+    return fill_defaults(config, yaml.safe_load(SCHEMA.read_text()))
 
 
 def write_linear_split(directory: Path, split: str, n: int, k: int, d: int, seed: int, w=None):
@@ -58,7 +68,7 @@ def small_config(**sections) -> dict:
     cfg["distill"].update(hidden_sizes=[16], distill_epochs=5)
     for section, values in sections.items():
         cfg[section].update(values)
-    return cfg
+    return with_defaults(cfg)
 
 
 # step 1's `sft` section for direct calls: a tiny LoRA run
@@ -99,12 +109,15 @@ SMALL_ORM = dict(
 )
 
 
-def orm_config(**overrides) -> dict:
-    """A small `orm` section (``SMALL_ORM``) with ``overrides`` replacing its keys."""
-    return {**SMALL_ORM, **overrides}
+def orm_config(**overrides):
+    """The settings of a small `orm` section (``SMALL_ORM``) with ``overrides``
+    replacing its keys and the schema's defaults for the rest."""
+    from embrm.rm.options import OrmSettings
+
+    return OrmSettings.of(with_defaults({"orm": {**SMALL_ORM, **overrides}})["orm"])
 
 
-def train_in(directory: Path, orm_cfg: dict, rewards: str = "train_rewards.npy", **options):
+def train_in(directory: Path, orm, rewards: str = "train_rewards.npy", **options):
     """Step 5 on ``directory``'s train split (``rewards``: the golden rewards or
     preferences file there), seed 0: writes ``ens.ckpt`` and ``train.json`` beside it."""
     from embrm.rm.ensemble import train_ensemble
@@ -114,7 +127,7 @@ def train_in(directory: Path, orm_cfg: dict, rewards: str = "train_rewards.npy",
         rewards=directory / rewards,
         ckpt=directory / "ens.ckpt",
         summary_json=directory / "train.json",
-        orm_cfg=orm_cfg,
+        orm=orm,
         seed=0,
         task="t",
         **options,
@@ -123,7 +136,8 @@ def train_in(directory: Path, orm_cfg: dict, rewards: str = "train_rewards.npy",
 
 def evaluate_in(directory: Path, eval_cfg: dict) -> dict:
     """Step 6 of ``train_in``'s ensemble on ``directory``'s test split, seed 0: writes
-    ``eval.json``, ``scores.npy`` ``(N, K, M)`` and ``bon.png``."""
+    ``eval.json``, ``scores.npy`` ``(N, K, M)`` and ``bon.png`` (``eval_cfg``: the
+    `evaluation` keys to set; the schema's defaults for the rest)."""
     from embrm.evaluate.evaluation import evaluate
 
     return evaluate(
@@ -133,7 +147,7 @@ def evaluate_in(directory: Path, eval_cfg: dict) -> dict:
         results=directory / "eval.json",
         test_scores=directory / "scores.npy",
         plot=directory / "bon.png",
-        eval_cfg=eval_cfg,
+        eval_cfg=with_defaults({"evaluation": eval_cfg})["evaluation"],
         seed=0,
     )
 
@@ -148,7 +162,7 @@ def small_generation_config() -> dict:
     gen["sampling"].update(k_train=4, k_test=6, max_new_tokens=12, shards=2)
     gen["embedding"].update(model="tiny", pooling="last", normalize=False, dtype="float16")
     cfg["orm"]["n_sample"] = 24
-    return cfg
+    return with_defaults(cfg)
 
 
 GEN_DATA = "results/data/generate/tiny"  # named after the policy

@@ -4,6 +4,7 @@ workflow."""
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 
 import numpy as np
@@ -27,18 +28,17 @@ from embrm.active.rounds import (
 from embrm.active.selection import STRATEGIES, select
 from embrm.io.errors import InputError
 from embrm.rm.ensemble import load_ensemble
+from embrm.rm.options import OrmSettings
 from embrm.rm.stacked_mlp import StackedMLP
 from embrm.workflow.config import (
-    ACTIVE_DEFAULTS,
     ACTIVE_STRATEGIES,
-    active_settings,
     check_active,
     check_active_training,
     round_sizes,
 )
 from embrm.workflow.studies import all_point_configs
 
-from conftest import ROOT, run_snakemake, small_config
+from conftest import ROOT, run_snakemake, small_config, with_defaults
 
 
 def brute_force_greedy(z, info, n_pick):
@@ -153,20 +153,20 @@ def test_pair_features_of_a_linear_head_are_the_input_differences():
 @pytest.fixture
 def round_zero(linear_data, tmp_path):
     """Round 0 and its ensemble on the planted linear data (400 prompts x 10)."""
-    orm = small_config()["orm"] | {"max_epochs": 2, "reward_scale": 1.0}
-    active = ACTIVE_DEFAULTS | {"enabled": True, "budget": 160, "rounds": 2, "initial": 60}
+    orm = OrmSettings.of(small_config()["orm"] | {"max_epochs": 2, "reward_scale": 1.0})
+    active = small_config()["active"] | {"enabled": True, "budget": 160, "rounds": 2, "initial": 60}
     active |= {"candidates": 300, "pool": "both"}
     files = {s: str(linear_data / f"train_{s}.npy") for s in ("embeddings", "rewards")}
     r0 = tmp_path / "r0"
     initial_round(
-        rewards=files["rewards"], pairs_out=r0 / "pairs.npz", active_cfg=active, orm_cfg=orm, seed=3
+        rewards=files["rewards"], pairs_out=r0 / "pairs.npz", active_cfg=active, orm=orm, seed=3
     )
     train_round(
         **files,
         pairs=r0 / "pairs.npz",
         ckpt=r0 / "ensemble.ckpt",
         summary_json=r0 / "training.json",
-        orm_cfg=orm,
+        orm=orm,
         seed=3,
         task="t",
         precision="fp32",
@@ -182,7 +182,7 @@ def chosen_pairs(files, active, orm, r0, out, strategy, rewards=None):
         previous_ckpt=r0 / "ensemble.ckpt",
         pairs_out=out,
         active_cfg=active,
-        orm_cfg=orm,
+        orm=orm,
         strategy=strategy,
         seed=3,
         round_index=1,
@@ -235,15 +235,21 @@ def test_no_pair_is_annotated_twice(round_zero, tmp_path):
 def test_active_settings_defaults_and_checks():
     schema = yaml.safe_load((ROOT / "workflow/schemas/config.schema.yaml").read_text())
     props = schema["properties"]["active"]["properties"]
-    assert {k: v["default"] for k, v in props.items()} == ACTIVE_DEFAULTS
     assert tuple(props["strategy"]["items"]["enum"]) == ACTIVE_STRATEGIES
-    assert active_settings({}) == ACTIVE_DEFAULTS
+    # an absent section is the schema's defaults; a partial one keeps what it names
+    defaults = with_defaults({})["active"]
+    assert defaults["enabled"] is False and defaults["strategy"] == [
+        "random",
+        "uncertainty",
+        "dopt",
+    ]
+    assert with_defaults({"active": {"budget": 7}})["active"] == defaults | {"budget": 7}
     assert round_sizes({"budget": 11, "initial": 4, "rounds": 3}) == [4, 3, 2, 2]
-    check_active(ACTIVE_DEFAULTS | {"budget": 1})  # disabled: nothing to check
+    check_active(defaults | {"budget": 1})  # disabled: nothing to check
     with pytest.raises(InputError, match="active.budget"):
-        check_active(ACTIVE_DEFAULTS | {"enabled": True, "budget": 402})
+        check_active(defaults | {"enabled": True, "budget": 402})
     with pytest.raises(InputError, match="active.candidates"):
-        check_active(ACTIVE_DEFAULTS | {"enabled": True, "candidates": 100})
+        check_active(defaults | {"enabled": True, "candidates": 100})
 
 
 @pytest.mark.parametrize(
@@ -263,7 +269,7 @@ def test_active_settings_defaults_and_checks():
 def test_active_refuses_settings_its_rounds_would_drop(orm, data, key):
     cfg = small_config(orm=orm)
     cfg["data"] |= data
-    cfg["active"] = {"enabled": True}
+    cfg["active"]["enabled"] = True
     with pytest.raises(InputError, match=key):
         check_active_training(cfg)
     cfg["active"]["enabled"] = False
@@ -274,7 +280,7 @@ def test_study_points_with_other_losses_leave_the_main_rounds_alone(round_zero, 
     """A study of margin losses next to active learning is fine; a round job asked for
     such a point refuses before training."""
     cfg = small_config()
-    cfg["active"] = {"enabled": True}
+    cfg["active"]["enabled"] = True
     cfg["studies"] = {"loss": {"grid": {"orm.loss": ["bt", "hinge"]}, "seeds": [0]}}
     check_active_training(cfg)
     assert len(all_point_configs(cfg)) == 2
@@ -285,7 +291,7 @@ def test_study_points_with_other_losses_leave_the_main_rounds_alone(round_zero, 
             pairs=r0 / "pairs.npz",
             ckpt=tmp_path / "e.ckpt",
             summary_json=tmp_path / "t.json",
-            orm_cfg=orm | {"loss": "hinge"},
+            orm=dataclasses.replace(orm, loss="hinge"),
             seed=3,
             task="t",
             precision="fp32",

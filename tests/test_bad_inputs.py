@@ -436,7 +436,7 @@ def generate_config(**orm) -> dict:
 
 def active_config(make, **active) -> dict:
     cfg = make()
-    cfg["active"] = {"enabled": True, "pool": "within_prompt", **active}
+    cfg["active"] |= {"enabled": True, "pool": "within_prompt", **active}
     return cfg
 
 

@@ -33,6 +33,21 @@ def test_configuration_reference_is_up_to_date():
     )
 
 
+def test_every_schema_key_has_a_description():
+    schema = yaml.safe_load((ROOT / config_reference.SCHEMA).read_text())
+    assert list(config_reference.undescribed(schema, schema)) == []
+    # the walk reaches keys behind $ref, inside oneOf branches and under <name> maps
+    bare = {
+        "$defs": {"x": {"type": "object", "properties": {"deep": {"type": "string"}}}},
+        "properties": {
+            "a": {"description": "a", "$ref": "#/$defs/x"},
+            "b": {"oneOf": [{"type": "null"}, {"properties": {"c": {"type": "integer"}}}]},
+            "m": {"description": "m", "additionalProperties": {"properties": {"n": {}}}},
+        },
+    }
+    assert list(config_reference.undescribed(bare, bare)) == ["a.deep", "b", "b.c", "m.<name>.n"]
+
+
 def test_configuration_reference_lists_every_schema_key_with_its_default():
     schema = yaml.safe_load((ROOT / config_reference.SCHEMA).read_text())
     page = config_reference.render(schema, {"orm": {"lr": 0.5}})

@@ -1,6 +1,8 @@
 """Step-5 loss variants and label-noise remedies on planted linear rewards, where the
 right answer is known."""
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 import torch
@@ -12,7 +14,6 @@ from embrm.io.errors import InputError
 from embrm.io.jsonio import read_json, write_jsonl
 from embrm.rm.ensemble import PairData, load_ensemble
 from embrm.rm.losses import pair_loss
-from embrm.rm.options import setting
 from embrm.rm.pairs import Pairs, given_margin, given_pairs
 from embrm.rm.remedies import apply_remedy
 from embrm.rm.scoring import score_array
@@ -122,7 +123,7 @@ def test_lowest_strength_pairs_are_mostly_the_mislabelled_ones(linear_data):
         strength=d / "strength.npy",
         report_json=d / "strength.json",
         plot=d / "strength.png",
-        orm_cfg=orm_config(remedy_fraction=0.1),
+        orm=orm_config(remedy_fraction=0.1),
         seed=0,
         task="t",
     )
@@ -146,16 +147,16 @@ def test_drop_and_adaptive_margin_remedies_use_the_lowest_strength_pairs():
     pairs = Pairs(np.arange(5), np.arange(5, 10), np.array([1, 0, 1, 1, 0], np.float32), 10)
     strength = np.array([[0.5, 0], [-2.0, 0], [1.5, 0], [-0.1, 0], [3.0, 0]], np.float32)
     cfg = {"objective": "bt", "remedy_fraction": 0.4}
-    kept, margin, info = apply_remedy(pairs, strength, {**cfg, "noise_remedy": "drop"})
+    kept, margin, info = apply_remedy(pairs, strength, orm_config(**cfg, noise_remedy="drop"))
     assert kept.first.tolist() == [0, 2, 4] and margin is None and info["pairs_changed"] == 2
-    flipped, _, _ = apply_remedy(pairs, strength, {**cfg, "noise_remedy": "flip"})
+    flipped, _, _ = apply_remedy(pairs, strength, orm_config(**cfg, noise_remedy="flip"))
     assert flipped.label.tolist() == [1, 1, 1, 0, 0]
     same, margin, _ = apply_remedy(
-        pairs, strength, {**cfg, "noise_remedy": "adaptive_margin", "margin_scale": 2.0}
+        pairs, strength, orm_config(**cfg, noise_remedy="adaptive_margin", margin_scale=2.0)
     )
     assert same is pairs
     np.testing.assert_allclose(margin, [1.0, -4.0, 3.0, -0.2, 6.0], rtol=1e-6)
-    assert setting({**cfg, "noise_remedy": "adaptive_margin"}, "loss") == "margin"
+    assert orm_config(**cfg, noise_remedy="adaptive_margin").pair_loss == "margin"
 
 
 def _test_accuracy(d) -> float:
@@ -186,7 +187,7 @@ def test_a_flipped_pair_takes_its_adaptive_margin_from_its_new_label():
     strength = np.array([[0.5, 0], [-2.0, 0], [1.5, 0], [-0.1, 0], [3.0, 0]], np.float32)
     cfg = {"objective": "bt", "remedy_fraction": 0.4, "noise_remedy": "flip"}
     adaptive = {**cfg, "loss": "margin", "margin_source": "adaptive", "margin_scale": 2.0}
-    flipped, margin, _ = apply_remedy(pairs, strength, adaptive)
+    flipped, margin, _ = apply_remedy(pairs, strength, orm_config(**adaptive))
     assert flipped.label.tolist() == [1, 1, 1, 0, 0]
     np.testing.assert_allclose(margin, [1.0, 4.0, 3.0, 0.2, 6.0], rtol=1e-6)
     assert (margin >= 0).all()
@@ -216,7 +217,7 @@ def test_strength_and_its_remedies_work_on_human_pairs_without_a_golden_reward(t
         strength=tmp_path / "strength.npy",
         report_json=tmp_path / "strength.json",
         plot=tmp_path / "strength.png",
-        orm_cfg=cfg,
+        orm=cfg,
         seed=0,
         task="t",
         pair_data=True,
@@ -230,14 +231,14 @@ def test_strength_and_its_remedies_work_on_human_pairs_without_a_golden_reward(t
     assert out["negative_strength_share"] == pytest.approx((strength[:, 0] < 0).mean())
     summary = train_in(
         tmp_path,
-        {**cfg, "noise_remedy": "flip"},
+        replace(cfg, noise_remedy="flip"),
         rewards="train_preferences.npy",
         strength=tmp_path / "strength.npy",
         pair_data=True,
     )
     assert summary["noise_remedy"]["pairs_changed"] == 300
     assert summary["label_agreement_with_golden"] is None
-    adaptive = {**cfg, "loss": "margin", "margin_source": "adaptive"}
+    adaptive = replace(cfg, loss="margin", margin_source="adaptive")
     train_in(
         tmp_path,
         adaptive,
@@ -247,7 +248,7 @@ def test_strength_and_its_remedies_work_on_human_pairs_without_a_golden_reward(t
     )
     with pytest.raises(InputError, match="margin_source=golden reads golden rewards"):
         train_in(
-            tmp_path, {**cfg, "loss": "margin"}, rewards="train_preferences.npy", pair_data=True
+            tmp_path, replace(cfg, loss="margin"), rewards="train_preferences.npy", pair_data=True
         )
 
 

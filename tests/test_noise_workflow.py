@@ -1,14 +1,17 @@
 """The step-5/6 knobs of loss variants, noise remedies and conservative ensembles in the
 workflow: config checks, the default studies' plans, and one real remedy run."""
 
+import re
+
 import numpy as np
 import pytest
 
 from embrm.io.errors import InputError
 from embrm.io.jsonio import read_json
 from embrm.workflow.config import check_config, check_orm_options, with_overrides
+from embrm.workflow.schema import check_schema
 
-from conftest import planned_jobs, run_snakemake, small_config
+from conftest import SCHEMA, orm_config, planned_jobs, run_snakemake, small_config
 
 
 @pytest.mark.parametrize(
@@ -30,7 +33,7 @@ from conftest import planned_jobs, run_snakemake, small_config
 def test_contradicting_orm_options_are_refused(orm, message):
     base = {"objective": "bt", "consider_first_n": 2, "comparison": "cross_prompt", "n_pairs": 1}
     with pytest.raises(InputError, match=message):
-        check_orm_options({**base, **orm})
+        check_orm_options(orm_config(**{**base, **orm}))
 
 
 def test_given_margins_need_human_pairs():
@@ -44,6 +47,8 @@ def test_a_config_without_the_new_keys_takes_them_as_study_overrides():
     for key in ("loss", "noise_remedy"):
         del cfg["orm"][key]
     del cfg["evaluation"]["conservative_lambdas"]
+    check_schema(cfg, SCHEMA)  # fills the schema's defaults, as every run does
+    assert cfg["orm"]["loss"] is None and cfg["orm"]["noise_remedy"] == "none"
     out = with_overrides(cfg, {"orm.noise_remedy": "flip", "evaluation.conservative_lambdas": [1]})
     assert out["orm"]["noise_remedy"] == "flip" and out["evaluation"]["conservative_lambdas"] == [1]
     with pytest.raises(InputError, match="no key 'nois_remedy'"):
@@ -59,6 +64,21 @@ def test_default_studies_plan_a_first_ensemble_only_where_a_remedy_reads_it(tmp_
     assert jobs["train_orm"] == 4 * 2 * 3 + 5 * 3
     plan = run_snakemake(tmp_path, cfg, "-n", "study_conservative")
     assert planned_jobs(plan.stdout + plan.stderr)["evaluate_orm"] == 3
+
+
+@pytest.mark.workflow
+def test_the_report_declares_the_benchmarks_it_tabulates(tmp_path):
+    """The runtime table's benchmark files are inputs of report_figures (with the first
+    ensemble's where a remedy reads it), not a glob of the folder."""
+    plan = run_snakemake(
+        tmp_path, small_config(orm={"noise_remedy": "flip"}), "-n", "results/report/runtimes.csv"
+    )
+    out = plan.stdout + plan.stderr
+    block = out[out.index("rule report_figures:") :]
+    inputs = re.search(r"input: (.*)", block).group(1).split(", ")
+    steps = ["train_orm", "preference_strength", "calibrate_student", "validate_variants"]
+    assert {f"results/benchmarks/{s}.tsv" for s in steps} <= set(inputs)
+    assert "results/benchmarks/distill_student_harmless_bt.tsv" in inputs
 
 
 @pytest.mark.workflow

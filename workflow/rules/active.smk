@@ -20,7 +20,7 @@ rule active_initial:
         CPU_ENV
     params:
         active_cfg=active_cfg,
-        orm_cfg=lambda wc: cfg(wc)["orm"],
+        orm=lambda wc: cfg(wc)["orm"],
         seed=lambda wc: int(wc.seed),
     script:
         "../scripts/active_initial.py"
@@ -48,7 +48,7 @@ rule active_select:
     threads: ALL_CORES
     params:
         active_cfg=active_cfg,
-        orm_cfg=lambda wc: cfg(wc)["orm"],
+        orm=lambda wc: cfg(wc)["orm"],
         strategy=lambda wc: wc.strategy,
         seed=lambda wc: int(wc.seed),
         round_index=lambda wc: int(wc.round),
@@ -78,7 +78,7 @@ rule active_train:
         CPU_ENV
     threads: ALL_CORES
     params:
-        orm_cfg=lambda wc: cfg(wc)["orm"],
+        orm=lambda wc: cfg(wc)["orm"],
         seed=lambda wc: int(wc.seed),
         task=lambda wc: cfg(wc)["task"],
         precision=lambda wc: cfg(wc)["precision"],

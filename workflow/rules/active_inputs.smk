@@ -1,13 +1,13 @@
 """Input and params functions of the active-learning rules (active.smk)."""
 
-from embrm.workflow.config import ACTIVE_STRATEGIES, active_settings
+from embrm.workflow.config import ACTIVE_STRATEGIES
 
 ROUND_DIR = "{exp}/active/{strategy}/seed{seed}/round_{round}"
 STRATEGY_PATTERN = "|".join(ACTIVE_STRATEGIES)
 
 
 def active_cfg(wc):
-    return active_settings(cfg(wc))
+    return cfg(wc)["active"]
 
 
 def round_file(kind, exp, strategy, seed, round_index):

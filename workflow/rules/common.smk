@@ -11,7 +11,7 @@ from embrm.generation import preferences as gen_preferences
 from embrm.generation import resources as gen_resources
 from embrm.generation import sft_data as gen_sft_data
 from embrm.generation.resources import rule_resource, rule_resources
-from embrm.rm.options import given_margin_source, needs_strength
+from embrm.rm.options import OrmSettings
 from embrm.workflow import experiments, studies
 from embrm.workflow.cpu_resources import group_id
 from embrm.workflow.cpu_resources import rule_resources as cpu_rule_resources
@@ -76,6 +76,11 @@ def cfg(wildcards):
     return experiments.exp_config(config, wildcards.exp, POINT_CONFIGS)
 
 
+def orm_settings(wildcards):
+    """The experiment folder's typed `orm` section (embrm.rm.options.OrmSettings)."""
+    return OrmSettings.of(cfg(wildcards)["orm"])
+
+
 def data_file(kind, split):
     """Input function: a canonical array of the experiment's data source."""
     return lambda wc: data_layout.data_path(cfg(wc), kind, split)
@@ -92,7 +97,7 @@ def label_file(split):
 def given_margins(wc):
     """Input function: the train pairs file whose margin fields the margin loss reads
     (orm.margin_source: given), else nothing."""
-    if not (pair_data(wc) and given_margin_source(cfg(wc)["orm"])):
+    if not (pair_data(wc) and orm_settings(wc).given_margin_source):
         return []
     return data_layout.data_path(cfg(wc), "pairs", "train")
 
@@ -124,6 +129,26 @@ def student_file(kind):
         )
 
     return path
+
+
+# the experiment's steps 5-8 whose `benchmark:` files the runtime table reads
+REPORT_TIMED = ("train_orm", "evaluate_orm", "calibrate_teacher", "distill_student")
+REPORT_TIMED += ("calibrate_student", "validate_variants")
+
+
+def report_benchmarks(wc):
+    """Input function: the benchmark files of the experiment's steps 5-8 (with the
+    first ensemble's where a remedy reads it), each named once, by its rule."""
+    c = cfg(wc)
+    timed = [*REPORT_TIMED]
+    if orm_settings(wc).needs_strength:
+        timed.append("preference_strength")
+    return [
+        getattr(rules, name).benchmark.format(
+            exp=wc.exp, task=c["task"], objective=c["orm"]["objective"]
+        )
+        for name in timed
+    ]
 
 
 def outputs_of(rule, exp):

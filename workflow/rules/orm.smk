@@ -24,7 +24,7 @@ rule preference_strength:
         CPU_ENV
     threads: ALL_CORES
     params:
-        orm_cfg=lambda wc: cfg(wc)["orm"],
+        orm=lambda wc: cfg(wc)["orm"],
         seed=lambda wc: cfg(wc)["seed"],
         task=lambda wc: cfg(wc)["task"],
         precision=lambda wc: cfg(wc)["precision"],
@@ -41,7 +41,7 @@ rule train_orm:
         # only the noise remedies and the adaptive margin read a first ensemble
         strength=lambda wc: (
             rules.preference_strength.output.strength.format(exp=wc.exp)
-            if needs_strength(cfg(wc)["orm"])
+            if orm_settings(wc).needs_strength
             else []
         ),
         # the human pairs' own margins (orm.margin_source: given)
@@ -63,7 +63,7 @@ rule train_orm:
     resources:
         **cpu_resources("train_orm"),
     params:
-        orm_cfg=lambda wc: cfg(wc)["orm"],
+        orm=lambda wc: cfg(wc)["orm"],
         seed=lambda wc: cfg(wc)["seed"],
         task=lambda wc: cfg(wc)["task"],
         precision=lambda wc: cfg(wc)["precision"],

@@ -1,4 +1,5 @@
 from embrm.active.rounds import selection_round
+from embrm.rm.options import OrmSettings
 from embrm.workflow.rule_io import run
 
 i, o, p = snakemake.input, snakemake.output, snakemake.params
@@ -11,7 +12,7 @@ run(
     previous_ckpt=i.previous_ckpt,
     pairs_out=o.pairs,
     active_cfg=p.active_cfg,
-    orm_cfg=p.orm_cfg,
+    orm=OrmSettings.of(p.orm),
     strategy=p.strategy,
     seed=p.seed,
     round_index=p.round_index,

@@ -1,4 +1,5 @@
 from embrm.active.rounds import train_round
+from embrm.rm.options import OrmSettings
 from embrm.workflow.rule_io import run
 
 i, o, p = snakemake.input, snakemake.output, snakemake.params
@@ -10,7 +11,7 @@ run(
     pairs=i.pairs,
     ckpt=o.ckpt,
     summary_json=o.summary_json,
-    orm_cfg=p.orm_cfg,
+    orm=OrmSettings.of(p.orm),
     seed=p.seed,
     task=p.task,
     precision=p.precision,

@@ -1,4 +1,5 @@
 from embrm.evaluate.strength import measure_strength
+from embrm.rm.options import OrmSettings
 from embrm.workflow.rule_io import run
 
 i, o, p = snakemake.input, snakemake.output, snakemake.params
@@ -10,7 +11,7 @@ run(
     strength=o.strength,
     report_json=o.report_json,
     plot=o.plot,
-    orm_cfg=p.orm_cfg,
+    orm=OrmSettings.of(p.orm),
     seed=p.seed,
     task=p.task,
     precision=p.precision,

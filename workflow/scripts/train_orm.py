@@ -1,4 +1,5 @@
 from embrm.rm.ensemble import train_ensemble
+from embrm.rm.options import OrmSettings
 from embrm.workflow.rule_io import run
 
 i, o, p = snakemake.input, snakemake.output, snakemake.params
@@ -9,7 +10,7 @@ run(
     rewards=i.rewards,
     ckpt=o.ckpt,
     summary_json=o.summary_json,
-    orm_cfg=p.orm_cfg,
+    orm=OrmSettings.of(p.orm),
     seed=p.seed,
     task=p.task,
     precision=p.precision,

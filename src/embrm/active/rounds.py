@@ -22,6 +22,7 @@ from embrm.data.arrays import load_split, open_array
 from embrm.io.atomic import atomic_path
 from embrm.io.errors import InputError
 from embrm.rm.ensemble import load_ensemble, train_on_pairs
+from embrm.rm.options import OrmSettings
 from embrm.rm.pairs import Pairs, annotate, reward_scale
 from embrm.rm.precision import resolve
 from embrm.workflow.config import check_active_orm, pool_room, round_sizes
@@ -37,10 +38,10 @@ class Annotator:
     whose reward was read.
     """
 
-    def __init__(self, rewards: np.ndarray, orm_cfg: dict):
-        self._rewards = np.asarray(rewards[: orm_cfg["n_sample"]], dtype=np.float64)
-        self.scale = reward_scale(self._rewards, orm_cfg["reward_scale"])
-        self.quality = orm_cfg["annotation_quality"]
+    def __init__(self, rewards: np.ndarray, orm: OrmSettings):
+        self._rewards = np.asarray(rewards[: orm.n_sample], dtype=np.float64)
+        self.scale = reward_scale(self._rewards, orm.reward_scale)
+        self.quality = orm.annotation_quality
         self.asked: set[int] = set()
 
     def label(self, first: np.ndarray, second: np.ndarray, rng) -> np.ndarray:
@@ -120,14 +121,14 @@ def load_pairs(path) -> tuple[Pairs, np.ndarray, float]:
         return pairs, f["round"], float(f["scale"])
 
 
-def initial_round(*, rewards, pairs_out, active_cfg: dict, orm_cfg: dict, seed: int) -> Pairs:
+def initial_round(*, rewards, pairs_out, active_cfg: dict, orm: OrmSettings, seed: int) -> Pairs:
     """Round 0: ``active.initial`` random pairs, labelled by the annotator."""
-    check_active_orm(orm_cfg)
+    check_active_orm(orm)
     rew = open_array(rewards, 2)
-    annotator = Annotator(rew, orm_cfg)
+    annotator = Annotator(rew, orm)
     rng = np.random.default_rng([seed, 0, 11])
     first, second = draw_pool(
-        orm_cfg["n_sample"],
+        orm.n_sample,
         rew.shape[1],
         pool=active_cfg["pool"],
         size=active_cfg["initial"],
@@ -148,7 +149,7 @@ def selection_round(
     previous_ckpt,
     pairs_out,
     active_cfg: dict,
-    orm_cfg: dict,
+    orm: OrmSettings,
     strategy: str,
     seed: int,
     round_index: int,
@@ -163,10 +164,10 @@ def selection_round(
     rew = open_array(rewards, 2)
     annotated, added_in, _ = load_pairs(previous_pairs)
     model, _ = load_ensemble(previous_ckpt, input_dim=emb.shape[-1])
-    n_ids = orm_cfg["n_sample"] * emb.shape[1]
+    n_ids = orm.n_sample * emb.shape[1]
     rng = np.random.default_rng([seed, round_index, 11])
     first, second = draw_pool(
-        orm_cfg["n_sample"],
+        orm.n_sample,
         emb.shape[1],
         pool=active_cfg["pool"],
         size=active_cfg["candidates"],
@@ -184,7 +185,7 @@ def selection_round(
         rng=rng,
         precision=precision,
     )
-    annotator = Annotator(rew, orm_cfg)
+    annotator = Annotator(rew, orm)
     label = annotator.label(
         first[chosen], second[chosen], np.random.default_rng([seed, round_index, 12])
     )
@@ -208,13 +209,13 @@ def train_round(
     pairs,
     ckpt,
     summary_json,
-    orm_cfg: dict,
+    orm: OrmSettings,
     seed: int,
     task: str,
     precision,
 ) -> dict:
     """The ensemble of one round: step 5's training on every pair annotated so far."""
-    check_active_orm(orm_cfg)
+    check_active_orm(orm)
     emb, rew = load_split(embeddings, rewards)
     chosen, _, scale = load_pairs(pairs)
     return train_on_pairs(
@@ -224,7 +225,7 @@ def train_round(
         scale=scale,
         ckpt=ckpt,
         summary_json=summary_json,
-        orm_cfg=orm_cfg,
+        orm=orm,
         seed=seed,
         task=task,
         precision=precision,

@@ -84,7 +84,7 @@ def evaluate(
         "best_of_n_dropped": sorted(set(eval_cfg["bon_n"]) - set(bon_n)),
         "aggregations": {},
     }
-    lambdas = eval_cfg.get("conservative_lambdas", [])
+    lambdas = eval_cfg["conservative_lambdas"]
     aggregated = {how: aggregate(scores, how) for how in aggregations(lambdas)}
     bon = best_of_n(aggregated, golden, bon_n, eval_cfg["bon_subsets"], seed, proxy=bool(lambdas))
     for how, agg in aggregated.items():
@@ -92,7 +92,7 @@ def evaluate(
     out["per_member_spearman"] = [
         per_prompt_spearman(scores[..., i], golden) for i in range(scores.shape[-1])
     ]
-    if eval_cfg.get("uncertainty", False):
+    if eval_cfg["uncertainty"]:
         out["uncertainty"] = uncertainty_auc(scores, golden)
     if samples:
         lengths = response_lengths(samples, golden.shape)

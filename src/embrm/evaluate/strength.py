@@ -11,6 +11,8 @@ is left out.
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import torch
 
@@ -18,7 +20,7 @@ from embrm.data.arrays import load_split, save_array
 from embrm.evaluate.plots import plot_strength
 from embrm.io.jsonio import write_json
 from embrm.rm.ensemble import PairData, train_members, training_pairs
-from embrm.rm.options import setting
+from embrm.rm.options import OrmSettings
 from embrm.rm.pairs import mislabelled
 from embrm.rm.precision import autocast, resolve, storage_dtype
 from embrm.rm.remedies import detection, lowest
@@ -47,7 +49,7 @@ def measure_strength(
     strength,
     report_json,
     plot,
-    orm_cfg: dict,
+    orm: OrmSettings,
     seed: int,
     task: str,
     precision: str = "fp32",
@@ -60,10 +62,10 @@ def measure_strength(
     share of pairs the first ensemble contradicts instead of a detection rate."""
     precision = resolve(precision)
     emb, rew = load_split(embeddings, rewards)
-    pairs, _ = training_pairs(rew, orm_cfg, seed, pair_data=pair_data, source=rewards)
-    plain = {**orm_cfg, "loss": None, "noise_remedy": "none", "label_smoothing": 0.0}
+    pairs, _ = training_pairs(rew, orm, seed, pair_data=pair_data, source=rewards)
+    plain = dataclasses.replace(orm, loss=None, noise_remedy="none", label_smoothing=0.0)
     model, _, members = train_members(
-        emb, pairs, orm_cfg=plain, seed=seed, task=task, precision=precision
+        emb, pairs, orm=plain, seed=seed, task=task, precision=precision
     )
     data = PairData(emb, pairs, storage_dtype(precision))
     values = pair_strength(data, model, precision)
@@ -75,9 +77,9 @@ def measure_strength(
     }
     noisy = None if pair_data else mislabelled(rew, pairs)
     if noisy is not None:
-        fraction = setting(orm_cfg, "remedy_fraction")
+        fraction = orm.remedy_fraction
         out |= {
-            "annotation_quality": orm_cfg["annotation_quality"],
+            "annotation_quality": orm.annotation_quality,
             "detection": detection(lowest(values[:, 0], fraction), noisy),
             "detection_by_fraction": {
                 str(f): detection(lowest(values[:, 0], f), noisy)

@@ -103,7 +103,7 @@ def stage_resources(config: dict, stage: str) -> dict:
     res = stage_settings(config, stage)
     return {
         "slurm_partition": config["cluster"]["gpu"]["partition"],
-        "slurm_account": config["cluster"]["gpu"].get("account"),
+        "slurm_account": config["cluster"]["gpu"]["account"],
         "nodes": 1,
         "gpu": res["gpus"],
         "cpus_per_gpu": res["cpus_per_gpu"],
@@ -127,13 +127,13 @@ def rule_resource(config: dict, stage: str, key: str):
     docstring for how a retry grows them."""
     gpu = config["cluster"]["gpu"]
     if key == "runtime":
-        limit = None if stage in CHECKPOINTING else gpu.get("max_runtime")
+        limit = None if stage in CHECKPOINTING else gpu["max_runtime"]
         return lambda wc, attempt: grown(
             runtime_minutes(config, stage, wc.get("split")), attempt, limit
         )
     value = stage_resources(config, stage)[key]
     if key == "mem_mb":
-        return lambda wc, attempt: grown(value, attempt, gpu.get("max_mem_mb"))
+        return lambda wc, attempt: grown(value, attempt, gpu["max_mem_mb"])
     return value
 
 
@@ -150,14 +150,14 @@ def check_requests(config: dict) -> None:
     for stage in STAGES:
         res = stage_settings(config, stage)
         mem = res["mem_mb_per_gpu"] * res["gpus"]
-        if gpu.get("max_mem_mb") is not None and mem > gpu["max_mem_mb"]:
+        if gpu["max_mem_mb"] is not None and mem > gpu["max_mem_mb"]:
             raise InputError(
                 f"config keys cluster.gpu.{stage}: gpus x mem_mb_per_gpu = {res['gpus']} x "
                 f"{res['mem_mb_per_gpu']} = {mem} MB exceeds cluster.gpu.max_mem_mb="
                 f"{gpu['max_mem_mb']} (the most memory a node gives a job)"
             )
         minutes = max(runtime_minutes(config, stage, split) for split in ("train", "test"))
-        if gpu.get("max_runtime") is not None and minutes > gpu["max_runtime"]:
+        if gpu["max_runtime"] is not None and minutes > gpu["max_runtime"]:
             raise InputError(
                 f"config keys cluster.gpu.{stage}: a job asks for {minutes} minutes (runtime "
                 f"{res['runtime']} plus its items over throughput), more than "

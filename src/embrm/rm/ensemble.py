@@ -19,13 +19,7 @@ from embrm.io.atomic import atomic_path
 from embrm.io.errors import InputError
 from embrm.io.jsonio import write_json
 from embrm.rm.losses import pair_loss, plackett_luce
-from embrm.rm.options import (
-    adaptive_margin,
-    given_margin_source,
-    needs_strength,
-    setting,
-    uses_margin,
-)
+from embrm.rm.options import OrmSettings
 from embrm.rm.pairs import (
     Pairs,
     build_pairs,
@@ -66,13 +60,10 @@ def member_splits(n_pairs: int, seeds, val_fraction: float) -> np.ndarray:
     return val
 
 
-def member_names(orm_cfg: dict, task: str, seeds) -> list[str]:
-    prefix = "XPrompt" if orm_cfg["comparison"] == "cross_prompt" else "SamePrompt"
-    tail = (
-        f"{task}_n{orm_cfg['n_sample'] or 'all'}_q{orm_cfg['annotation_quality']}"
-        f"_first{orm_cfg['consider_first_n']}"
-    )
-    loss = setting(orm_cfg, "loss")
+def member_names(orm: OrmSettings, task: str, seeds) -> list[str]:
+    prefix = "XPrompt" if orm.comparison == "cross_prompt" else "SamePrompt"
+    tail = f"{task}_n{orm.n_sample or 'all'}_q{orm.annotation_quality}_first{orm.consider_first_n}"
+    loss = orm.pair_loss
     return [f"{prefix}_mlp_{loss}_{i}_seed{s}_{tail}.ckpt" for i, s in enumerate(seeds)]
 
 
@@ -153,50 +144,54 @@ def evaluate_pairs(
     return loss_mean, accuracy
 
 
-def golden_pairs(rewards: np.ndarray, orm_cfg: dict, seed: int) -> tuple[Pairs, float]:
-    """The simulated comparisons of ``orm_cfg`` over the train split's golden rewards."""
+def golden_pairs(rewards: np.ndarray, orm: OrmSettings, seed: int) -> tuple[Pairs, float]:
+    """The simulated comparisons of ``orm`` over the train split's golden rewards."""
     return build_pairs(
         rewards,
-        n_sample=orm_cfg["n_sample"],
-        consider_first_n=orm_cfg["consider_first_n"],
-        comparison=orm_cfg["comparison"],
-        n_pairs=orm_cfg["n_pairs"],
-        annotation_quality=orm_cfg["annotation_quality"],
-        reward_scale_setting=orm_cfg["reward_scale"],
+        n_sample=orm.n_sample,
+        consider_first_n=orm.consider_first_n,
+        comparison=orm.comparison,
+        n_pairs=orm.n_pairs,
+        annotation_quality=orm.annotation_quality,
+        reward_scale_setting=orm.reward_scale,
         seed=seed,
     )
 
 
-def training_pairs(rew, orm_cfg: dict, seed: int, *, pair_data: bool, source):
+def training_pairs(rew, orm: OrmSettings, seed: int, *, pair_data: bool, source):
     """``(pairs, scale)`` of step 5: the human pairs of preferences ``(N, 2)`` read from
     ``source`` (scale None: no golden reward), or the simulated comparisons of golden
     rewards ``(N, K)``."""
     if not pair_data:
-        pairs, scale = golden_pairs(rew, orm_cfg, seed)
+        pairs, scale = golden_pairs(rew, orm, seed)
         log.info("%d pairs, reward scale %.3f", len(pairs), scale)
         return pairs, scale
-    pairs = given_pairs(rew, n_sample=orm_cfg["n_sample"], source=source)
+    pairs = given_pairs(rew, n_sample=orm.n_sample, source=source)
     if len(pairs) < len(rew):
         log.warning("orm.n_sample=%d: %d of %d pairs", len(pairs), len(pairs), len(rew))
     return pairs, None
 
 
 def train_members(
-    emb, pairs: Pairs, *, orm_cfg: dict, seed: int, task: str, precision: str, margin=None
+    emb, pairs: Pairs, *, orm: OrmSettings, seed: int, task: str, precision: str, margin=None
 ):
     """Train all members on ``pairs`` (``margin`` ``(P,)``: the margin and hinge losses'
     per-pair margin), or on their rankings with ``orm.listwise``; returns the model in
     eval mode, the fit result and each member's name, seed, epochs and validation
     metrics."""
-    seeds = member_seeds(seed, orm_cfg["ensemble_number"])
-    if setting(orm_cfg, "listwise"):
+    seeds = member_seeds(seed, orm.ensemble_number)
+    data: ListData | PairData
+    if orm.listwise:
+        if pairs.ranking is None:
+            raise InputError("orm.listwise needs K-wise rankings (orm.consider_first_n > 2)")
         data = ListData(emb, pairs.ranking, storage_dtype(precision))
         item_loss = plackett_luce
+        n_items = len(data.lists)
     else:
         data = PairData(emb, pairs, storage_dtype(precision), margin)
-        item_loss = pair_loss(setting(orm_cfg, "loss"), setting(orm_cfg, "label_smoothing"))
-    n_items = len(data.lists) if setting(orm_cfg, "listwise") else len(pairs)
-    val_mask = member_splits(n_items, seeds, orm_cfg["val_fraction"])
+        item_loss = pair_loss(orm.pair_loss, orm.label_smoothing)
+        n_items = len(pairs)
+    val_mask = member_splits(n_items, seeds, orm.val_fraction)
     log.info(
         "%d items (pairs or rankings), %d members, %d validation items each",
         n_items,
@@ -204,25 +199,25 @@ def train_members(
         val_mask[0].sum(),
     )
     torch.manual_seed(seed)
-    model = StackedMLP(emb.shape[-1], orm_cfg["hidden_sizes"], seeds)
+    model = StackedMLP(emb.shape[-1], orm.hidden_sizes, seeds)
     result = fit(
         model,
         train_mask=~val_mask,
         val_mask=val_mask,
         item_loss=lambda mdl, idx: item_loss(data, mdl, idx),
-        val_score=val_score(setting(orm_cfg, "stopping"), data, item_loss, precision),
-        lr=orm_cfg["lr"],
-        batch_size=orm_cfg["batch_size"],
-        max_epochs=orm_cfg["max_epochs"],
-        checks_per_epoch=orm_cfg["checks_per_epoch"],
-        patience=orm_cfg["patience"],
+        val_score=val_score(orm.stopping, data, item_loss, precision),
+        lr=orm.lr,
+        batch_size=orm.batch_size,
+        max_epochs=orm.max_epochs,
+        checks_per_epoch=orm.checks_per_epoch,
+        patience=orm.patience,
         seed=seed,
         precision=precision,
-        ema=setting(orm_cfg, "weight_average"),
+        ema=orm.weight_average,
     )
     model.eval()
     val_loss, val_acc = evaluate_pairs(data, model, val_mask, item_loss, precision)
-    names = member_names(orm_cfg, task, seeds)
+    names = member_names(orm, task, seeds)
     members = [
         {
             "name": names[i],
@@ -244,7 +239,7 @@ def train_ensemble(
     rewards,
     ckpt,
     summary_json,
-    orm_cfg: dict,
+    orm: OrmSettings,
     seed: int,
     task: str,
     precision: str = "fp32",
@@ -266,8 +261,8 @@ def train_ensemble(
     (``{split}_pairs.jsonl``).
     """
     precision = resolve(precision)
-    given = given_margin_source(orm_cfg)
-    golden = uses_margin(orm_cfg) and not (given or adaptive_margin(orm_cfg))
+    given = orm.given_margin_source
+    golden = orm.uses_margin and not (given or orm.adaptive_margin)
     if pair_data and golden:
         raise InputError(
             "orm.margin_source=golden reads golden rewards, which pair data (data.source: "
@@ -275,18 +270,18 @@ def train_ensemble(
         )
     if given and (not pair_data or pairs_file is None):
         raise InputError("orm.margin_source=given reads the margin field of pair data")
-    if given and needs_strength(orm_cfg):
+    if given and orm.needs_strength:
         raise InputError("orm.margin_source=given keeps each pair's margin: no noise remedy")
     emb, rew = load_split(embeddings, rewards)
-    pairs, scale = training_pairs(rew, orm_cfg, seed, pair_data=pair_data, source=rewards)
+    pairs, scale = training_pairs(rew, orm, seed, pair_data=pair_data, source=rewards)
     remedy = None
     margin = None
-    if needs_strength(orm_cfg):
-        pairs, margin, remedy = apply_remedy(pairs, load_strength(strength, len(pairs)), orm_cfg)
+    if orm.needs_strength:
+        pairs, margin, remedy = apply_remedy(pairs, load_strength(strength, len(pairs)), orm)
     if given:
-        margin = given_margin(pairs_file, pairs, setting(orm_cfg, "margin_scale"))
-    elif margin is None and uses_margin(orm_cfg):
-        margin = golden_margin(rew, pairs, scale, setting(orm_cfg, "margin_scale"))
+        margin = given_margin(pairs_file, pairs, orm.margin_scale)
+    elif margin is None and orm.uses_margin:
+        margin = golden_margin(rew, pairs, scale, orm.margin_scale)
     return train_on_pairs(
         emb=emb,
         rew=rew,
@@ -294,7 +289,7 @@ def train_ensemble(
         scale=scale,
         ckpt=ckpt,
         summary_json=summary_json,
-        orm_cfg=orm_cfg,
+        orm=orm,
         seed=seed,
         task=task,
         precision=precision,
@@ -311,7 +306,7 @@ def train_on_pairs(
     scale: float,
     ckpt,
     summary_json,
-    orm_cfg: dict,
+    orm: OrmSettings,
     seed: int,
     task: str,
     precision: str,
@@ -327,10 +322,10 @@ def train_on_pairs(
     """
     precision = resolve(precision)
     model, result, members = train_members(
-        emb, pairs, orm_cfg=orm_cfg, seed=seed, task=task, precision=precision, margin=margin
+        emb, pairs, orm=orm, seed=seed, task=task, precision=precision, margin=margin
     )
     summary = {
-        "config": orm_cfg,
+        "config": orm.as_dict(),
         "seed": seed,
         "precision": precision,
         "n_pairs": len(pairs),
@@ -342,7 +337,7 @@ def train_on_pairs(
         "steps_per_epoch": result.steps_per_epoch,
         "history": result.history,
     }
-    save_ensemble(ckpt, model, orm_cfg["objective"], members)
+    save_ensemble(ckpt, model, orm.objective, members)
     write_json(summary_json, summary)
     return summary
 

@@ -1,62 +1,98 @@
-"""The optional ``orm`` keys of the loss variants and noise remedies, and their defaults.
+"""The ``orm`` section as typed, frozen settings, and what its loss variants imply.
 
-A config without these keys trains exactly as before: ``loss`` defaults to
-``orm.objective``, no smoothing, no remedy. Torch-free, so the workflow's parse-time
-checks can read it.
+Built once per experiment from the section the schema has completed (its ``default:``
+values written in, see :func:`embrm.workflow.schema.fill_defaults`), so nothing here
+repeats a default. Torch-free, so the workflow's parse-time checks can read it.
 """
 
 from __future__ import annotations
 
-# optional orm keys and the values that reproduce the original objectives
-DEFAULTS = {
-    "loss": None,  # None: orm.objective
-    "label_smoothing": 0.0,
-    "margin_source": "golden",
-    "margin_scale": 1.0,
-    "noise_remedy": "none",
-    "remedy_fraction": 0.1,
-    "listwise": False,  # Plackett-Luce on K-wise rankings instead of their pairs
-    "stopping": "loss",  # what early stopping measures (embrm.rm.stopping)
-    "weight_average": 0.0,  # EMA decay of the weights that are validated and kept; 0 = off
-}
+import dataclasses
+from collections.abc import Mapping
+from typing import Any
+
+from embrm.io.errors import InputError
+
+MARGIN_LOSSES = ("margin", "hinge")
 
 
-def setting(orm_cfg: dict, key: str):
-    """An optional ``orm`` key, or its default when the config does not name it. The
-    loss defaults to ``orm.objective``; ``noise_remedy: adaptive_margin`` turns ``bt``
-    into ``margin`` (with the strength as the margin)."""
-    value = orm_cfg.get(key, DEFAULTS[key])
-    if key == "loss":
-        value = value or orm_cfg["objective"]
-        if value == "bt" and setting(orm_cfg, "noise_remedy") == "adaptive_margin":
-            value = "margin"
-    return value
+@dataclasses.dataclass(frozen=True)
+class OrmSettings:
+    """Step 5's knobs (the schema's ``orm`` keys, described there)."""
 
+    n_sample: int | None
+    consider_first_n: int
+    comparison: str
+    n_pairs: int
+    annotation_quality: float
+    reward_scale: float | str
+    objective: str
+    ensemble_number: int
+    hidden_sizes: tuple[int, ...]
+    lr: float
+    batch_size: int
+    max_epochs: int
+    checks_per_epoch: int
+    patience: int
+    val_fraction: float
+    loss: str | None
+    label_smoothing: float
+    margin_source: str
+    margin_scale: float
+    noise_remedy: str
+    remedy_fraction: float
+    listwise: bool
+    stopping: str
+    weight_average: float
 
-def uses_margin(orm_cfg: dict) -> bool:
-    """Whether the loss reads a per-pair margin (margin and hinge; ``adaptive_margin``
-    makes bt a margin loss)."""
-    return setting(orm_cfg, "loss") in ("margin", "hinge")
+    @classmethod
+    def of(cls, orm: Mapping[str, Any]) -> OrmSettings:
+        """The settings of a complete ``orm`` section; a missing or unknown key is an
+        InputError naming it (a section that did not pass the schema)."""
+        names = [field.name for field in dataclasses.fields(cls)]
+        missing = [name for name in names if name not in orm]
+        unknown = sorted(set(orm) - set(names))
+        if missing or unknown:
+            raise InputError(
+                f"config section orm: missing keys {missing}, unknown keys {unknown} "
+                "(the schema fills the defaults: check the config against it first)"
+            )
+        return cls(**{**orm, "hidden_sizes": tuple(orm["hidden_sizes"])})
 
+    def as_dict(self) -> dict[str, Any]:
+        """The section as the config writes it (for summaries and JSON)."""
+        return {**dataclasses.asdict(self), "hidden_sizes": list(self.hidden_sizes)}
 
-def adaptive_margin(orm_cfg: dict) -> bool:
-    """Whether the margin loss takes its margin from a first ensemble's strength (not
-    from golden rewards): ``noise_remedy: adaptive_margin`` or ``margin_source:
-    adaptive``."""
-    return uses_margin(orm_cfg) and (
-        setting(orm_cfg, "noise_remedy") == "adaptive_margin"
-        or setting(orm_cfg, "margin_source") == "adaptive"
-    )
+    @property
+    def pair_loss(self) -> str:
+        """The loss trained: ``loss``, else ``objective``; ``noise_remedy:
+        adaptive_margin`` turns ``bt`` into ``margin`` (with the strength as margin)."""
+        loss = self.loss or self.objective
+        if loss == "bt" and self.noise_remedy == "adaptive_margin":
+            return "margin"
+        return loss
 
+    @property
+    def uses_margin(self) -> bool:
+        """Whether the loss reads a per-pair margin (margin and hinge)."""
+        return self.pair_loss in MARGIN_LOSSES
 
-def needs_strength(orm_cfg: dict) -> bool:
-    """Whether training reads a first ensemble's preference strength."""
-    return setting(orm_cfg, "noise_remedy") != "none" or (
-        setting(orm_cfg, "loss") in ("margin", "hinge")
-        and setting(orm_cfg, "margin_source") == "adaptive"
-    )
+    @property
+    def adaptive_margin(self) -> bool:
+        """Whether the margin comes from a first ensemble's strength (not from golden
+        rewards): ``noise_remedy: adaptive_margin`` or ``margin_source: adaptive``."""
+        return self.uses_margin and (
+            self.noise_remedy == "adaptive_margin" or self.margin_source == "adaptive"
+        )
 
+    @property
+    def needs_strength(self) -> bool:
+        """Whether training reads a first ensemble's preference strength."""
+        return self.noise_remedy != "none" or (
+            self.pair_loss in MARGIN_LOSSES and self.margin_source == "adaptive"
+        )
 
-def given_margin_source(orm_cfg: dict) -> bool:
-    """Whether the margin loss reads the pairs' own margins (``margin_source: given``)."""
-    return uses_margin(orm_cfg) and setting(orm_cfg, "margin_source") == "given"
+    @property
+    def given_margin_source(self) -> bool:
+        """Whether the margin loss reads the pairs' own margins (``margin_source: given``)."""
+        return self.uses_margin and self.margin_source == "given"

@@ -17,7 +17,7 @@ import numpy as np
 
 from embrm.data.arrays import open_array
 from embrm.io.errors import InputError
-from embrm.rm.options import adaptive_margin, setting
+from embrm.rm.options import OrmSettings
 from embrm.rm.pairs import Pairs
 
 
@@ -56,12 +56,12 @@ def detection(flagged: np.ndarray, noisy: np.ndarray) -> dict:
     }
 
 
-def apply_remedy(pairs: Pairs, strength: np.ndarray, orm_cfg: dict):
+def apply_remedy(pairs: Pairs, strength: np.ndarray, orm: OrmSettings):
     """``(pairs, margin or None, summary)`` after ``orm.noise_remedy``: ``flip`` or
     ``drop`` the lowest ``remedy_fraction``; ``adaptive_margin`` (or ``margin_source:
     adaptive``) keeps every pair with ``margin_scale * mean strength`` as its margin."""
-    remedy = setting(orm_cfg, "noise_remedy")
-    fraction = setting(orm_cfg, "remedy_fraction")
+    remedy = orm.noise_remedy
+    fraction = orm.remedy_fraction
     flagged = lowest(strength[:, 0], fraction)
     margin = None
     if remedy == "flip":
@@ -71,8 +71,8 @@ def apply_remedy(pairs: Pairs, strength: np.ndarray, orm_cfg: dict):
     elif remedy == "drop":
         keep = ~flagged
         pairs = Pairs(pairs.first[keep], pairs.second[keep], pairs.label[keep], pairs.k)
-    if adaptive_margin(orm_cfg):
+    if orm.adaptive_margin:
         kept = strength if remedy != "drop" else strength[~flagged]
-        margin = (setting(orm_cfg, "margin_scale") * kept[:, 0]).astype(np.float32)
+        margin = (orm.margin_scale * kept[:, 0]).astype(np.float32)
     changed = int(flagged.sum()) if remedy in ("flip", "drop") else 0
     return pairs, margin, {"remedy": remedy, "fraction": fraction, "pairs_changed": changed}

@@ -14,13 +14,14 @@ import re
 from collections.abc import Mapping
 
 from embrm.io.errors import InputError
-from embrm.rm.options import DEFAULTS, given_margin_source, setting
+from embrm.rm.options import OrmSettings
 from embrm.workflow.known_sizes import Size, check_known_sizes
 
 
 def check_config(config: dict) -> None:
     """Raise InputError naming the key whose value contradicts another."""
     orm = config["orm"]
+    settings = OrmSettings.of(orm)
     source = config["data"]["source"]
     if source == "generate":
         gen = config["generation"]
@@ -36,7 +37,7 @@ def check_config(config: dict) -> None:
             )
     if source == "pairs" and "pairs" not in config["data"]:
         raise InputError("config key data.pairs must describe the preference data for source=pairs")
-    if given_margin_source(orm) and source != "pairs":
+    if settings.given_margin_source and source != "pairs":
         raise InputError(
             "config key orm.margin_source=given reads the margin field of human pairs: it "
             f"needs data.source=pairs, got {source}"
@@ -54,32 +55,15 @@ def check_config(config: dict) -> None:
         raise InputError(
             f"config key distill.split must sum to 1, got {config['distill']['split']}"
         )
-    check_orm_options(orm)
+    check_orm_options(settings)
     sizes = check_known_sizes(config)
-    check_active(active_settings(config))
+    check_active(config["active"])
     if "k_train" in sizes and orm["n_sample"] is not None:
-        check_active_pool(active_settings(config), orm["n_sample"], sizes["k_train"])
+        check_active_pool(config["active"], orm["n_sample"], sizes["k_train"])
 
 
 # the selection strategies of `active.strategy` (embrm.active.selection)
 ACTIVE_STRATEGIES = ("random", "uncertainty", "dopt", "coreset")
-# the `active:` section's defaults (the schema lists the same ones); disabled, it adds
-# nothing to a run
-ACTIVE_DEFAULTS = {
-    "enabled": False,
-    "budget": 2000,
-    "rounds": 4,
-    "initial": 400,
-    "candidates": 10000,
-    "pool": "cross_prompt",
-    "strategy": ["random", "uncertainty", "dopt"],
-    "seeds": [0, 1, 2],
-}
-
-
-def active_settings(config: dict) -> dict:
-    """The `active:` section with its defaults filled in (absent: all defaults)."""
-    return {**ACTIVE_DEFAULTS, **(config.get("active") or {})}
 
 
 def round_sizes(active: dict) -> list[int]:
@@ -144,69 +128,64 @@ def check_active_training(config: dict) -> None:
     """The main run's active rounds (``active_curve``) need golden rewards for the
     simulated annotator, and ORM settings they can honour (:func:`check_active_orm`).
     Study points are checked by their own round jobs, if any are asked for."""
-    if not active_settings(config)["enabled"]:
+    if not config["active"]["enabled"]:
         return
     if config["data"]["source"] == "pairs":
         raise InputError(
             "config key active.enabled: active learning simulates the annotator from golden "
             "rewards, which data.source: pairs does not have"
         )
-    check_active_orm(config["orm"])
+    check_active_orm(OrmSettings.of(config["orm"]))
 
 
-def check_active_orm(orm: dict) -> None:
+def check_active_orm(orm: OrmSettings) -> None:
     """Active rounds draw pairs from the first ``orm.n_sample`` prompts and train the
     plain bt or clf loss on them: no settings they would silently drop."""
-    if orm["n_sample"] is None:
+    if orm.n_sample is None:
         raise InputError("config key orm.n_sample must be a number for active learning (is null)")
     dropped = {
-        "orm.loss": setting(orm, "loss") in ("margin", "hinge"),
-        "orm.noise_remedy": setting(orm, "noise_remedy") != "none",
-        "orm.listwise": bool(setting(orm, "listwise")),
+        "loss": (orm.pair_loss, orm.uses_margin),
+        "noise_remedy": (orm.noise_remedy, orm.noise_remedy != "none"),
+        "listwise": (orm.listwise, orm.listwise),
     }
-    for key, used in dropped.items():
+    for key, (value, used) in dropped.items():
         if used:
             raise InputError(
-                f"config key {key}={setting(orm, key.split('.')[1])!r} is not supported with "
+                f"config key orm.{key}={value!r} is not supported with "
                 "active.enabled: rounds train the plain bt or clf loss on the chosen pairs"
             )
 
 
-def check_orm_options(orm: dict) -> None:
+def check_orm_options(orm: OrmSettings) -> None:
     """The loss variants build on one score family: ``orm.objective`` names it, and the
     margin losses and remedies compare reward differences, which only ``bt`` has; K-wise
     rankings are one per prompt, and the listwise loss replaces the pairwise ones."""
-    loss = orm.get("loss")
-    if loss in ("bt", "clf") and loss != orm["objective"]:
+    if orm.loss in ("bt", "clf") and orm.loss != orm.objective:
         raise InputError(
-            f"config key orm.loss={loss} contradicts orm.objective={orm['objective']}; "
+            f"config key orm.loss={orm.loss} contradicts orm.objective={orm.objective}; "
             "set orm.objective (or leave orm.loss null)"
         )
-    adaptive = setting(orm, "noise_remedy") == "adaptive_margin"
-    if (adaptive or setting(orm, "loss") in ("margin", "hinge")) and orm["objective"] != "bt":
+    adaptive = orm.noise_remedy == "adaptive_margin"
+    if (adaptive or orm.uses_margin) and orm.objective != "bt":
         raise InputError(
-            f"config key orm.loss={setting(orm, 'loss')} (or orm.noise_remedy=adaptive_margin) "
-            f"needs orm.objective=bt, got {orm['objective']}"
+            f"config key orm.loss={orm.pair_loss} (or orm.noise_remedy=adaptive_margin) "
+            f"needs orm.objective=bt, got {orm.objective}"
         )
-    if given_margin_source(orm) and setting(orm, "noise_remedy") != "none":
+    if orm.given_margin_source and orm.noise_remedy != "none":
         raise InputError(
             "config key orm.margin_source=given keeps each pair's own margin, which a "
             "noise remedy (flip, drop) would contradict: set orm.noise_remedy=none"
         )
-    if setting(orm, "loss") == "hinge" and setting(orm, "label_smoothing"):
+    if orm.pair_loss == "hinge" and orm.label_smoothing:
         raise InputError("config key orm.label_smoothing applies to the BCE losses, not hinge")
-    k = orm["consider_first_n"]
-    if k > 2 and (orm["comparison"] != "within_prompt" or orm["n_pairs"] != 1):
+    k = orm.consider_first_n
+    if k > 2 and (orm.comparison != "within_prompt" or orm.n_pairs != 1):
         raise InputError(
             f"config key orm.consider_first_n={k} ranks k responses of one prompt: it needs "
             "orm.comparison=within_prompt and orm.n_pairs=1 (one ranking per prompt)"
         )
-    plain = (
-        setting(orm, "loss") == "bt"
-        and not setting(orm, "label_smoothing")
-        and setting(orm, "noise_remedy") == "none"
-    )
-    if setting(orm, "listwise") and (k <= 2 or not plain):
+    plain = orm.pair_loss == "bt" and not orm.label_smoothing and orm.noise_remedy == "none"
+    if orm.listwise and (k <= 2 or not plain):
         raise InputError(
             "config key orm.listwise needs K-wise rankings (orm.consider_first_n > 2) and "
             "the plain bt objective (no loss variant, smoothing or noise remedy)"
@@ -252,13 +231,6 @@ def retype_cli_config(config: dict, cli: Mapping) -> None:
             config[key] = retype(config.get(key), value)
 
 
-# keys added after configs existed: a config without them still takes them as overrides
-OPTIONAL_KEYS = {f"orm.{key}" for key in DEFAULTS} | {
-    "evaluation.conservative_lambdas",
-    "evaluation.uncertainty",
-}
-
-
 def with_overrides(config: dict, overrides: dict) -> dict:
     """A deep copy of ``config`` with dotted-key overrides (``orm.n_sample: 500``)."""
     out = copy.deepcopy(config)
@@ -269,7 +241,7 @@ def with_overrides(config: dict, overrides: dict) -> dict:
             if key not in node or not isinstance(node[key], dict):
                 raise InputError(f"override {dotted!r}: config has no section {key!r}")
             node = node[key]
-        if leaf not in node and dotted not in OPTIONAL_KEYS:
+        if leaf not in node:
             raise InputError(f"override {dotted!r}: config has no key {leaf!r}")
         node[leaf] = value
     return out

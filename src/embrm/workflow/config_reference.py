@@ -15,6 +15,8 @@ from pathlib import Path
 
 import yaml
 
+from embrm.workflow.schema import resolve
+
 SCHEMA = Path("workflow/schemas/config.schema.yaml")
 DEFAULTS = Path("config.yaml")
 PAGE = Path("docs/configuration.md")
@@ -34,17 +36,6 @@ are for: [usage.md](usage.md#configuration); the refusals:
 
 A key marked *optional* may be left out; `<name>` stands for a name you choose.
 """
-
-
-def resolve(node: Mapping, schema: Mapping) -> Mapping:
-    """``node`` with a local ``$ref`` followed (its own keys win over the target's)."""
-    ref = node.get("$ref")
-    if ref is None:
-        return node
-    target = schema
-    for part in ref.removeprefix("#/").split("/"):
-        target = target[part]
-    return {**resolve(target, schema), **{k: v for k, v in node.items() if k != "$ref"}}
 
 
 def type_text(node: Mapping, schema: Mapping) -> str:
@@ -110,6 +101,24 @@ def default_text_for(node: Mapping, default) -> str:
     if isinstance(default, Mapping) and node.get("properties"):
         return ""
     return default_text(default)
+
+
+def undescribed(node: Mapping, schema: Mapping, path: str = "") -> Iterator[str]:
+    """The dotted key of every property below ``node`` without a ``description:``
+    (its own or its ``$ref`` target's), inside ``oneOf``/``anyOf`` branches and
+    ``<name>`` maps too: the page gives every key a meaning."""
+    node = resolve(node, schema)
+    for key, sub in node.get("properties", {}).items():
+        where = f"{path}.{key}" if path else key
+        if not resolve(sub, schema).get("description"):
+            yield where
+        yield from undescribed(sub, schema, where)
+    for combiner in ("oneOf", "anyOf"):
+        for option in node.get(combiner, []):
+            yield from undescribed(option, schema, path)
+    free = node.get("additionalProperties")
+    if isinstance(free, Mapping):
+        yield from undescribed(free, schema, f"{path}.<name>")
 
 
 def render(schema: Mapping, defaults: Mapping) -> str:

@@ -9,11 +9,17 @@ required keys while ``config.yaml`` is absent from the working directory (``-d D
 ``type: integer`` is strict here: JSON Schema counts ``2.0`` as an integer, but the
 steps use the value as Python gives it (``range(2.0)`` fails after hours of data
 preparation), so a float where an integer is meant is refused, naming the key.
+
+The schema's ``default:`` values are the only defaults: :func:`check_schema` writes each
+absent key that has one into the config before validating it, so every step reads a
+complete section and no module keeps its own list of defaults.
 """
 
 from __future__ import annotations
 
+import copy
 import functools
+from collections.abc import Mapping
 from pathlib import Path
 
 import jsonschema
@@ -45,6 +51,38 @@ def _validator(schema_path: str, mtime_ns: int) -> jsonschema.Draft202012Validat
     return StrictValidator(yaml.safe_load(Path(schema_path).read_text()))
 
 
+def resolve(node: Mapping, schema: Mapping) -> Mapping:
+    """``node`` with a local ``$ref`` followed (its own keys win over the target's)."""
+    ref = node.get("$ref")
+    if ref is None:
+        return node
+    target = schema
+    for part in ref.removeprefix("#/").split("/"):
+        target = target[part]
+    return {**resolve(target, schema), **{k: v for k, v in node.items() if k != "$ref"}}
+
+
+def fill_defaults(config: dict, schema: Mapping) -> dict:
+    """Write the ``default:`` of every absent key into ``config`` (in place; returned).
+
+    Only plain ``properties`` are followed, into sections the config has or that a
+    default creates (``active: {}``), never the branches of ``oneOf``/``anyOf``: a
+    default there would be written before the branch is known to match."""
+
+    def fill(node: Mapping, instance) -> None:
+        if not isinstance(instance, dict):
+            return
+        for key, sub in resolve(node, schema).get("properties", {}).items():
+            sub = resolve(sub, schema)
+            if key not in instance and "default" in sub:
+                instance[key] = copy.deepcopy(sub["default"])
+            if key in instance:
+                fill(sub, instance[key])
+
+    fill(schema, config)
+    return config
+
+
 def _float_for_integer(error: jsonschema.ValidationError) -> jsonschema.ValidationError | None:
     """The error, of ``error`` or the alternatives of its ``oneOf``/``anyOf``, that is a
     float where an integer is meant; None if there is none."""
@@ -64,9 +102,10 @@ def _float_message(value: float) -> str:
 
 
 def check_schema(config: dict, schema_path: str | Path, where: str = "config") -> None:
-    """Raise InputError naming the first offending key of ``config`` (``where`` prefixes
-    the message, e.g. a study point)."""
+    """Fill ``config``'s defaults in place (:func:`fill_defaults`), then raise InputError
+    naming its first offending key (``where`` prefixes the message, e.g. a study point)."""
     validator = _validator(str(schema_path), Path(schema_path).stat().st_mtime_ns)
+    fill_defaults(config, validator.schema)
     errors = list(validator.iter_errors(config))
     floats = list(filter(None, map(_float_for_integer, errors)))
     error = floats[0] if floats else jsonschema.exceptions.best_match(errors)
