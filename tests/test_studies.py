@@ -3,10 +3,12 @@
 import copy
 import math
 import zipfile
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
+import yaml
 
 from embrm.data.importer import release_paths
 from embrm.data.layout import DataVariants, data_path
@@ -14,10 +16,54 @@ from embrm.evaluate.metrics import reliability
 from embrm.io.errors import InputError
 from embrm.workflow.config import with_overrides
 from embrm.workflow.cpu_resources import STEPS
+from embrm.workflow.schema import check_schema, fill_defaults
 from embrm.workflow.studies import EXPERIMENT, expand, point_config, study_points
 from embrm.workflow.study_table import aggregate, summarise
 
-from conftest import planned_jobs, run_snakemake, small_config, small_generation_config
+from conftest import (
+    SCHEMA,
+    planned_jobs,
+    run_snakemake,
+    small_config,
+    small_generation_config,
+)
+
+
+def schema_of(path: Path) -> dict:
+    return yaml.safe_load(path.read_text())
+
+
+def test_the_schema_fills_its_defaults_into_the_run_and_every_study_point():
+    cfg = small_config()
+    del cfg["active"], cfg["orm"]["loss"], cfg["orm"]["stopping"], cfg["cluster"]["gpu"]["account"]
+    cfg["evaluation"]["uncertainty"] = True  # a given value stays
+    cfg["studies"] = {"s": {"grid": {"orm.stopping": ["accuracy"]}}}
+    check_schema(cfg, SCHEMA)
+    assert cfg["orm"]["loss"] is None and cfg["orm"]["stopping"] == "loss"
+    assert cfg["cluster"]["gpu"]["account"] is None and cfg["evaluation"]["uncertainty"] is True
+    assert cfg["active"]["enabled"] is False and cfg["active"]["seeds"] == [0, 1, 2]
+    point = point_config(cfg, "results/studies/s/stopping=accuracy")
+    assert point["orm"]["stopping"] == "accuracy" and point["orm"]["loss"] is None
+    assert point["active"] == cfg["active"]
+    # a default is a fresh copy: changing one config's list leaves the next one's alone
+    cfg["active"]["seeds"].append(9)
+    assert fill_defaults({}, schema_of(SCHEMA))["active"]["seeds"] == [0, 1, 2]
+
+
+def test_defaults_inside_oneof_branches_are_never_written():
+    schema = {
+        "properties": {
+            "plain": {"type": "object", "default": {}, "properties": {"a": {"default": 1}}},
+            "either": {
+                "oneOf": [
+                    {"type": "null"},
+                    {"type": "object", "properties": {"b": {"default": 2}}},
+                ]
+            },
+        }
+    }
+    assert fill_defaults({"either": {}}, schema) == {"either": {}, "plain": {"a": 1}}
+    assert fill_defaults({"plain": {"a": 5}, "either": None}, schema)["plain"] == {"a": 5}
 
 
 def test_grid_times_seeds_gives_named_points():
