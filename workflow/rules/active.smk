@@ -20,7 +20,7 @@ rule active_initial:
         CPU_ENV
     params:
         active_cfg=active_cfg,
-        orm=lambda wc: cfg(wc)["orm"],
+        orm=exp_value("orm"),
         seed=lambda wc: int(wc.seed),
     script:
         "../scripts/active_initial.py"
@@ -48,11 +48,11 @@ rule active_select:
     threads: ALL_CORES
     params:
         active_cfg=active_cfg,
-        orm=lambda wc: cfg(wc)["orm"],
+        orm=exp_value("orm"),
         strategy=lambda wc: wc.strategy,
         seed=lambda wc: int(wc.seed),
         round_index=lambda wc: int(wc.round),
-        precision=lambda wc: cfg(wc)["precision"],
+        precision=exp_value("precision"),
     script:
         "../scripts/active_select.py"
 
@@ -78,10 +78,10 @@ rule active_train:
         CPU_ENV
     threads: ALL_CORES
     params:
-        orm=lambda wc: cfg(wc)["orm"],
+        orm=exp_value("orm"),
         seed=lambda wc: int(wc.seed),
-        task=lambda wc: cfg(wc)["task"],
-        precision=lambda wc: cfg(wc)["precision"],
+        task=exp_value("task"),
+        precision=exp_value("precision"),
     script:
         "../scripts/active_train.py"
 

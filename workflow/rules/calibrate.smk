@@ -25,9 +25,9 @@ rule calibrate_teacher:
         **cpu_resources("calibrate_teacher"),
     params:
         # only the keys this step reads: a student hyperparameter must not refit the map
-        split_fractions=lambda wc: cfg(wc)["distill"]["split"],
-        cv_folds=lambda wc: cfg(wc)["distill"]["cv_folds"],
-        seed=lambda wc: cfg(wc)["seed"],
+        split_fractions=exp_value("distill", "split"),
+        cv_folds=exp_value("distill", "cv_folds"),
+        seed=exp_value("seed"),
     script:
         "../scripts/calibrate_teacher.py"
 
@@ -57,9 +57,9 @@ rule distill_student:
         distill_cfg=lambda wc: experiments.check_student_name(
             cfg(wc), wc.task, wc.objective
         )["distill"],
-        seed=lambda wc: cfg(wc)["seed"],
-        chunk_prompts=lambda wc: cfg(wc)["evaluation"]["chunk_prompts"],
-        precision=lambda wc: cfg(wc)["precision"],
+        seed=exp_value("seed"),
+        chunk_prompts=exp_value("evaluation", "chunk_prompts"),
+        precision=exp_value("precision"),
     script:
         "../scripts/distill_student.py"
 
@@ -88,8 +88,8 @@ rule calibrate_student:
     resources:
         **cpu_resources("calibrate_student"),
     params:
-        distill_cfg=lambda wc: cfg(wc)["distill"],
-        seed=lambda wc: cfg(wc)["seed"],
+        distill_cfg=exp_value("distill"),
+        seed=exp_value("seed"),
     script:
         "../scripts/calibrate_student.py"
 

@@ -76,6 +76,19 @@ def cfg(wildcards):
     return experiments.exp_config(config, wildcards.exp, POINT_CONFIGS)
 
 
+def exp_value(*keys):
+    """Params function: the experiment folder's config value at ``keys`` (``"orm"``, or
+    ``"distill", "split"``)."""
+
+    def value(wildcards):
+        node = cfg(wildcards)
+        for key in keys:
+            node = node[key]
+        return node
+
+    return value
+
+
 def orm_settings(wildcards):
     """The experiment folder's typed `orm` section (embrm.rm.options.OrmSettings)."""
     return OrmSettings.of(cfg(wildcards)["orm"])

@@ -24,10 +24,10 @@ rule preference_strength:
         CPU_ENV
     threads: ALL_CORES
     params:
-        orm=lambda wc: cfg(wc)["orm"],
-        seed=lambda wc: cfg(wc)["seed"],
-        task=lambda wc: cfg(wc)["task"],
-        precision=lambda wc: cfg(wc)["precision"],
+        orm=exp_value("orm"),
+        seed=exp_value("seed"),
+        task=exp_value("task"),
+        precision=exp_value("precision"),
         pair_data=pair_data,
     script:
         "../scripts/preference_strength.py"
@@ -63,10 +63,10 @@ rule train_orm:
     resources:
         **cpu_resources("train_orm"),
     params:
-        orm=lambda wc: cfg(wc)["orm"],
-        seed=lambda wc: cfg(wc)["seed"],
-        task=lambda wc: cfg(wc)["task"],
-        precision=lambda wc: cfg(wc)["precision"],
+        orm=exp_value("orm"),
+        seed=exp_value("seed"),
+        task=exp_value("task"),
+        precision=exp_value("precision"),
         pair_data=pair_data,
     script:
         "../scripts/train_orm.py"
@@ -99,8 +99,8 @@ rule evaluate_orm:
     resources:
         **cpu_resources("evaluate_orm"),
     params:
-        eval_cfg=lambda wc: cfg(wc)["evaluation"],
-        seed=lambda wc: cfg(wc)["seed"],
-        precision=lambda wc: cfg(wc)["precision"],
+        eval_cfg=exp_value("evaluation"),
+        seed=exp_value("seed"),
+        precision=exp_value("precision"),
     script:
         "../scripts/evaluate_orm.py"

@@ -79,7 +79,7 @@ rule fit_pair_baseline:
         CPU_ENV
     threads: ALL_CORES
     params:
-        seed=lambda wc: cfg(wc)["seed"],
+        seed=exp_value("seed"),
     script:
         "../scripts/fit_pair_baseline.py"
 
@@ -113,7 +113,7 @@ rule evaluate_pairs:
         CPU_ENV
     threads: ALL_CORES
     params:
-        eval_cfg=lambda wc: cfg(wc)["evaluation"],
-        precision=lambda wc: cfg(wc)["precision"],
+        eval_cfg=exp_value("evaluation"),
+        precision=exp_value("precision"),
     script:
         "../scripts/evaluate_pairs.py"

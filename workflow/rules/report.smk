@@ -34,7 +34,7 @@ rule report_figures:
     conda:
         CPU_ENV
     params:
-        config=lambda wc: cfg(wc),
+        config=cfg,
         benchmark_dir=lambda wc: f"{wc.exp}/benchmarks",
     script:
         "../scripts/report_figures.py"
