@@ -19,7 +19,8 @@ from embrm.workflow.known_sizes import Size, check_known_sizes
 
 
 def check_config(config: dict) -> None:
-    """Raise InputError naming the key whose value contradicts another."""
+    """Raise InputError naming the key whose value contradicts another (``config``: as
+    :func:`embrm.workflow.schema.check_schema` completed it, defaults filled in)."""
     orm = config["orm"]
     settings = OrmSettings.of(orm)
     source = config["data"]["source"]
