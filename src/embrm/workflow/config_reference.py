@@ -34,7 +34,8 @@ before any job starts, and an unknown key is an error. A `--configfile` is merge
 are for: [usage.md](usage.md#configuration); the refusals:
 [bad_inputs.md](bad_inputs.md).
 
-A key marked *optional* may be left out; `<name>` stands for a name you choose.
+A key marked *optional* may be left out: where it has a default, the schema's `default:`
+is filled in before any step reads the config. `<name>` stands for a name you choose.
 """
 
 
