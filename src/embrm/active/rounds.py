@@ -123,12 +123,12 @@ def load_pairs(path) -> tuple[Pairs, np.ndarray, float]:
 
 def initial_round(*, rewards, pairs_out, active_cfg: dict, orm: OrmSettings, seed: int) -> Pairs:
     """Round 0: ``active.initial`` random pairs, labelled by the annotator."""
-    check_active_orm(orm)
+    n_sample = check_active_orm(orm)
     rew = open_array(rewards, 2)
     annotator = Annotator(rew, orm)
     rng = np.random.default_rng([seed, 0, 11])
     first, second = draw_pool(
-        orm.n_sample,
+        n_sample,
         rew.shape[1],
         pool=active_cfg["pool"],
         size=active_cfg["initial"],
@@ -159,15 +159,16 @@ def selection_round(
     fresh pool, judged by the previous round's ensemble; the annotator labels them."""
     if round_index > active_cfg["rounds"]:
         raise InputError(f"active: round {round_index} > active.rounds={active_cfg['rounds']}")
+    n_sample = check_active_orm(orm)
     precision = resolve(precision)
     emb = open_array(embeddings, 3)
     rew = open_array(rewards, 2)
     annotated, added_in, _ = load_pairs(previous_pairs)
     model, _ = load_ensemble(previous_ckpt, input_dim=emb.shape[-1])
-    n_ids = orm.n_sample * emb.shape[1]
+    n_ids = n_sample * emb.shape[1]
     rng = np.random.default_rng([seed, round_index, 11])
     first, second = draw_pool(
-        orm.n_sample,
+        n_sample,
         emb.shape[1],
         pool=active_cfg["pool"],
         size=active_cfg["candidates"],

@@ -139,9 +139,10 @@ def check_active_training(config: dict) -> None:
     check_active_orm(OrmSettings.of(config["orm"]))
 
 
-def check_active_orm(orm: OrmSettings) -> None:
+def check_active_orm(orm: OrmSettings) -> int:
     """Active rounds draw pairs from the first ``orm.n_sample`` prompts and train the
-    plain bt or clf loss on them: no settings they would silently drop."""
+    plain bt or clf loss on them: no settings they would silently drop. Returns
+    ``orm.n_sample``, the prompts the rounds draw from."""
     if orm.n_sample is None:
         raise InputError("config key orm.n_sample must be a number for active learning (is null)")
     dropped = {
@@ -155,6 +156,7 @@ def check_active_orm(orm: OrmSettings) -> None:
                 f"config key orm.{key}={value!r} is not supported with "
                 "active.enabled: rounds train the plain bt or clf loss on the chosen pairs"
             )
+    return orm.n_sample
 
 
 def check_orm_options(orm: OrmSettings) -> None:
