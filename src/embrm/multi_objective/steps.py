@@ -54,8 +54,8 @@ def read_split(*, ratings: str, attributes: str, embeddings: str, names: list[st
         )
     group = np.unique([r["prompt"] for r in rows], return_inverse=True)[1]
     return RatedSplit(
-        x=np.asarray(emb[:, 1], dtype=np.float32),
-        context=np.asarray(emb[:, 0], dtype=np.float32),
+        x=np.array(emb[:, 1], dtype=np.float32),
+        context=np.array(emb[:, 0], dtype=np.float32),
         ratings=values.astype(np.float64),
         preference=np.array([r["preference"] for r in rows], dtype=np.float64),
         group=group,
