@@ -85,9 +85,10 @@ def data_file(kind, split):
 
 def label_file(split):
     """Input function: what labels the experiment's pairs: golden rewards (N, K), or
-    the human preferences (N, 2) of pair data."""
+    the human preferences (N, 2) of pair data. Rated responses have neither: asking
+    for rewards makes data_path refuse, saying what runs on them."""
     return lambda wc: data_layout.data_path(
-        cfg(wc), data_layout.LABELS[cfg(wc)["data"]["source"]], split
+        cfg(wc), data_layout.LABELS.get(cfg(wc)["data"]["source"], "rewards"), split
     )
 
 
