@@ -40,12 +40,16 @@ rule all:
         # the main run's last steps; the DAG brings in every step before them. Pair
         # data end at step 6: steps 7-8, best-of-N and the report figures read golden
         # rewards, which human labels are not (see pairs.smk)
-        # rated responses end at the multi-objective heads' evaluation (ratings.smk)
+        # rated responses end at the multi-objective heads' evaluation and bundle
+        # (ratings.smk)
         (
             outputs_of(rules.evaluate_pairs, MAIN)
             if PAIR_DATA
             else (
-                outputs_of(rules.evaluate_multi_objective, MAIN)
+                [
+                    outputs_of(rules.evaluate_multi_objective, MAIN),
+                    outputs_of(rules.multi_objective_model, MAIN),
+                ]
                 if RATING_DATA
                 else [
                     outputs_of(rules.validate_variants, MAIN),

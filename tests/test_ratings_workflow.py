@@ -5,11 +5,13 @@ the parts of the run that are refused for ratings before any job."""
 import copy
 import json
 
+import httpx
 import numpy as np
 import pytest
 import yaml
 from snakemake.utils import update_config
 
+from embrm import RewardModel
 from embrm.data.layout import data_path
 from embrm.data.planted_rating_texts import planted_rating_records
 from embrm.data.planted_ratings import planted_ratings
@@ -20,7 +22,7 @@ from embrm.multi_objective.steps import evaluate_multi_objective, fit_multi_obje
 from embrm.workflow.config import check_config
 from embrm.workflow.schema import check_schema
 
-from conftest import ROOT, planned_jobs, run_snakemake
+from conftest import ROOT, embrm_serve, planned_jobs, run_snakemake
 
 SCHEMA = ROOT / "workflow" / "schemas" / "config.schema.yaml"
 NAMES = ["a0", "a1", "a2", "length"]
@@ -114,6 +116,7 @@ def test_the_ratings_workflow_fits_and_evaluates_the_heads_on_planted_texts(tmp_
     personal = np.array(["feeling" in p for p in prompts])
     assert personal.any() and (~personal).any()
     assert weights[personal, 0].mean() > 0.65 and weights[~personal, 1].mean() > 0.65
+    check_served_bundle(tmp_path, rows, emb, weights)
     # the ORM's steps need pairs or golden rewards: asked for, they are refused by name
     proc = run_snakemake(tmp_path, cfg, "results/orm/training.json", "-n", check=False)
     assert proc.returncode != 0
@@ -132,6 +135,7 @@ def test_the_ratings_preset_plans_the_multi_objective_steps_only(tmp_path):
         "embed_ratings": 2,
         "fit_multi_objective": 1,
         "evaluate_multi_objective": 1,
+        "multi_objective_model": 1,
         "all": 1,
     }
 
@@ -162,3 +166,39 @@ def test_what_ratings_cannot_run_is_refused_saying_what_runs():
     del bad["multi_objective"]
     with pytest.raises(InputError, match="multi_objective is needed for data.source=ratings"):
         check_config(bad)
+
+
+def check_served_bundle(workdir, rows, emb, weights):
+    """The run's multi-objective bundle, loaded and over HTTP, gives the heads' gated
+    reward and each attribute's rating and weight in extra_logs."""
+    bundle = workdir / "results" / "multi_objective" / "reward_model"
+    heads = load_heads(workdir / "results" / "multi_objective")
+    rm = RewardModel.from_pretrained(bundle, device="cpu")
+    texts = [r["prompt"] + r["responses"][1] for r in rows[:6]]
+    reward, extras = rm.rewards_and_spread(texts)
+    # the server embeds the prompt part of each text itself: the run's own embeddings
+    expected, _ = heads.score(emb[:6, 1], emb[:6, 0])
+    np.testing.assert_allclose(reward, expected, rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(extras[:, 2:], weights[:6], atol=1e-4)
+    with embrm_serve(bundle, workdir / "serve.log") as url:
+        payload = {"query": texts, "prompts": [r["prompt"] for r in rows[:6]]}
+        reply = httpx.post(f"{url}/get_reward", json=payload, timeout=60)
+        assert reply.status_code == 200, reply.text
+        body = reply.json()
+        np.testing.assert_allclose(body["rewards"], expected, rtol=1e-4, atol=1e-4)
+        logs = body["extra_logs"]
+        assert set(logs) == {
+            "politeness",
+            "detail",
+            "politeness_weight",
+            "detail_weight",
+            "split_at_prompt",
+            "unrecognised_format",
+        }
+        ratings = heads.attribute_scores(emb[:6, 1])
+        np.testing.assert_allclose(logs["politeness"], ratings[:, 0], atol=1e-4)
+        np.testing.assert_allclose(logs["detail_weight"], weights[:6, 1], atol=1e-4)
+        assert logs["split_at_prompt"] == [1.0] * 6
+        assert all(0 <= s <= 1 for s in body["scores"])
+        health = httpx.get(f"{url}/health", timeout=10).json()
+        assert health["head"] == "gated"

@@ -221,10 +221,11 @@ def bundle_embedding(wc):
     """The step-4 settings behind the experiment's embeddings: the bundle embeds new
     text exactly as the training text was embedded."""
     c = cfg(wc)
-    if c["data"]["source"] != "generate":
+    if c["data"]["source"] not in ("generate", "ratings"):
         raise WorkflowError(
-            f"{wc.exp}/reward_model: a bundle needs an embedder for text, so "
-            f"data.source must be generate (is {c['data']['source']})"
+            f"{wc.exp}: a bundle needs an embedder for text, so data.source must be "
+            f"generate (or ratings, for the multi-objective bundle; is "
+            f"{c['data']['source']})"
         )
     return DATA.embedding(data_layout.embedder_tag(c))
 
@@ -248,6 +249,20 @@ def bundle_run(wc):
             f"golden reward model `{gen['golden']['models'][c['task']]['model']}`; "
             f"ORM pairs from {c['orm']['n_sample']} train prompts, annotation quality "
             f"{c['orm']['annotation_quality']}."
+        ),
+    }
+
+
+def ratings_run(wc):
+    """Task and a one-line description of the rated responses, for the bundle's config."""
+    c = cfg(wc)
+    ratings = c["data"]["ratings"]
+    return {
+        "task": c["task"],
+        "data": (
+            f"Rated responses from `{ratings['source']}`, attributes "
+            f"{', '.join(ratings['attributes'])}; gating pairs by {ratings['pair_recipe']} "
+            f"of {ratings['preference'] or 'the mean of the attributes'}."
         ),
     }
 

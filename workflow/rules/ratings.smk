@@ -1,7 +1,8 @@
 """Rated responses (data.source: ratings): read and split them, embed each as the prompt
 alone and prompt + response with the step-4 rules (same embedder settings, shards and
 GPU requests), fit ArmoRM-style heads (per-attribute ridge, optional length
-decorrelation, a gating network of the prompt) and evaluate them on the test split.
+decorrelation, a gating network of the prompt), evaluate them on the test split and
+bundle them for `embrm serve` (the gated reward, per-attribute ratings in extra_logs).
 Steps 5-8 need pairs or golden rewards and are not run for rated responses.
 """
 
@@ -109,3 +110,32 @@ rule evaluate_multi_objective:
         seed=lambda wc: cfg(wc)["seed"],
     script:
         "../scripts/evaluate_multi_objective.py"
+
+
+rule multi_objective_model:
+    input:
+        tensors=rules.fit_multi_objective.output.tensors,
+        settings=rules.fit_multi_objective.output.settings,
+        # the gated reward's range on the train split scales the server's 0-1 scores
+        train_embeddings=data_file("embeddings", "train"),
+        # a model the workflow builds is copied into the bundle
+        embedder=lambda wc: (
+            [bundle_embedder_path(wc)]
+            if bundle_embedding(wc)["model"] == "tiny"
+            else []
+        ),
+    output:
+        bundle=directory("{exp}/multi_objective/reward_model"),
+    log:
+        "{exp}/logs/multi_objective_model.log",
+    benchmark:
+        "{exp}/benchmarks/multi_objective_model.tsv"
+    localrule: True
+    conda:
+        CPU_ENV
+    params:
+        embedding=bundle_embedding,
+        embedder_path=bundle_embedder_path,
+        run=ratings_run,
+    script:
+        "../scripts/multi_objective_model.py"
