@@ -173,6 +173,8 @@ def check_served_bundle(workdir, rows, emb, weights):
     reward and each attribute's rating and weight in extra_logs."""
     bundle = workdir / "results" / "multi_objective" / "reward_model"
     heads = load_heads(workdir / "results" / "multi_objective")
+    with pytest.raises(InputError, match="no ensemble spread"):
+        RewardModel.from_pretrained(bundle, device="cpu", conservative=1.0)
     rm = RewardModel.from_pretrained(bundle, device="cpu")
     texts = [r["prompt"] + r["responses"][1] for r in rows[:6]]
     reward, extras = rm.rewards_and_spread(texts)

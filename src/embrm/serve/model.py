@@ -69,6 +69,11 @@ class RewardModel:
             raise InputError(f"head must be one of {', '.join(config['heads'])}: {self.head!r}")
         # multi-objective heads also read the prompt's own embedding (embrm.serve.gated)
         self.gated = config.get("kind") == gated.KIND
+        if self.gated and conservative:
+            raise InputError(
+                f"conservative={conservative}: a multi-objective bundle has no ensemble "
+                "spread to be conservative with"
+            )
         if self.head in TYING_HEADS:
             log.warning(
                 "head %s is a staircase: distinct responses in one flat step get the same "
