@@ -4,6 +4,7 @@ the parts of the run that are refused for ratings before any job."""
 
 import copy
 import json
+from collections import Counter
 
 import httpx
 import numpy as np
@@ -15,6 +16,7 @@ from embrm import RewardModel
 from embrm.data.layout import data_path
 from embrm.data.planted_rating_texts import planted_rating_records
 from embrm.data.planted_ratings import planted_ratings
+from embrm.generation.preferences import load_records, parse_records
 from embrm.io.errors import InputError
 from embrm.io.jsonio import read_json, read_jsonl
 from embrm.multi_objective.heads import load_heads
@@ -204,3 +206,42 @@ def check_served_bundle(workdir, rows, emb, weights):
         assert all(0 <= s <= 1 for s in body["scores"])
         health = httpx.get(f"{url}/health", timeout=10).json()
         assert health["head"] == "gated"
+
+
+HH_PAIRS = ROOT / "tests" / "data" / "hh-rlhf-harmless-base-test.jsonl.gz"
+
+
+def hh_ratings(path, n_pairs):
+    """The first ``n_pairs`` shipped HH-RLHF harmless pairs as rated responses: chosen
+    rated harmless 1, rejected 0, and each response's real length in words."""
+    records = load_records(str(HH_PAIRS), "train")
+    pairs = parse_records(records, source=str(HH_PAIRS), max_pairs=n_pairs, counts=Counter())
+    rows = [
+        {"prompt": p["prompt"], "response": p[side], "harmless": int(side == "chosen")}
+        | {"words": len(p[side].split())}
+        for p in pairs
+        for side in ("chosen", "rejected")
+    ]
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return path
+
+
+@pytest.mark.workflow
+def test_a_real_data_check_on_the_shipped_hh_pairs(tmp_path):
+    """Real text, measured in docs/multi_objective.md: the responses' real length is
+    recovered from MiniLM embeddings (Spearman 0.48 on 160 test responses); the binary
+    harmless rating of 640 train responses is not (test pair accuracy 0.51)."""
+    cfg = ratings_config()
+    cfg["data"]["ratings"].update(
+        name="hh",
+        source=str(hh_ratings(tmp_path / "hh_ratings.jsonl", 400)),
+        attributes=["harmless", "words"],
+        preference="harmless",
+        pair_recipe="best_vs_random",
+    )
+    cfg["generation"]["embedding"].update(max_length=96)
+    run_snakemake(tmp_path, cfg, "results/multi_objective/eval.json")
+    res = read_json(tmp_path / "results" / "multi_objective" / "eval.json")
+    assert res["pairs"]["pairs"] == res["prompts"]  # one chosen/rejected pair per prompt
+    assert res["attributes"]["words"]["spearman"] > 0.3
+    assert 0 <= res["pair_accuracy"] <= 1 and res["mean_weights"].keys() == {"harmless", "words"}
