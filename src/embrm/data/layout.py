@@ -48,8 +48,9 @@ EXTENSIONS = {"samples": "jsonl", "pairs": "jsonl", "ratings": "jsonl", "report"
 # what rated responses have, and the steps that run on them
 RATING_KINDS = ("ratings", "attributes", "embeddings")
 RATINGS_RUN = (
-    "data.source: ratings runs prepare_ratings, embed_ratings, fit_multi_objective and "
-    "evaluate_multi_objective (target `all`, see docs/multi_objective.md)"
+    "data.source: ratings runs prepare_ratings, embed_ratings, fit_multi_objective, "
+    "evaluate_multi_objective and multi_objective_model (target `all`, see "
+    "docs/multi_objective.md)"
 )
 UNSAFE = re.compile(r"[^A-Za-z0-9._+-]")
 
@@ -91,7 +92,7 @@ def data_path(config: dict, kind: str, split: str) -> str:
     if source == "ratings" and kind not in RATING_KINDS:
         raise InputError(
             f"rated responses (data.source: ratings) have no {kind}: steps 5-8 (the ORM "
-            f"ensemble, its evaluation, calibration, the bundle), studies and active "
+            f"ensemble, its evaluation, calibration, its bundle), studies and active "
             f"learning need pairs or golden rewards. {RATINGS_RUN}"
         )
     if source == "pairs" and kind == "rewards":

@@ -147,11 +147,10 @@ def check_ratings_run(config: dict) -> None:
     """Rated responses train the multi-objective heads only: their sections must exist,
     and the parts of the run that need pairs or golden rewards are refused, saying what
     runs instead."""
-    for key, where in (("ratings", config["data"]), ("multi_objective", config)):
-        if key not in where:
-            raise InputError(
-                f"config key {'data.' * (key == 'ratings')}{key} is needed for data.source=ratings"
-            )
+    if "ratings" not in config["data"]:
+        raise InputError("config key data.ratings is needed for data.source=ratings")
+    if "multi_objective" not in config:
+        raise InputError("config key multi_objective is needed for data.source=ratings")
     names = config["data"]["ratings"]["attributes"]
     length = config["multi_objective"]["length_attribute"]
     if length is not None and length not in names:
