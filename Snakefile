@@ -21,6 +21,7 @@ include: "workflow/rules/data.smk"
 include: "workflow/rules/generate.smk"
 include: "workflow/rules/orm.smk"
 include: "workflow/rules/pairs.smk"
+include: "workflow/rules/ratings.smk"
 include: "workflow/rules/calibrate.smk"
 include: "workflow/rules/serve.smk"
 include: "workflow/rules/studies.smk"
@@ -39,13 +40,22 @@ rule all:
         # the main run's last steps; the DAG brings in every step before them. Pair
         # data end at step 6: steps 7-8, best-of-N and the report figures read golden
         # rewards, which human labels are not (see pairs.smk)
+        # rated responses end at the multi-objective heads' evaluation and bundle
+        # (ratings.smk)
         (
             outputs_of(rules.evaluate_pairs, MAIN)
             if PAIR_DATA
-            else [
-                outputs_of(rules.validate_variants, MAIN),
-                outputs_of(rules.report_figures, MAIN),
-            ]
+            else (
+                [
+                    outputs_of(rules.evaluate_multi_objective, MAIN),
+                    outputs_of(rules.multi_objective_model, MAIN),
+                ]
+                if RATING_DATA
+                else [
+                    outputs_of(rules.validate_variants, MAIN),
+                    outputs_of(rules.report_figures, MAIN),
+                ]
+            )
         ),
         # the bundle embeds text, so it exists where the run embedded text itself
         (

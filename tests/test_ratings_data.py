@@ -50,6 +50,7 @@ def _cfg(source, **kw):
         "seed": 0,
         "max_responses": None,
         "attributes": ATTRIBUTES,
+        "preference": None,
         **kw,
     }
 
@@ -71,7 +72,7 @@ def test_a_local_file_splits_by_prompt_and_keeps_every_rating(tmp_path):
     assert (len(train), len(test)) == (12, 6)
     assert not {r["prompt"] for r in train} & {r["prompt"] for r in test}
     assert {r["prompt"] for r in train + test} == {f"{H} question {p}{A}" for p in range(6)}
-    assert train[0]["responses"] == [" answer 0: word"]
+    assert train[0]["responses"] == ["", " answer 0: word"]
     values = np.load(out_a["train"])
     assert values.shape == (12, 2) and values.dtype == np.float32
     assert values.tolist() == [[r["ratings"][a] for a in ATTRIBUTES] for r in train]
@@ -120,7 +121,7 @@ def test_pairs_from_read_ratings_carry_the_rating_gap_as_margin(tmp_path):
 @pytest.mark.parametrize(
     ("change", "message"),
     [
-        ({"helpfulness": None}, "record 4: no attribute field 'helpfulness'"),
+        ({"helpfulness": None}, "record 4: no rating field 'helpfulness'"),
         ({"verbosity": "long"}, "record 4: field 'verbosity' must be a number, found 'long'"),
         ({"verbosity": "nan"}, "record 4: field 'verbosity' must be a finite number"),
         ({"helpfulness": True}, "record 4: field 'helpfulness' must be a number, found True"),
@@ -149,3 +150,14 @@ def test_a_numeric_string_reads_as_its_number_and_bad_settings_are_refused(tmp_p
     source = _write(tmp_path / "r.jsonl", _records())
     with pytest.raises(InputError, match="data.ratings.attributes must name distinct"):
         _prepare(tmp_path, _cfg(source, attributes=["verbosity", "verbosity"]))
+
+
+def test_the_preference_is_the_named_field_or_the_mean_of_the_attributes():
+    records = [{**r, "overall": 10 - i} for i, r in enumerate(_records())]
+    read = dict(source="r.jsonl", attributes=ATTRIBUTES, max_responses=3, counts=Counter())
+    assert [r["preference"] for r in parse_ratings(records, **read)] == [1.0, 2.0, 3.0]
+    rows = parse_ratings(records, **read, preference="overall")
+    assert [r["preference"] for r in rows] == [10.0, 9.0, 8.0]
+    del records[1]["overall"]
+    with pytest.raises(InputError, match="record 1: no rating field 'overall' .*preference"):
+        parse_ratings(records, **read, preference="overall")

@@ -45,6 +45,8 @@ for _exp, _point in POINT_CONFIGS.items():
 DATA = data_layout.DataVariants(config, list(POINT_CONFIGS.values()))
 # human preference pairs end at step 6 (no golden reward for steps 7-8)
 PAIR_DATA = config["data"]["source"] == "pairs"
+# rated responses train the multi-objective heads only (ratings.smk)
+RATING_DATA = config["data"]["source"] == "ratings"
 
 # the main run's experiment folder; study points live under it (embrm.workflow.paths)
 MAIN = RESULTS
@@ -101,9 +103,10 @@ def data_file(kind, split):
 
 def label_file(split):
     """Input function: what labels the experiment's pairs: golden rewards (N, K), or
-    the human preferences (N, 2) of pair data."""
+    the human preferences (N, 2) of pair data. Rated responses have neither: asking
+    for rewards makes data_path refuse, saying what runs on them."""
     return lambda wc: data_layout.data_path(
-        cfg(wc), data_layout.LABELS[cfg(wc)["data"]["source"]], split
+        cfg(wc), data_layout.LABELS.get(cfg(wc)["data"]["source"], "rewards"), split
     )
 
 
@@ -256,10 +259,11 @@ def bundle_embedding(wc):
     """The step-4 settings behind the experiment's embeddings: the bundle embeds new
     text exactly as the training text was embedded."""
     c = cfg(wc)
-    if c["data"]["source"] != "generate":
+    if c["data"]["source"] not in ("generate", "ratings"):
         raise WorkflowError(
-            f"{wc.exp}/reward_model: a bundle needs an embedder for text, so "
-            f"data.source must be generate (is {c['data']['source']})"
+            f"{wc.exp}: a bundle needs an embedder for text, so data.source must be "
+            f"generate (or ratings, for the multi-objective bundle; is "
+            f"{c['data']['source']})"
         )
     return DATA.embedding(data_layout.embedder_tag(c))
 
@@ -283,6 +287,20 @@ def bundle_run(wc):
             f"golden reward model `{gen['golden']['models'][c['task']]['model']}`; "
             f"ORM pairs from {c['orm']['n_sample']} train prompts, annotation quality "
             f"{c['orm']['annotation_quality']}."
+        ),
+    }
+
+
+def ratings_run(wc):
+    """Task and a one-line description of the rated responses, for the bundle's config."""
+    c = cfg(wc)
+    ratings = c["data"]["ratings"]
+    return {
+        "task": c["task"],
+        "data": (
+            f"Rated responses from `{ratings['source']}`, attributes "
+            f"{', '.join(ratings['attributes'])}; gating pairs by {ratings['pair_recipe']} "
+            f"of {ratings['preference'] or 'the mean of the attributes'}."
         ),
     }
 
@@ -323,25 +341,49 @@ def point_group(wildcards):
 CPU_GROUP = point_group if CPU_SUBMIT else None
 
 
-def pairs_settings(wc):
-    """data.pairs of the folder; a local source relative to the working directory, else
+def resolved_source(settings, section, what):
+    """A data section whose local source is made relative to the working directory, else
     to the repository (so config/pairs_hh_harmless.yaml works with any --directory)."""
-    settings = DATA.pairs(wc.dataset)
     source = gen_models.resolve_file(settings["source"], workflow.basedir)
     if not os.path.exists(source):
-        gen_preferences.check_source(settings["source"])  # a hub id, or an error
+        gen_preferences.check_source(
+            settings["source"], section, what
+        )  # a hub id, or an error
         return settings
     return {**settings, "source": source}
 
 
-def pairs_source(wc):
-    """The local file the pairs come from (none for a hub dataset)."""
-    source = pairs_settings(wc)["source"]
-    return [source] if os.path.exists(source) else []
+def pairs_settings(wc):
+    """data.pairs of the folder, its local source resolved."""
+    return resolved_source(DATA.pairs(wc.dataset), "data.pairs", "preference")
+
+
+def ratings_settings(wc):
+    """data.ratings of the folder, its local source resolved."""
+    return resolved_source(DATA.ratings(wc.dataset), "data.ratings", "ratings")
+
+
+def local_source(settings):
+    """Input function: the local file a data section's records come from (none for a hub
+    dataset)."""
+
+    def files(wc):
+        source = settings(wc)["source"]
+        return [source] if os.path.exists(source) else []
+
+    return files
 
 
 def pairs_file(wc):
     """The pairs of one split, as step 4 reads samples: prompt and two responses."""
     return getattr(rules.prepare_pairs.output, f"{wc.split}_pairs").format(
+        dataset=wc.dataset
+    )
+
+
+def ratings_file(wc):
+    """The rated responses of one split, as step 4 reads samples: the prompt and two
+    texts, the prompt alone ("") and the response."""
+    return getattr(rules.prepare_ratings.output, f"{wc.split}_ratings").format(
         dataset=wc.dataset
     )

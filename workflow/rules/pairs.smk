@@ -7,7 +7,7 @@ best-of-N and the report figures need golden rewards and are not run for pair da
 
 rule prepare_pairs:
     input:
-        source=pairs_source,
+        source=local_source(pairs_settings),
     output:
         **{
             f"{split}_{kind}": data_layout.file_pattern("pairs", kind).replace(

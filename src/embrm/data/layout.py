@@ -10,7 +10,11 @@ step 5-8 knobs share one folder, and points that change the data side get their 
 - synthetic: ``results/data/synthetic/``;
 - human preference pairs: ``results/data/pairs/<name>/{split}_{pairs.jsonl,preferences.npy}``
   and ``results/data/pairs/<name>/<embedder>_<pooling>/{split}_embeddings.npy``
-  (``(N, 2, D)``; see :mod:`embrm.generation.preferences`).
+  (``(N, 2, D)``; see :mod:`embrm.generation.preferences`);
+- rated responses: ``results/data/ratings/<name>/{split}_{ratings.jsonl,attributes.npy}``
+  and ``results/data/ratings/<name>/<embedder>_<pooling>/{split}_embeddings.npy``
+  (``(R, 2, D)``: the prompt alone, then prompt + response; see
+  :mod:`embrm.generation.ratings`).
 
 A folder name maps back to the settings that build it through :class:`DataVariants`,
 which the generation and import rules read their parameters from.
@@ -30,6 +34,7 @@ FOLDERS = {
     "import": f"{DATA}/import/{{tag}}",
     "generate": f"{DATA}/generate/{{policy}}",
     "pairs": f"{DATA}/pairs/{{dataset}}",
+    "ratings": f"{DATA}/ratings/{{dataset}}",
 }
 # the array that labels the train split for step 5: golden rewards (N, K) from which the
 # simulated annotator draws pairs, or the human preferences (N, 2) of pair data
@@ -39,7 +44,14 @@ LABELS = {
     "generate": "rewards",
     "pairs": "preferences",
 }
-EXTENSIONS = {"samples": "jsonl", "pairs": "jsonl", "report": "json"}
+EXTENSIONS = {"samples": "jsonl", "pairs": "jsonl", "ratings": "jsonl", "report": "json"}
+# what rated responses have, and the steps that run on them
+RATING_KINDS = ("ratings", "attributes", "embeddings")
+RATINGS_RUN = (
+    "data.source: ratings runs prepare_ratings, embed_ratings, fit_multi_objective, "
+    "evaluate_multi_objective and multi_objective_model (target `all`, see "
+    "docs/multi_objective.md)"
+)
 UNSAFE = re.compile(r"[^A-Za-z0-9._+-]")
 
 
@@ -67,15 +79,22 @@ def file_pattern(source: str, kind: str) -> str:
     for generated data) with ``{split}`` and the source's folder wildcards; the rules'
     outputs and :func:`data_path` both use it."""
     folder = FOLDERS[source]
-    if source in ("generate", "pairs") and kind == "embeddings":
+    if source in ("generate", "pairs", "ratings") and kind == "embeddings":
         folder += "/{embedder}"
     return f"{folder}/{{split}}_{kind}.{EXTENSIONS.get(kind, 'npy')}"
 
 
 def data_path(config: dict, kind: str, split: str) -> str:
     """Canonical array of one split: kind is ``embeddings`` (N, K, D) or ``rewards`` (N, K);
-    for pair data ``embeddings`` (N, 2, D), ``preferences`` (N, 2) or ``pairs``."""
+    for pair data ``embeddings`` (N, 2, D), ``preferences`` (N, 2) or ``pairs``; for rated
+    responses ``embeddings`` (R, 2, D), ``attributes`` (R, J) or ``ratings``."""
     source = config["data"]["source"]
+    if source == "ratings" and kind not in RATING_KINDS:
+        raise InputError(
+            f"rated responses (data.source: ratings) have no {kind}: steps 5-8 (the ORM "
+            f"ensemble, its evaluation, calibration, its bundle), studies and active "
+            f"learning need pairs or golden rewards. {RATINGS_RUN}"
+        )
     if source == "pairs" and kind == "rewards":
         raise InputError(
             "pair data (data.source: pairs) have human labels, not golden rewards: steps "
@@ -85,8 +104,8 @@ def data_path(config: dict, kind: str, split: str) -> str:
         tags = {"tag": import_tag(config)}
     elif source == "generate":
         tags = {"policy": policy_tag(config), "embedder": embedder_tag(config)}
-    elif source == "pairs":
-        tags = {"dataset": config["data"]["pairs"]["name"], "embedder": embedder_tag(config)}
+    elif source in ("pairs", "ratings"):
+        tags = {"dataset": config["data"][source]["name"], "embedder": embedder_tag(config)}
     else:
         tags = {}
     return file_pattern(source, kind).format(split=split, **tags)
@@ -107,17 +126,21 @@ class DataVariants:
         self.embedders: dict[str, dict] = {}
         self.imports: dict[str, dict] = {}
         self.pair_sets: dict[str, dict] = {}
+        self.rating_sets: dict[str, dict] = {}
         for cfg in [main, *experiments]:
             source = cfg["data"]["source"]
             if source == "generate":
                 gen = cfg["generation"]
                 self._add(self.policies, policy_tag(cfg), gen["policy"], "generation.policy")
-            if source in ("generate", "pairs"):
+            if source in ("generate", "pairs", "ratings"):
                 emb = {k: cfg["generation"]["embedding"][k] for k in ("model", "pooling")}
                 self._add(self.embedders, embedder_tag(cfg), emb, "generation.embedding.model")
             if source == "pairs":
                 pairs = cfg["data"]["pairs"]
                 self._add(self.pair_sets, pairs["name"], pairs, "data.pairs.name")
+            elif source == "ratings":
+                ratings = cfg["data"]["ratings"]
+                self._add(self.rating_sets, ratings["name"], ratings, "data.ratings.name")
             elif source == "import":
                 self._add(self.imports, import_tag(cfg), cfg["data"]["import"], "data.import")
 
@@ -149,6 +172,10 @@ class DataVariants:
     def pairs(self, name: str) -> dict:
         """The ``data.pairs`` section behind a ``results/data/pairs/<name>`` folder."""
         return self._lookup(self.pair_sets, name, "pairs")
+
+    def ratings(self, name: str) -> dict:
+        """The ``data.ratings`` section behind a ``results/data/ratings/<name>`` folder."""
+        return self._lookup(self.rating_sets, name, "ratings")
 
     def release(self, tag: str) -> dict:
         """The ``data.import`` section behind a ``results/data/import/<tag>`` folder."""

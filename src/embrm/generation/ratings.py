@@ -9,11 +9,16 @@ non-numeric attribute is an error naming the file, the record and the field. Spl
 are those of the pairs source: the source's own, or with ``test_fraction`` a seeded
 split that keeps every prompt on one side. Per split:
 
-- ``{split}_ratings.jsonl``: per response ``id``, ``prompt``, ``responses`` (a list of
-  one, so step 4 reads it as a sample of K = 1) and ``ratings`` (attribute -> value);
+- ``{split}_ratings.jsonl``: per response ``id``, ``prompt``, ``responses`` (``["",
+  response]``: step 4 embeds prompt + response text, so it reads the row as a sample of
+  K = 2 whose column 0 is the prompt alone, the gating's context, and column 1 the rated
+  response), ``ratings`` (attribute -> value) and ``preference`` (the record's
+  ``preference`` field, e.g. UltraFeedback's overall score; without one the mean of the
+  attributes);
 - ``{split}_attributes.npy`` ``(R, J)`` float32: the ratings in ``attributes`` order.
 
-Pairs for the gating come from these ratings (:mod:`embrm.multi_objective.rating_pairs`).
+Pairs for the gating come from the preference values
+(:mod:`embrm.multi_objective.rating_pairs`).
 """
 
 from __future__ import annotations
@@ -31,11 +36,11 @@ from embrm.io.jsonio import write_json, write_jsonl
 SECTION = "data.ratings"
 
 
-def rating_value(record: dict, field: str, where: str) -> float:
-    """Attribute ``field`` of a record as a finite float."""
+def rating_value(record: dict, field: str, where: str, key: str = "attributes") -> float:
+    """Field ``field`` of a record (named by the config key ``key``) as a finite float."""
     if record.get(field) is None:
         raise InputError(
-            f"{where}: no attribute field {field!r} ({SECTION}.attributes names it; the "
+            f"{where}: no rating field {field!r} ({SECTION}.{key} names it; the "
             f"record has {sorted(record)})"
         )
     value = record[field]
@@ -51,10 +56,17 @@ def rating_value(record: dict, field: str, where: str) -> float:
 
 
 def parse_ratings(
-    records, *, source: str, attributes: list[str], max_responses: int | None, counts: Counter
+    records,
+    *,
+    source: str,
+    attributes: list[str],
+    max_responses: int | None,
+    counts: Counter,
+    preference: str | None = None,
 ) -> list[dict]:
-    """Rated responses ``{id, prompt, response, ratings}`` in record order, up to
-    ``max_responses``; ``counts`` gets the records read."""
+    """Rated responses ``{id, prompt, response, ratings, preference}`` in record order,
+    up to ``max_responses``; ``counts`` gets the records read. ``preference``: the field
+    that orders a prompt's responses (None: the mean of the attributes)."""
     out = []
     for i, record in enumerate(records):
         rid = str(i if record.get("id") is None else record["id"])
@@ -66,12 +78,18 @@ def parse_ratings(
                 f"{where}: no field {missing[0]!r} (a rated response needs prompt and "
                 f"response; the record has {sorted(record)})"
             )
+        ratings = {a: rating_value(record, a, where) for a in attributes}
         out.append(
             {
                 "id": rid,
                 "prompt": prompt_dialogue(record["prompt"], where),
                 "response": reply(record["response"], where, "response"),
-                "ratings": {a: rating_value(record, a, where) for a in attributes},
+                "ratings": ratings,
+                "preference": (
+                    float(np.mean(list(ratings.values())))
+                    if preference is None
+                    else rating_value(record, preference, where, "preference")
+                ),
             }
         )
         if max_responses is not None and len(out) >= max_responses:
@@ -101,6 +119,7 @@ def prepare_ratings(*, cfg: dict, out_ratings: dict, out_attributes: dict, repor
             attributes=attributes,
             max_responses=cfg["max_responses"],
             counts=counts,
+            preference=cfg["preference"],
         )
 
     splits = split_pairs(cfg, counts, parse, SECTION)
@@ -113,8 +132,9 @@ def prepare_ratings(*, cfg: dict, out_ratings: dict, out_attributes: dict, repor
                 {
                     "id": r["id"],
                     "prompt": r["prompt"],
-                    "responses": [r["response"]],
+                    "responses": ["", r["response"]],
                     "ratings": r["ratings"],
+                    "preference": r["preference"],
                 }
                 for r in rows
             ],

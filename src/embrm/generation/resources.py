@@ -53,11 +53,16 @@ RUN_ONLY = {
 }
 
 
+# the cap on the rows of the data sources step 4 embeds two texts of
+ROWS_CAP = {"pairs": "max_pairs", "ratings": "max_responses"}
+
+
 def work_items(config: dict, stage: str, split: str | None) -> int | None:
     """Work of one job of ``stage`` (for ``split``); None when the prompts are unbounded."""
     gen = config["generation"]
-    if config["data"]["source"] == "pairs" and stage == "embed":
-        n = config["data"]["pairs"]["max_pairs"]
+    source = config["data"]["source"]
+    if source in ROWS_CAP and stage == "embed":  # two texts per pair / rated response
+        n = config["data"][source][ROWS_CAP[source]]
         return None if n is None else math.ceil(n / gen["embedding"]["shards"]) * 2
     if stage == "sft":
         data = gen["sft"]["data"] or {}

@@ -10,6 +10,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 
@@ -18,8 +19,12 @@ from embrm.calibrate.distill import FORMAT as STUDENT_FORMAT
 from embrm.io.atomic import atomic_path
 from embrm.io.errors import InputError
 from embrm.io.jsonio import read_json, write_json
+from embrm.multi_objective.heads import SETTINGS as MO_SETTINGS
+from embrm.multi_objective.heads import TENSORS as MO_TENSORS
+from embrm.multi_objective.heads import load_heads as load_mo_heads
 from embrm.rm.ensemble import load_ensemble
 from embrm.rm.stacked_mlp import StackedMLP
+from embrm.serve import gated
 from embrm.serve.heads import HEAD_PARTS, Heads, IsotonicMap
 from embrm.serve.heads_report import held_out_report
 from embrm.serve.model_card import model_card
@@ -33,6 +38,8 @@ EMBEDDER_DIR = "embedder"
 PLOT = "calibration_plot.png"
 HELD_OUT = "heads_held_out.json"
 HEADS = tuple(HEAD_PARTS)
+# a multi-objective bundle holds the heads as the workflow wrote them
+GATED_TENSORS, GATED_SETTINGS = MO_TENSORS, MO_SETTINGS
 DEFAULT_HEAD = "student_isotonic_strict"  # never ties distinct responses
 # the text step 4 embedded: prompt + response cut at its next "\n\nHuman" turn
 TEXT_FORMAT = "prompt + response[: response.find('\\n\\nHuman')]"
@@ -71,10 +78,12 @@ def load_head(path, input_dim: int, hidden_sizes) -> StackedMLP:
     return model.eval()
 
 
-def load_heads(path, config: dict, precision: str) -> Heads:
+def load_heads(path, config: dict, precision: str) -> Heads | gated.GatedHeads:
     """The heads of the bundle folder ``path`` (its config ``config``), run in
-    ``precision``."""
+    ``precision`` (a multi-objective bundle's run in fp32)."""
     path, d = Path(path), config["input_dim"]
+    if config.get("kind") == gated.KIND:
+        return gated.GatedHeads(load_mo_heads(path), tuple(config["reward_range"]))
     return Heads(
         student=load_head(path / STUDENT, d, config["student"]["hidden_sizes"]),
         ensemble=load_head(path / ENSEMBLE, d, config["ensemble"]["hidden_sizes"]),
@@ -92,11 +101,77 @@ def temp_folder(bundle) -> Path:
 def build_bundle(*, bundle, **artifacts) -> dict:
     """:func:`write_bundle`; a failed build removes its temporary folder, so no half
     bundle is left beside the run's results."""
+    return _built(write_bundle, bundle, artifacts)
+
+
+def build_gated_bundle(*, bundle, **artifacts) -> dict:
+    """:func:`write_gated_bundle`, leaving no half bundle on failure."""
+    return _built(write_gated_bundle, bundle, artifacts)
+
+
+def _built(write, bundle, artifacts: dict) -> dict:
     try:
-        return write_bundle(bundle=bundle, **artifacts)
+        return write(bundle=bundle, **artifacts)
     except BaseException:
         shutil.rmtree(temp_folder(bundle), ignore_errors=True)
         raise
+
+
+def bundle_embedder(folder: Path, embedding: dict, embedder_path: str) -> dict:
+    """The bundle config's ``embedder``: step 4's settings; a model the workflow built
+    itself is copied into ``folder``."""
+    bundled = embedding["model"] in BUILT_BY_WORKFLOW
+    if bundled:
+        shutil.copytree(embedder_path, folder / EMBEDDER_DIR)
+    return {
+        "name": embedding["model"],
+        "bundled": bundled,
+        **{
+            k: embedding[k]
+            for k in ("pooling", "normalize", "max_length", "truncation", "batch_size", "dtype")
+        },
+        "text_format": TEXT_FORMAT,
+    }
+
+
+def write_gated_bundle(
+    *, tensors, settings, train_embeddings, bundle, embedding: dict, embedder_path: str, run: dict
+) -> dict:
+    """Write the bundle folder ``bundle`` of the multi-objective heads ``tensors`` /
+    ``settings`` (:mod:`embrm.multi_objective.heads`): the gated reward as the reward,
+    per-attribute ratings and weights beside it (:mod:`embrm.serve.gated`).
+    ``train_embeddings`` ``(R, 2, D)``: the train split, whose gated rewards give the
+    range of the server's 0-1 ``scores``. Returns the bundle's config."""
+    out = Path(bundle)
+    tmp = temp_folder(out)
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    for src, name in ((tensors, GATED_TENSORS), (settings, GATED_SETTINGS)):
+        shutil.copyfile(src, tmp / name)
+    heads = load_mo_heads(tmp)
+    emb = np.load(train_embeddings, mmap_mode="r")
+    if emb.ndim != 3 or emb.shape[1:] != (2, heads.weight.shape[0]):
+        raise InputError(
+            f"{train_embeddings}: shape {emb.shape}, the heads read (R, 2, {heads.weight.shape[0]})"
+        )
+    reward = heads.score(np.asarray(emb[:, 1]), np.asarray(emb[:, 0]))[0]
+    config = {
+        "format": FORMAT,
+        "kind": gated.KIND,
+        "embrm_version": __version__,
+        "embedder": bundle_embedder(tmp, embedding, embedder_path),
+        "input_dim": int(heads.weight.shape[0]),
+        "attributes": heads.names,
+        "reward_range": [float(reward.min()), float(reward.max())],
+        "default_head": gated.HEAD,
+        "heads": [gated.HEAD],
+        "precision": "fp32",
+        **run,
+    }
+    write_json(tmp / CONFIG, config)
+    shutil.rmtree(out, ignore_errors=True)
+    tmp.replace(out)
+    return config
 
 
 def write_bundle(
@@ -139,23 +214,10 @@ def write_bundle(
     for key, src in (("teacher", teacher_map), ("student", student_map)):
         shutil.copyfile(src, tmp / MAPS[key])
     shutil.copyfile(calibration_plot, tmp / PLOT)
-    bundled = embedding["model"] in BUILT_BY_WORKFLOW
-    if bundled:
-        shutil.copytree(embedder_path, tmp / EMBEDDER_DIR)
     config = {
         "format": FORMAT,
         "embrm_version": __version__,
-        "embedder": {
-            "name": embedding["model"],
-            "bundled": bundled,
-            "pooling": embedding["pooling"],
-            "normalize": embedding["normalize"],
-            "max_length": embedding["max_length"],
-            "truncation": embedding["truncation"],
-            "batch_size": embedding["batch_size"],
-            "dtype": embedding["dtype"],
-            "text_format": TEXT_FORMAT,
-        },
+        "embedder": bundle_embedder(tmp, embedding, embedder_path),
         "input_dim": teacher.input_dim,
         "student": {"hidden_sizes": student_mlp.hidden_sizes},
         "ensemble": {

@@ -20,6 +20,7 @@ from embrm.generation.models import DTYPES, device, dtype_for, resolve
 from embrm.io.errors import InputError
 from embrm.rm.precision import resolve as resolve_precision
 from embrm.serve import bundle as layout
+from embrm.serve import gated
 from embrm.serve.chat import BUILT_IN, template_format
 from embrm.serve.heads import TYING_HEADS, Heads
 from embrm.serve.texts import FormatTally, TextReader, check_texts
@@ -64,8 +65,15 @@ class RewardModel:
         self.config = config
         self.tokenizer, self.embedder, self.heads = tokenizer, embedder, heads
         self.head = head or config["default_head"]
-        if self.head not in layout.HEADS:
-            raise InputError(f"head must be one of {', '.join(layout.HEADS)}: {self.head!r}")
+        if self.head not in config["heads"]:
+            raise InputError(f"head must be one of {', '.join(config['heads'])}: {self.head!r}")
+        # multi-objective heads also read the prompt's own embedding (embrm.serve.gated)
+        self.gated = config.get("kind") == gated.KIND
+        if self.gated and conservative:
+            raise InputError(
+                f"conservative={conservative}: a multi-objective bundle has no ensemble "
+                "spread to be conservative with"
+            )
         if self.head in TYING_HEADS:
             log.warning(
                 "head %s is a staircase: distinct responses in one flat step get the same "
@@ -149,10 +157,19 @@ class RewardModel:
             embed_texts(self.tokenizer, self.embedder, texts, self.embed_cfg, out)
         return out.astype(self.store_dtype).astype(np.float32)
 
+    def head_inputs(self, texts: list[str]) -> np.ndarray:
+        """What the heads read: the texts' embeddings ``(B, D)``; for multi-objective
+        heads their prompts' and their own ``(B, 2, D)``."""
+        if not self.gated:
+            return self.embed(texts)
+        emb = self.embed([gated.prompt_part(t) for t in texts] + list(texts))
+        return np.stack([emb[: len(texts)], emb[len(texts) :]], axis=1)
+
     def rewards_and_spread(self, texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
-        """Rewards ``(B,)`` of this instance's head and the ensemble's spread ``(B,)`` for
-        texts already in step 4's format."""
-        return self.heads.rewards(self.embed(texts), self.head, self.conservative)
+        """Rewards ``(B,)`` of this instance's head and the ensemble's spread ``(B,)`` (a
+        multi-objective bundle: the attribute ratings and weights ``(B, 2J)``) for texts
+        already in step 4's format."""
+        return self.heads.rewards(self.head_inputs(texts), self.head, self.conservative)
 
     def _score_pairs(self, prompts: list, responses: list[str]) -> tuple[np.ndarray, np.ndarray]:
         texts, names = self.reader.pairs(prompts, responses)
@@ -175,24 +192,28 @@ class RewardModel:
     def prefer(self, prompt: str, a: str, b: str) -> float:
         """P(response ``a`` is preferred to ``b``) for ``prompt``, under the ensemble."""
         check_texts([prompt, a, b], "prompt, a, b")
-        emb = self.embed([self.reader.pair(prompt, a)[0], self.reader.pair(prompt, b)[0]])
+        emb = self.head_inputs([self.reader.pair(prompt, a)[0], self.reader.pair(prompt, b)[0]])
         return float(self.heads.preference(emb[:1], emb[1:])[0])
 
     def __call__(self, prompts=None, completions=None, **kwargs) -> list[float]:
         """TRL's reward-function signature: one float per completion. The ensemble's
-        mean spread and the share of texts in no known format go to TRL's
-        ``log_metric`` (and each completion's spread to ``log_extra``) when given; other
-        keyword arguments (dataset columns, trainer state) are ignored."""
+        mean spread (a multi-objective bundle: each attribute's mean rating and weight)
+        and the share of texts in no known format go to TRL's ``log_metric`` (and each
+        completion's values to ``log_extra``) when given; other keyword arguments
+        (dataset columns, trainer state) are ignored."""
         texts, names = self.reader.trl(prompts, completions)
         check_texts(texts, "completions")
         self.formats_seen.add(names)
         rewards, spread = self.rewards_and_spread(texts)
+        logs = gated.extra_logs(self.config, spread)
         if kwargs.get("log_metric") is not None:
-            kwargs["log_metric"]("reward_model/ensemble_std", float(spread.mean()))
+            for name, values in logs.items():
+                kwargs["log_metric"](f"reward_model/{name}", float(np.mean(values)))
             unknown = names.count(None) / max(len(names), 1)
             kwargs["log_metric"]("reward_model/unrecognised_format", unknown)
         if kwargs.get("log_extra") is not None:
-            kwargs["log_extra"]("ensemble_std", spread.tolist())
+            for name, values in logs.items():
+                kwargs["log_extra"](name, values)
         return rewards.tolist()
 
 

@@ -3,10 +3,11 @@
 ``POST /get_reward`` takes ``{"query": [str], "prompts": [str], "labels": [...]}``
 (query = prompt + response as the trainer decoded it, in HH or a chat template's form)
 and answers ``{"rewards": [float], "scores": [float in 0-1], "extra_logs": {name:
-[float]}}``; ``GET /health`` reports readiness and counters. Every error is JSON
-``{"error": ...}``: 400 not JSON, 401 token missing or wrong, 413 too large, 422 wrong
-fields, types or texts (with ``field`` and ``index``), 503 queue full (with
-``Retry-After``), 500 scoring failed (that request only).
+[float]}}`` (a multi-objective bundle logs each attribute's rating and weight,
+:func:`embrm.serve.gated.extra_logs`); ``GET /health`` reports readiness and counters.
+Every error is JSON ``{"error": ...}``: 400 not JSON, 401 token missing or wrong, 413
+too large, 422 wrong fields, types or texts (with ``field`` and ``index``), 503 queue
+full (with ``Retry-After``), 500 scoring failed (that request only).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from pydantic import BaseModel, StrictStr, ValidationError
 from starlette.exceptions import HTTPException
 
 from embrm.serve.batching import DynamicBatcher, QueueFull
+from embrm.serve.gated import extra_logs
 from embrm.serve.texts import BadText, check_texts
 
 log = logging.getLogger(__name__)
@@ -184,7 +186,11 @@ def create_app(model, limits: Limits = Limits(), token: str | None = None) -> Fa
             texts, names, split = model.reader.queries(req.query, req.prompts)
             model.formats_seen.add(names)
         if not texts:  # OpenRLHF sends empty shards to all but one of several servers
-            logs = {k: [] for k in ("ensemble_std", "split_at_prompt", "unrecognised_format")}
+            logs = {
+                **extra_logs(model.config, np.zeros((0, 0))),
+                "split_at_prompt": [],
+                "unrecognised_format": [],
+            }
             return JSONResponse({"rewards": [], "scores": [], "extra_logs": logs}), 0
         scoring = asyncio.ensure_future(batcher.submit(texts))
         gone = asyncio.ensure_future(disconnected(request))
@@ -206,7 +212,7 @@ def create_app(model, limits: Limits = Limits(), token: str | None = None) -> Fa
             "rewards": rewards.tolist(),
             "scores": scores.tolist(),
             "extra_logs": {
-                "ensemble_std": spread.tolist(),
+                **extra_logs(model.config, spread),
                 "split_at_prompt": split,
                 "unrecognised_format": unknown,
             },

@@ -13,6 +13,7 @@ import copy
 import re
 from collections.abc import Mapping
 
+from embrm.data.layout import RATINGS_RUN
 from embrm.io.errors import InputError
 from embrm.rm.options import OrmSettings
 from embrm.workflow.known_sizes import Size, check_known_sizes
@@ -48,6 +49,8 @@ def check_config(config: dict) -> None:
             "config key generation.embedding must name the embedder for source=pairs "
             "(step 4 embeds the pairs)"
         )
+    if source == "ratings":
+        check_ratings_run(config)
     if source == "import" and not config["data"].get("import", {}).get("dir"):
         raise InputError(
             "config key data.import.dir must name the release folder for source=import"
@@ -122,6 +125,33 @@ def check_active_pool(active: dict, n_sample: int, k: Size) -> None:
         raise InputError(
             f"config key active.candidates={active['candidates']}: with the {before_last} "
             f"pairs annotated before the last round they exceed {where}; {fix}"
+        )
+
+
+def check_ratings_run(config: dict) -> None:
+    """Rated responses train the multi-objective heads only: their sections must exist,
+    and the parts of the run that need pairs or golden rewards are refused, saying what
+    runs instead."""
+    if "ratings" not in config["data"]:
+        raise InputError("config key data.ratings is needed for data.source=ratings")
+    if "multi_objective" not in config:
+        raise InputError("config key multi_objective is needed for data.source=ratings")
+    names = config["data"]["ratings"]["attributes"]
+    length = config["multi_objective"]["length_attribute"]
+    if length is not None and length not in names:
+        raise InputError(
+            f"config key multi_objective.length_attribute={length!r} is not one of "
+            f"data.ratings.attributes {names}"
+        )
+    if config.get("studies"):
+        raise InputError(
+            f"config key studies: studies vary the ORM ensemble's steps 5-8, which "
+            f"data.source=ratings does not run; {RATINGS_RUN}"
+        )
+    if active_settings(config)["enabled"]:
+        raise InputError(
+            "config key active.enabled: active learning simulates the annotator from "
+            f"golden rewards, which data.source=ratings does not have; {RATINGS_RUN}"
         )
 
 

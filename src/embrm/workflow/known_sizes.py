@@ -88,8 +88,8 @@ def known_sizes(config: dict) -> dict[str, Size]:
             if bound is not None:
                 out[f"n_{split}"] = Size(bound, f"generation.prompts.max_{split}_prompts")
         return out
-    if source == "pairs":
-        return {}  # known once the pairs are read (orm.n_sample is checked then)
+    if source in ("pairs", "ratings"):
+        return {}  # known once the pairs (ratings) are read
     return _release_sizes(config["data"]["import"])
 
 
