@@ -148,7 +148,7 @@ def check_ratings_run(config: dict) -> None:
             f"config key studies: studies vary the ORM ensemble's steps 5-8, which "
             f"data.source=ratings does not run; {RATINGS_RUN}"
         )
-    if active_settings(config)["enabled"]:
+    if config["active"]["enabled"]:
         raise InputError(
             "config key active.enabled: active learning simulates the annotator from "
             f"golden rewards, which data.source=ratings does not have; {RATINGS_RUN}"
