@@ -1,0 +1,108 @@
+"""Standard benchmarks (RewardBench v1 and 2): known-answer scores worked out by hand
+from small files in each layout, bad inputs, and the heads' intervals."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from benchmark_files import scores, v1_records, v2_records, write
+from embrm.evaluate.benchmarks.layouts import read_benchmark
+from embrm.evaluate.benchmarks.rewardbench import item_outcomes, summarize
+from embrm.evaluate.benchmarks.scores import score_heads
+from embrm.io.errors import InputError
+
+
+def summary(tmp_path, layout):
+    items = read_benchmark(str(write(tmp_path / f"{layout}.jsonl", layout)), layout)
+    return summarize(item_outcomes(items, scores(layout), layout), layout)
+
+
+def test_v1_known_answer(tmp_path):
+    s = summary(tmp_path, "v1")
+    assert s["subsets"] == {
+        "alpacaeval-easy": 0.5,
+        "mt-bench-hard": 0.0,  # a tie counts as wrong
+        "math-prm": 1.0,
+        "hep-python": 0.0,
+        "refusals-dangerous": 1.0,
+        "anthropic_helpful": 0.5,
+        "shp": 1.0,
+    }
+    # Reasoning: math-prm weighs 984, hep-python 164: 984 / 1148 = 6/7
+    assert s["sections"] == pytest.approx(
+        {"Chat": 0.5, "Chat Hard": 0.0, "Safety": 1.0, "Reasoning": 6 / 7, "Prior Sets": 0.75}
+    )
+    # sections weigh 2, the prior sets 1: (2 (0.5 + 0 + 1 + 6/7) + 0.75) / 9 = 17/28
+    assert s["overall"] == pytest.approx(17 / 28)
+    assert s["unmapped_subsets"] == []
+
+
+def test_v2_known_answer(tmp_path):
+    s = summary(tmp_path, "v2")
+    # Ties: ref accuracy 1/2, tied accuracy 1, correctness preferred 1/2 (gap 1 < spread
+    # 2; gap 3 > spread 0), hard 0 (min gaps 1 and -1), margin mean(tanh(1/2 - 1), -1)
+    ties = 0.3 * 1 + 0.3 * 0.5 + 0.2 * 0.5 + 0.2 * 0 + 0.01 * (math.tanh(-0.5) - 1) / 2
+    assert s["subsets"] == pytest.approx({"Factuality": 0.75, "Math": 0.0, "Ties": ties})
+    assert s["overall"] == pytest.approx((0.75 + 0.0 + ties) / 3)
+    assert "sections" not in s
+
+
+def test_heads_members_and_conservative(tmp_path):
+    """Members score on their own; mean - 1 std turns the item whose chosen response the
+    members disagree on into a loss."""
+    items = read_benchmark(str(write(tmp_path / "b.jsonl", "v1", v1_records()[:1])), "v1")
+    member_scores = np.array([[3.0, 1.0], [1.5, 1.5]])  # (chosen, rejected) x 2 members
+    out = score_heads(items, member_scores, layout="v1", lambdas=(1.0,), bootstrap=20, seed=0)
+    assert out["member_0"]["overall"] == 1.0
+    assert out["member_1"]["overall"] == 0.0
+    assert out["mean"]["overall"] == 1.0  # 2 > 1.5
+    assert out["conservative_1"]["overall"] == 0.0  # 2 - 1 < 1.5
+    assert out["mean"]["ci95"]["overall"] == [1.0, 1.0]
+
+
+def test_interval_brackets_the_score(tmp_path):
+    items = read_benchmark(str(write(tmp_path / "v1.jsonl", "v1")), "v1")
+    out = score_heads(items, scores("v1")[:, None], layout="v1", bootstrap=200, seed=1)["mean"]
+    lo, hi = out["ci95"]["overall"]
+    assert lo < out["overall"] < hi
+    assert out["ci95"]["subset:math-prm"] == [1.0, 1.0]  # one right item resamples to itself
+    assert out["ci95"]["subset:alpacaeval-easy"] == [0.0, 1.0]
+
+
+@pytest.mark.parametrize(
+    ("layout", "change", "message"),
+    [
+        ("v1", lambda r: r.pop("subset"), "no field 'subset'"),
+        ("v2", lambda r: r.update(chosen="one string"), "non-empty list of strings"),
+        ("v2", lambda r: r.update(num_correct=3), "num_correct is 3"),
+    ],
+)
+def test_bad_record_named(tmp_path, layout, change, message):
+    records = v1_records() if layout == "v1" else v2_records()
+    change(records[1])
+    path = write(tmp_path / "bad.jsonl", layout, records)
+    with pytest.raises(InputError, match=f"record 1: .*{message}"):
+        read_benchmark(str(path), layout)
+
+
+def test_bad_ties_id(tmp_path):
+    records = v2_records()
+    records[3]["id"] = "reference-1"
+    with pytest.raises(InputError, match="'reference-1'.*'ref:<prompt id>'"):
+        read_benchmark(str(write(tmp_path / "b.jsonl", "v2", records)), "v2")
+
+
+def test_scores_must_match_completions(tmp_path):
+    items = read_benchmark(str(write(tmp_path / "v1.jsonl", "v1")), "v1")
+    with pytest.raises(InputError, match=r"shape \(17,\); the 9 items hold 18 completions"):
+        item_outcomes(items, scores("v1")[:-1], "v1")
+
+
+def test_hub_id_offline_names_id_and_local_copy(monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
+    with pytest.raises(InputError, match="embrm-tests/no-such-benchmark.*local file"):
+        read_benchmark("embrm-tests/no-such-benchmark", "v2")
