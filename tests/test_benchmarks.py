@@ -7,8 +7,8 @@ import math
 
 import numpy as np
 import pytest
-
 from benchmark_files import scores, v1_records, v2_records, write
+
 from embrm.evaluate.benchmarks.layouts import read_benchmark
 from embrm.evaluate.benchmarks.rewardbench import item_outcomes, summarize
 from embrm.evaluate.benchmarks.scores import score_heads
