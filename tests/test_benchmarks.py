@@ -6,13 +6,18 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import pandas as pd
 import pytest
 from benchmark_files import scores, v1_records, v2_records, write
+from test_preference_pairs import pairs_config
 
 from embrm.evaluate.benchmarks.layouts import read_benchmark
 from embrm.evaluate.benchmarks.rewardbench import item_outcomes, summarize
 from embrm.evaluate.benchmarks.scores import score_heads
 from embrm.io.errors import InputError
+from embrm.io.jsonio import read_json
+
+MEMBERS = [f"member_{m}" for m in range(3)]  # pairs_config's ensemble
 
 
 def summary(tmp_path, layout):
@@ -106,3 +111,43 @@ def test_hub_id_offline_names_id_and_local_copy(monkeypatch):
     monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
     with pytest.raises(InputError, match="embrm-tests/no-such-benchmark.*local file"):
         read_benchmark("embrm-tests/no-such-benchmark", "v2")
+
+
+@pytest.mark.workflow
+def test_train_on_hh_rlhf_score_on_both_layouts_and_a_loss_study(tmp_path):
+    """One real run: an ensemble trained on HH-RLHF pairs scores a v1 and a v2 file
+    (embedded by MiniLM in 3 shards, two of them empty), and a study over losses reports
+    the benchmark beside its pair accuracy."""
+    cfg = pairs_config()
+    cfg["generation"]["embedding"]["shards"] = 3
+    cfg["evaluation"]["conservative_lambdas"] = [1.0]
+    cfg["evaluation"]["benchmarks"] = {
+        "rb1": {"source": str(write(tmp_path / "v1.jsonl", "v1")), "layout": "v1"},
+        "rb2": {"source": str(write(tmp_path / "v2.jsonl", "v2")), "layout": "v2"},
+    }
+    cfg["studies"] = {"loss": {"grid": {"orm.objective": ["bt", "clf"]}, "seeds": [0]}}
+    run_snakemake(tmp_path, cfg, "all", "study_loss")
+    data = tmp_path / "results" / "data" / "benchmark_sets"
+    # 9 v1 items: 9 rows; 7 v2 items of 4, 4, 4, 3, 5, 2, 3 completions: 2+2+2+2+3+1+2 rows
+    assert np.load(data / "rb1" / "minilm_mean" / "test_embeddings.npy").shape == (9, 2, 384)
+    assert np.load(data / "rb2" / "minilm_mean" / "test_embeddings.npy").shape == (14, 2, 384)
+    out = tmp_path / "results" / "benchmark_eval"
+    v1, v2 = read_json(out / "rb1.json"), read_json(out / "rb2.json")
+    assert list(v1["heads"]) == ["mean", "min", "first", "conservative_1", *MEMBERS]
+    assert set(v1["heads"]["mean"]["sections"]) == {
+        "Chat",
+        "Chat Hard",
+        "Safety",
+        "Reasoning",
+        "Prior Sets",
+    }
+    assert set(v2["heads"]["mean"]["subsets"]) == {"Factuality", "Math", "Ties"}
+    for head in (*v1["heads"].values(), *v2["heads"].values()):
+        lo, hi = head["ci95"]["overall"]
+        assert 0 <= lo <= head["overall"] <= hi <= 1
+    assert "| conservative_1 |" in (out / "rb1.md").read_text()
+    assert (out / "rb2.png").stat().st_size > 1000
+    table = pd.read_csv(tmp_path / "results" / "studies" / "loss" / "table.csv")
+    assert sorted(table["orm.objective"]) == ["bt", "clf"]
+    assert {"benchmark_rb1", "benchmark_rb2", "test_pair_acc"} <= set(table.columns)
+    assert table["benchmark_rb1"].between(0, 1).all()

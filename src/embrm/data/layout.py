@@ -10,7 +10,11 @@ step 5-8 knobs share one folder, and points that change the data side get their 
 - synthetic: ``results/data/synthetic/``;
 - human preference pairs: ``results/data/pairs/<name>/{split}_{pairs.jsonl,preferences.npy}``
   and ``results/data/pairs/<name>/<embedder>_<pooling>/{split}_embeddings.npy``
-  (``(N, 2, D)``; see :mod:`embrm.generation.preferences`).
+  (``(N, 2, D)``; see :mod:`embrm.generation.preferences`);
+- standard benchmarks (``evaluation.benchmarks``, test only):
+  ``results/data/benchmark_sets/<name>/test_pairs.jsonl`` and
+  ``results/data/benchmark_sets/<name>/<embedder>_<pooling>/test_embeddings.npy``
+  (see :mod:`embrm.evaluate.benchmarks.steps`).
 
 A folder name maps back to the settings that build it through :class:`DataVariants`,
 which the generation and import rules read their parameters from.
@@ -30,6 +34,7 @@ FOLDERS = {
     "import": f"{DATA}/import/{{tag}}",
     "generate": f"{DATA}/generate/{{policy}}",
     "pairs": f"{DATA}/pairs/{{dataset}}",
+    "benchmarks": f"{DATA}/benchmark_sets/{{benchmark}}",
 }
 # the array that labels the train split for step 5: golden rewards (N, K) from which the
 # simulated annotator draws pairs, or the human preferences (N, 2) of pair data
@@ -67,7 +72,7 @@ def file_pattern(source: str, kind: str) -> str:
     for generated data) with ``{split}`` and the source's folder wildcards; the rules'
     outputs and :func:`data_path` both use it."""
     folder = FOLDERS[source]
-    if source in ("generate", "pairs") and kind == "embeddings":
+    if source in ("generate", "pairs", "benchmarks") and kind == "embeddings":
         folder += "/{embedder}"
     return f"{folder}/{{split}}_{kind}.{EXTENSIONS.get(kind, 'npy')}"
 
@@ -92,6 +97,13 @@ def data_path(config: dict, kind: str, split: str) -> str:
     return file_pattern(source, kind).format(split=split, **tags)
 
 
+def benchmark_path(config: dict, name: str, kind: str) -> str:
+    """A benchmark's packed rows (``kind`` pairs) or their embeddings ``(rows, 2, D)``
+    under the experiment's embedder (``kind`` embeddings)."""
+    pattern = file_pattern("benchmarks", kind)
+    return pattern.format(split="test", benchmark=name, embedder=embedder_tag(config))
+
+
 class DataVariants:
     """The data-side settings of every experiment (the main run and each study point),
     indexed by the folder names they build.
@@ -107,7 +119,11 @@ class DataVariants:
         self.embedders: dict[str, dict] = {}
         self.imports: dict[str, dict] = {}
         self.pair_sets: dict[str, dict] = {}
+        self.benchmark_sets: dict[str, dict] = {}
         for cfg in [main, *experiments]:
+            for name, bench in (cfg["evaluation"].get("benchmarks") or {}).items():
+                key = f"evaluation.benchmarks.{name}"
+                self._add(self.benchmark_sets, name, bench, key)
             source = cfg["data"]["source"]
             if source == "generate":
                 gen = cfg["generation"]
@@ -149,6 +165,10 @@ class DataVariants:
     def pairs(self, name: str) -> dict:
         """The ``data.pairs`` section behind a ``results/data/pairs/<name>`` folder."""
         return self._lookup(self.pair_sets, name, "pairs")
+
+    def benchmark(self, name: str) -> dict:
+        """The ``evaluation.benchmarks`` entry behind a ``benchmark_sets/<name>`` folder."""
+        return self._lookup(self.benchmark_sets, name, "benchmark")
 
     def release(self, tag: str) -> dict:
         """The ``data.import`` section behind a ``results/data/import/<tag>`` folder."""

@@ -46,6 +46,11 @@ def check_config(config: dict) -> None:
             "config key generation.embedding must name the embedder for source=pairs "
             "(step 4 embeds the pairs)"
         )
+    if config["evaluation"].get("benchmarks") and source not in ("generate", "pairs"):
+        raise InputError(
+            "config key evaluation.benchmarks: a benchmark is text, embedded by the run's "
+            f"embedder, so data.source must be generate or pairs (is {source})"
+        )
     if source == "import" and not config["data"].get("import", {}).get("dir"):
         raise InputError(
             "config key data.import.dir must name the release folder for source=import"
@@ -256,6 +261,7 @@ def retype_cli_config(config: dict, cli: Mapping) -> None:
 OPTIONAL_KEYS = {f"orm.{key}" for key in DEFAULTS} | {
     "evaluation.conservative_lambdas",
     "evaluation.uncertainty",
+    "evaluation.benchmarks",
 }
 
 

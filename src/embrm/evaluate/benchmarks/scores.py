@@ -15,11 +15,10 @@ from embrm.evaluate.metrics import aggregate, aggregations
 
 
 def heads(scores: np.ndarray, lambdas=()) -> dict[str, np.ndarray]:
-    """Completion scores ``(T,)`` per head from member scores ``(T, M)``:
-    ``member_<m>`` and the aggregations (mean, min, first, conservative_<lambda>)."""
-    out = {f"member_{m}": scores[:, m] for m in range(scores.shape[1])}
-    out.update({how: aggregate(scores[:, None, :], how)[:, 0] for how in aggregations(lambdas)})
-    return out
+    """Completion scores ``(T,)`` per head from member scores ``(T, M)``: the
+    aggregations (mean, min, first, conservative_<lambda>), then ``member_<m>``."""
+    out = {how: aggregate(scores[:, None, :], how)[:, 0] for how in aggregations(lambdas)}
+    return out | {f"member_{m}": scores[:, m] for m in range(scores.shape[1])}
 
 
 def resample(out: Outcomes, rng: np.random.Generator) -> Outcomes:
