@@ -17,6 +17,8 @@ from embrm.evaluate.benchmarks.scores import score_heads
 from embrm.io.errors import InputError
 from embrm.io.jsonio import read_json
 
+from conftest import run_snakemake
+
 MEMBERS = [f"member_{m}" for m in range(3)]  # pairs_config's ensemble
 
 
