@@ -16,6 +16,7 @@ from embrm.evaluate.benchmarks.rewardbench import item_outcomes, summarize
 from embrm.evaluate.benchmarks.scores import score_heads
 from embrm.io.errors import InputError
 from embrm.io.jsonio import read_json
+from embrm.serve.cli import main as cli_main
 
 from conftest import run_snakemake
 
@@ -106,6 +107,18 @@ def test_scores_must_match_completions(tmp_path):
     items = read_benchmark(str(write(tmp_path / "v1.jsonl", "v1")), "v1")
     with pytest.raises(InputError, match=r"shape \(17,\); the 9 items hold 18 completions"):
         item_outcomes(items, scores("v1")[:-1], "v1")
+
+
+def test_cli_benchmark_checks_its_input_before_loading_a_bundle(tmp_path):
+    bad = v2_records()
+    bad[0]["rejected"] = []
+    path = write(tmp_path / "bad.jsonl", "v2", bad)
+    for args, message in (
+        (["--benchmark", str(path)], "--benchmark needs --layout"),
+        (["--benchmark", str(path), "--layout", "v2"], "record 0: field 'rejected'"),
+    ):
+        with pytest.raises(SystemExit, match=message):
+            cli_main(["score", str(tmp_path / "no-bundle"), *args])
 
 
 def test_hub_id_offline_names_id_and_local_copy(monkeypatch):
