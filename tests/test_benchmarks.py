@@ -3,6 +3,7 @@ from small files in each layout, bad inputs, and the heads' intervals."""
 
 from __future__ import annotations
 
+import copy
 import math
 
 import numpy as np
@@ -11,12 +12,14 @@ import pytest
 from benchmark_files import scores, v1_records, v2_records, write
 from test_preference_pairs import pairs_config
 
+from embrm.data.layout import DataVariants
 from embrm.evaluate.benchmarks.layouts import read_benchmark
 from embrm.evaluate.benchmarks.rewardbench import item_outcomes, summarize
 from embrm.evaluate.benchmarks.scores import score_heads
 from embrm.io.errors import InputError
 from embrm.io.jsonio import read_json
 from embrm.serve.cli import main as cli_main
+from embrm.workflow.config import check_config
 
 from conftest import run_snakemake
 
@@ -166,3 +169,17 @@ def test_train_on_hh_rlhf_score_on_both_layouts_and_a_loss_study(tmp_path):
     assert sorted(table["orm.objective"]) == ["bt", "clf"]
     assert {"benchmark_rb1", "benchmark_rb2", "test_pair_acc"} <= set(table.columns)
     assert table["benchmark_rb1"].between(0, 1).all()
+
+
+def test_benchmarks_need_embedded_text_and_one_setting_per_name():
+    cfg = pairs_config()
+    cfg["data"]["source"] = "synthetic"
+    cfg["evaluation"]["benchmarks"] = {"rb": {"source": "x.jsonl", "layout": "v1"}}
+    with pytest.raises(InputError, match="evaluation.benchmarks.*must be generate or pairs"):
+        check_config(cfg)
+    main = pairs_config()
+    main["evaluation"]["benchmarks"] = {"rb": {"source": "a.jsonl", "layout": "v1"}}
+    point = copy.deepcopy(main)
+    point["evaluation"]["benchmarks"]["rb"]["layout"] = "v2"
+    with pytest.raises(InputError, match="evaluation.benchmarks.rb: .* rename one"):
+        DataVariants(main, [point])
