@@ -16,6 +16,7 @@ from embrm.data.layout import DataVariants
 from embrm.evaluate.benchmarks.layouts import read_benchmark
 from embrm.evaluate.benchmarks.rewardbench import item_outcomes, summarize
 from embrm.evaluate.benchmarks.scores import score_heads
+from embrm.evaluate.benchmarks.steps import packed_rows, unpacked
 from embrm.io.errors import InputError
 from embrm.io.jsonio import read_json
 from embrm.serve.cli import main as cli_main
@@ -97,6 +98,16 @@ def test_bad_record_named(tmp_path, layout, change, message):
     path = write(tmp_path / "bad.jsonl", layout, records)
     with pytest.raises(InputError, match=f"record 1: .*{message}"):
         read_benchmark(str(path), layout)
+
+
+def test_completions_packed_two_to_a_row_unpack_to_the_items(tmp_path):
+    items = read_benchmark(str(write(tmp_path / "v2.jsonl", "v2")), "v2")
+    rows = packed_rows(items)
+    assert [len(r["responses"]) for r in rows] == [2] * 14  # 4,4,4,3,5,2,3 completions
+    back, take = unpacked(rows)
+    assert back == items
+    flat = np.array([x for r in rows for x in r["responses"]], dtype=object)
+    assert list(flat[take]) == [c for it in items for c in it.completions]
 
 
 def test_bad_ties_id(tmp_path):

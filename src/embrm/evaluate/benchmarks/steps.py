@@ -11,6 +11,7 @@ completion, whose second embedding is never read). ``{split}_pairs.jsonl`` rows:
 from __future__ import annotations
 
 from collections import Counter
+from dataclasses import replace
 
 import numpy as np
 
@@ -58,9 +59,8 @@ def unpacked(rows: list[dict]) -> tuple[list[Item], np.ndarray]:
     for i, row in enumerate(rows):
         if row["row"] == 0:
             items.append(Item(row["item"], row["subset"], row["prompt"], (), int(row["n_correct"])))
-        last = items[-1]
-        comps = last.completions + tuple(row["responses"][: row["used"]])
-        items[-1] = Item(last.id, last.subset, last.prompt, comps, last.n_correct)
+        comps = items[-1].completions + tuple(row["responses"][: row["used"]])
+        items[-1] = replace(items[-1], completions=comps)
         take.extend(i * K + j for j in range(row["used"]))
     return items, np.array(take, dtype=np.int64)
 
