@@ -17,6 +17,7 @@ from embrm.evaluate.benchmarks.layouts import read_benchmark
 from embrm.evaluate.benchmarks.rewardbench import item_outcomes, summarize
 from embrm.evaluate.benchmarks.scores import score_heads
 from embrm.evaluate.benchmarks.steps import packed_rows, unpacked
+from embrm.generation import sharded
 from embrm.io.errors import InputError
 from embrm.io.jsonio import read_json
 from embrm.serve.cli import main as cli_main
@@ -108,6 +109,19 @@ def test_completions_packed_two_to_a_row_unpack_to_the_items(tmp_path):
     assert back == items
     flat = np.array([x for r in rows for x in r["responses"]], dtype=object)
     assert list(flat[take]) == [c for it in items for c in it.completions]
+
+
+def test_gather_skips_a_shard_dealt_no_batch(tmp_path):
+    """A tiny benchmark is one batch: the other shards are empty, and their values have
+    no feature axis (as ``sharded.run_batches`` writes them)."""
+    values = np.arange(12, dtype=np.float32).reshape(2, 2, 3)
+    full, empty = tmp_path / "s0.npz", tmp_path / "s1.npz"
+    np.savez(full, index=np.array([3, 0, 2, 1]), values=values.reshape(4, 3)[[3, 0, 2, 1]],
+             shape=np.array([2, 2]))  # fmt: skip
+    np.savez(empty, index=np.empty(0, np.int64), values=np.empty(0, np.float32),
+             shape=np.array([2, 2]))  # fmt: skip
+    sharded.gather(shard_files=[empty, full], out_file=tmp_path / "out.npy")
+    assert np.array_equal(np.load(tmp_path / "out.npy"), values)
 
 
 def test_bad_ties_id(tmp_path):
