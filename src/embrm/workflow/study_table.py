@@ -1,7 +1,9 @@
 """One table of every study point's step-6 and step-8 metrics, seed means with a 95% CI,
 and the study plots. For pair data, the step-6 pair metrics: held-out accuracy with the
 half-width of its Wilson interval (the test set's own sampling error, which a CI over
-seeds does not contain), the logistic floor's accuracy, ECE and the McNemar p-value."""
+seeds does not contain), the logistic floor's accuracy, ECE and the McNemar p-value.
+Points scored on standard benchmarks (``evaluation.benchmarks``) add a
+``benchmark_<name>`` column each, beside the in-distribution metrics."""
 
 from __future__ import annotations
 
