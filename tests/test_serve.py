@@ -367,7 +367,7 @@ def test_cli_scores_pairs_with_accuracy(run_dir, samples, tmp_path):
 
 def test_cli_scores_a_benchmark_with_the_bundle_head(run_dir, tmp_path):
     """``--benchmark``: each v1 item is right where the bundle's reward of its chosen
-    text beats its rejected one's."""
+    text beats its rejected one's, both read as HH turns (as step 4 reads pairs)."""
     src, out = write(tmp_path / "rb.jsonl", "v1"), tmp_path / "rb.json"
     cmd = [EMBRM, "score", str(run_dir / BUNDLE), "--benchmark", str(src),
            "--layout", "v1", "--output", str(out)]  # fmt: skip
@@ -376,8 +376,9 @@ def test_cli_scores_a_benchmark_with_the_bundle_head(run_dir, tmp_path):
     res = json.loads(out.read_text())
     rm = load(run_dir)
     records = v1_records()
-    chosen = rm.score([r["prompt"] for r in records], [r["chosen"] for r in records])
-    rejected = rm.score([r["prompt"] for r in records], [r["rejected"] for r in records])
+    prompts = [f"\n\nHuman: {r['prompt']}\n\nAssistant:" for r in records]
+    chosen = rm.score(prompts, [" " + r["chosen"] for r in records])
+    rejected = rm.score(prompts, [" " + r["rejected"] for r in records])
     right = {}
     for r, c, j in zip(records, chosen, rejected):
         right.setdefault(r["subset"], []).append(c > j)
