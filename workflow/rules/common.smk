@@ -339,3 +339,9 @@ def benchmark_outputs(exp):
         for name in names or {}
         for path in rules.evaluate_benchmark.output
     ]
+
+
+def study_benchmarks(points):
+    """Input function: the benchmark outputs of a study's points, looked up only when the
+    study is asked for (a study whose keys its data source ignores is refused then)."""
+    return lambda wc: [path for exp in points for path in benchmark_outputs(exp)]
