@@ -22,6 +22,7 @@ include: "workflow/rules/generate.smk"
 include: "workflow/rules/orm.smk"
 include: "workflow/rules/pairs.smk"
 include: "workflow/rules/ratings.smk"
+include: "workflow/rules/benchmarks.smk"
 include: "workflow/rules/calibrate.smk"
 include: "workflow/rules/serve.smk"
 include: "workflow/rules/studies.smk"
@@ -63,4 +64,6 @@ rule all:
             if config["data"]["source"] == "generate"
             else []
         ),
+        # the standard benchmarks of evaluation.benchmarks, scored with the ensemble
+        benchmark_outputs(MAIN),
     localrule: True

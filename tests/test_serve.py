@@ -22,6 +22,7 @@ import numpy as np
 import pytest
 import uvicorn
 import yaml
+from benchmark_files import v1_records, write
 
 from embrm import RewardModel
 from embrm.evaluate.metrics import per_prompt_spearman
@@ -362,6 +363,30 @@ def test_cli_scores_pairs_with_accuracy(run_dir, samples, tmp_path):
     accuracy = np.mean([r["reward_chosen"] > r["reward_rejected"] for r in scored])
     assert f"pair accuracy: {accuracy:.4f} (10 pairs)" in proc.stderr
     assert "100%" in proc.stderr  # the progress bar ran to the end
+
+
+def test_cli_scores_a_benchmark_with_the_bundle_head(run_dir, tmp_path):
+    """``--benchmark``: each v1 item is right where the bundle's reward of its chosen
+    text beats its rejected one's, both read as HH turns (as step 4 reads pairs)."""
+    src, out = write(tmp_path / "rb.jsonl", "v1"), tmp_path / "rb.json"
+    cmd = [EMBRM, "score", str(run_dir / BUNDLE), "--benchmark", str(src),
+           "--layout", "v1", "--output", str(out)]  # fmt: skip
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    res = json.loads(out.read_text())
+    rm = load(run_dir)
+    records = v1_records()
+    prompts = [f"\n\nHuman: {r['prompt']}\n\nAssistant:" for r in records]
+    chosen = rm.score(prompts, [" " + r["chosen"] for r in records])
+    rejected = rm.score(prompts, [" " + r["rejected"] for r in records])
+    right = {}
+    for r, c, j in zip(records, chosen, rejected):
+        right.setdefault(r["subset"], []).append(c > j)
+    assert res["subsets"] == pytest.approx({k: np.mean(v) for k, v in right.items()})
+    assert res["items"] == 9 and res["head"] == rm.head
+    lo, hi = res["ci95"]["overall"]
+    assert lo <= res["overall"] <= hi
+    assert f"overall {res['overall']:.4f}" in proc.stderr
 
 
 def test_chat_template_queries_get_the_training_dialogues_reward(run_dir, samples, server):

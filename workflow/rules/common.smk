@@ -69,6 +69,7 @@ wildcard_constraints:
     policy="[^/]+",
     embedder="[^/]+",
     dataset="[^/]+",
+    benchmark="[A-Za-z0-9_-]+",
     tag="[^/]+",
     shard="[0-9]+",
 
@@ -387,3 +388,36 @@ def ratings_file(wc):
     return getattr(rules.prepare_ratings.output, f"{wc.split}_ratings").format(
         dataset=wc.dataset
     )
+def benchmark_settings(wc):
+    """evaluation.benchmarks.<name>; a local source relative to the working directory,
+    else to the repository (a hub id as it is)."""
+    settings = DATA.benchmark(wc.benchmark)
+    source = gen_models.resolve_file(settings["source"], workflow.basedir)
+    if not os.path.exists(source):
+        gen_preferences.check_source(
+            settings["source"], f"evaluation.benchmarks.{wc.benchmark}", "benchmark"
+        )
+        return settings
+    return {**settings, "source": source}
+
+
+def benchmark_source(wc):
+    """The local file a benchmark comes from (none for a hub dataset)."""
+    source = benchmark_settings(wc)["source"]
+    return [source] if os.path.exists(source) else []
+
+
+def benchmark_outputs(exp):
+    """Every benchmark output of one experiment folder."""
+    names = experiments.exp_config(config, exp, POINT_CONFIGS)["evaluation"]["benchmarks"]
+    return [
+        path.format(exp=exp, benchmark=name)
+        for name in names
+        for path in rules.evaluate_benchmark.output
+    ]
+
+
+def study_benchmarks(points):
+    """Input function: the benchmark outputs of a study's points, looked up only when the
+    study is asked for (a study whose keys its data source ignores is refused then)."""
+    return lambda wc: [path for exp in points for path in benchmark_outputs(exp)]

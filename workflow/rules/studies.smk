@@ -19,6 +19,8 @@ for _study, _points in STUDIES.items():
             f"study_{_study}"
         input:
             [f.format(exp=exp) for exp in _points for f in STUDY_INPUTS],
+            # each point's standard benchmarks: the table's benchmark_<name> columns
+            study_benchmarks(_points),
         output:
             table=f"{studies.STUDY_ROOT}/{_study}/table.csv",
             markdown=f"{studies.STUDY_ROOT}/{_study}/table.md",

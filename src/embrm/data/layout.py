@@ -15,6 +15,10 @@ step 5-8 knobs share one folder, and points that change the data side get their 
   and ``results/data/ratings/<name>/<embedder>_<pooling>/{split}_embeddings.npy``
   (``(R, 2, D)``: the prompt alone, then prompt + response; see
   :mod:`embrm.generation.ratings`).
+- standard benchmarks (``evaluation.benchmarks``, test only):
+  ``results/data/benchmark_sets/<name>/test_pairs.jsonl`` and
+  ``results/data/benchmark_sets/<name>/<embedder>_<pooling>/test_embeddings.npy``
+  (see :mod:`embrm.evaluate.benchmarks.steps`).
 
 A folder name maps back to the settings that build it through :class:`DataVariants`,
 which the generation and import rules read their parameters from.
@@ -35,6 +39,7 @@ FOLDERS = {
     "generate": f"{DATA}/generate/{{policy}}",
     "pairs": f"{DATA}/pairs/{{dataset}}",
     "ratings": f"{DATA}/ratings/{{dataset}}",
+    "benchmarks": f"{DATA}/benchmark_sets/{{benchmark}}",
 }
 # the array that labels the train split for step 5: golden rewards (N, K) from which the
 # simulated annotator draws pairs, or the human preferences (N, 2) of pair data
@@ -79,7 +84,7 @@ def file_pattern(source: str, kind: str) -> str:
     for generated data) with ``{split}`` and the source's folder wildcards; the rules'
     outputs and :func:`data_path` both use it."""
     folder = FOLDERS[source]
-    if source in ("generate", "pairs", "ratings") and kind == "embeddings":
+    if source in ("generate", "pairs", "ratings", "benchmarks") and kind == "embeddings":
         folder += "/{embedder}"
     return f"{folder}/{{split}}_{kind}.{EXTENSIONS.get(kind, 'npy')}"
 
@@ -111,6 +116,13 @@ def data_path(config: dict, kind: str, split: str) -> str:
     return file_pattern(source, kind).format(split=split, **tags)
 
 
+def benchmark_path(config: dict, name: str, kind: str) -> str:
+    """A benchmark's packed rows (``kind`` pairs) or their embeddings ``(rows, 2, D)``
+    under the experiment's embedder (``kind`` embeddings)."""
+    pattern = file_pattern("benchmarks", kind)
+    return pattern.format(split="test", benchmark=name, embedder=embedder_tag(config))
+
+
 class DataVariants:
     """The data-side settings of every experiment (the main run and each study point),
     indexed by the folder names they build.
@@ -127,7 +139,11 @@ class DataVariants:
         self.imports: dict[str, dict] = {}
         self.pair_sets: dict[str, dict] = {}
         self.rating_sets: dict[str, dict] = {}
+        self.benchmark_sets: dict[str, dict] = {}
         for cfg in [main, *experiments]:
+            for name, bench in cfg["evaluation"]["benchmarks"].items():
+                key = f"evaluation.benchmarks.{name}"
+                self._add(self.benchmark_sets, name, bench, key)
             source = cfg["data"]["source"]
             if source == "generate":
                 gen = cfg["generation"]
@@ -176,6 +192,10 @@ class DataVariants:
     def ratings(self, name: str) -> dict:
         """The ``data.ratings`` section behind a ``results/data/ratings/<name>`` folder."""
         return self._lookup(self.rating_sets, name, "ratings")
+
+    def benchmark(self, name: str) -> dict:
+        """The ``evaluation.benchmarks`` entry behind a ``benchmark_sets/<name>`` folder."""
+        return self._lookup(self.benchmark_sets, name, "benchmark")
 
     def release(self, tag: str) -> dict:
         """The ``data.import`` section behind a ``results/data/import/<tag>`` folder."""

@@ -126,6 +126,9 @@ def gather(*, shard_files, out_file) -> tuple:
     if not (seen == 1).all():
         bad = int(np.flatnonzero(seen != 1)[0])
         raise InputError(f"text {bad} is covered {seen[bad]} times by the shards, not once")
+    # a shard dealt no batch (more shards than batches) holds no values, and its empty
+    # array has no feature axis: the layout comes from the shards with values
+    shards = [s for s in shards if len(s["index"])]
     first = shards[0]["values"]
     if first.ndim == 1:
         flat = np.empty(n * k, dtype=first.dtype)

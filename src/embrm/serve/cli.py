@@ -1,4 +1,5 @@
-"""The ``embrm`` command: ``embrm serve DIR`` and ``embrm score DIR --input FILE``."""
+"""The ``embrm`` command: ``embrm serve DIR``, ``embrm score DIR --input FILE`` and
+``embrm score DIR --benchmark FILE_OR_ID --layout v1|v2``."""
 
 from __future__ import annotations
 
@@ -158,6 +159,8 @@ def score_rows(model, rows: list[dict], chunk: int, fields=("response",)):
 
 
 def score(args) -> None:
+    if args.benchmark is not None:
+        return score_benchmark(args)
     rows, lines = read_rows(args.input)
     scored = check_rows(rows, lines, args.input)
     from embrm.serve.model import RewardModel
@@ -174,6 +177,36 @@ def score(args) -> None:
         print(f"{unknown} texts in no known format were scored as given", file=sys.stderr)
     if accuracy is not None:
         print(f"pair accuracy: {accuracy:.4f} ({len(out)} pairs)", file=sys.stderr)
+
+
+def score_benchmark(args) -> None:
+    """``--benchmark``: the head's benchmark scores as JSON (``--output`` or stdout)."""
+    from embrm.evaluate.benchmarks.layouts import read_benchmark
+    from embrm.serve.benchmark import score_benchmark
+    from embrm.serve.model import RewardModel
+
+    if args.layout is None:
+        raise InputError("--benchmark needs --layout v1 (RewardBench) or v2 (RewardBench 2)")
+    items = read_benchmark(args.benchmark, args.layout, args.split)  # before the model loads
+    model = RewardModel.from_pretrained(args.bundle, **_options(args))
+    out = score_benchmark(
+        model,
+        items=items,
+        source=args.benchmark,
+        layout=args.layout,
+        chunk=8 * model.embed_cfg["batch_size"],
+    )
+    text = json.dumps(out, indent=1)
+    if args.output:
+        args.output.write_text(text + "\n")
+    else:
+        sys.stdout.write(text + "\n")
+    lo, hi = out["ci95"]["overall"]
+    print(
+        f"{args.benchmark} ({args.layout}): overall {out['overall']:.4f} "
+        f"[{lo:.4f}, {hi:.4f}] ({out['items']} items)",
+        file=sys.stderr,
+    )
 
 
 def parser() -> argparse.ArgumentParser:
@@ -234,8 +267,21 @@ def parser() -> argparse.ArgumentParser:
         flag = "--" + f.name.replace("_", "-")
         s.add_argument(flag, type=type(f.default), default=f.default, help=LIMIT_HELP[f.name])
     c = sub.choices["score"]
-    c.add_argument("--input", type=Path, required=True)
-    c.add_argument("--output", type=Path, default=None, help="JSONL; default: stdout")
+    what = c.add_mutually_exclusive_group(required=True)
+    what.add_argument("--input", type=Path)
+    what.add_argument(
+        "--benchmark",
+        default=None,
+        help="a RewardBench v1/v2 file (.jsonl, .json, .parquet) or hub id, scored "
+        "by subset, section and overall with 95%% intervals (docs/benchmarks.md)",
+    )
+    c.add_argument("--layout", choices=("v1", "v2"), default=None, help="with --benchmark")
+    c.add_argument(
+        "--split", default=None, help="with a --benchmark hub id; default filtered (v1), test (v2)"
+    )
+    c.add_argument(
+        "--output", type=Path, default=None, help="JSONL (--benchmark: JSON); default: stdout"
+    )
     return top
 
 

@@ -51,6 +51,11 @@ def check_config(config: dict) -> None:
         )
     if source == "ratings":
         check_ratings_run(config)
+    if config["evaluation"]["benchmarks"] and source not in ("generate", "pairs"):
+        raise InputError(
+            "config key evaluation.benchmarks: a benchmark is text, embedded by the run's "
+            f"embedder, so data.source must be generate or pairs (is {source})"
+        )
     if source == "import" and not config["data"].get("import", {}).get("dir"):
         raise InputError(
             "config key data.import.dir must name the release folder for source=import"

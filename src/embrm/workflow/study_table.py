@@ -1,7 +1,9 @@
 """One table of every study point's step-6 and step-8 metrics, seed means with a 95% CI,
 and the study plots. For pair data, the step-6 pair metrics: held-out accuracy with the
 half-width of its Wilson interval (the test set's own sampling error, which a CI over
-seeds does not contain), the logistic floor's accuracy, ECE and the McNemar p-value."""
+seeds does not contain), the logistic floor's accuracy, ECE and the McNemar p-value.
+Points scored on standard benchmarks (``evaluation.benchmarks``) add a
+``benchmark_<name>`` column each, beside the in-distribution metrics."""
 
 from __future__ import annotations
 
@@ -27,6 +29,7 @@ METRICS = {
         ["variants", "student", "pairwise_accuracy"],
     ),
 }
+BENCHMARK = "benchmark_"
 PAIR_METRICS = {
     "test_pair_acc": ("pair_eval_results.json", ["ensemble", "accuracy"]),
     "test_pair_acc_wilson95": ("pair_eval_results.json", ["ensemble", "ci95"]),
@@ -53,6 +56,7 @@ def point_rows(points: dict[str, dict], pair_data: bool = False) -> pd.DataFrame
         for metric, (file, path) in (PAIR_METRICS if pair_data else METRICS).items():
             value = _get(json.loads((Path(folder) / file).read_text()), path)
             row[metric] = (value[1] - value[0]) / 2 if isinstance(value, list) else value
+        row.update(benchmark_columns(Path(folder)))
         if pair_data:
             rows.append(row)
             continue
@@ -67,6 +71,15 @@ def point_rows(points: dict[str, dict], pair_data: bool = False) -> pd.DataFrame
             row["noisy_label_recall"] = found["recall"]
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+def benchmark_columns(folder: Path) -> dict:
+    """``benchmark_<name>``: the mean head's overall score on each standard benchmark
+    the point scored (``benchmark_eval/<name>.json``), beside the in-distribution metrics."""
+    return {
+        f"{BENCHMARK}{path.stem}": json.loads(path.read_text())["heads"]["mean"]["overall"]
+        for path in sorted((folder / "benchmark_eval").glob("*.json"))
+    }
 
 
 def extra_columns(evaluation: dict) -> dict:
@@ -106,7 +119,9 @@ def plot_study(summary: pd.DataFrame, knobs: list[str], path) -> None:
     embedding or policy model, a named experiment) gives one bar per setting."""
     import matplotlib.pyplot as plt
 
+    benchmarks = [c for c in summary if c.startswith(BENCHMARK) and not c.endswith("_ci95")]
     names = [m for m in (*METRICS, *PAIR_METRICS) if m in summary and "wilson" not in m]
+    names += benchmarks
     fig, axes = plt.subplots(1, len(names), figsize=(4 * len(names), 3.6))
     x_key, others = (knobs[0], knobs[1:]) if knobs else (None, [])
     for ax, m in zip(np.atleast_1d(axes), names):
