@@ -5,6 +5,7 @@ the strict isotonic map, and the dynamic batcher's isolation and backpressure.""
 from __future__ import annotations
 
 import asyncio
+import time
 
 import numpy as np
 import pytest
@@ -14,7 +15,7 @@ from embrm.calibrate.map_json import apply_strict, strict_breakpoints
 from embrm.generation.builtin_prompts import dialogues
 from embrm.generation.prompts import dialogue_messages
 from embrm.generation.tiny_models import builtin_tokenizer
-from embrm.serve.batching import DynamicBatcher, QueueFull
+from embrm.serve.batching import MIN_PART, DynamicBatcher, QueueFull
 from embrm.serve.chat import BUILT_IN, template_format
 from embrm.serve.texts import BadText, TextReader, check_texts
 
@@ -177,3 +178,54 @@ def test_a_full_queue_says_when_to_retry_and_abandoned_requests_are_dropped():
     full, rewards, batcher = asyncio.run(main())
     assert full.retry_after >= 1 and rewards == [1.0]
     assert batcher.dropped == 1 and batcher.texts_scored == 1
+
+
+def test_a_large_request_is_scored_in_parts_by_every_worker_and_counts_once_in_the_queue():
+    calls: list[int] = []
+
+    def slow_lengths(texts):
+        calls.append(len(texts))
+        time.sleep(0.05)  # long enough that both workers hold a part at once
+        n = np.array([float(len(t)) for t in texts])
+        return n, n / 10
+
+    texts = ["x" * (i + 1) for i in range(4 * MIN_PART + 1)]
+
+    async def main():
+        batcher = DynamicBatcher(slow_lengths, max_batch=256, max_wait_s=0, max_queue=1, workers=2)
+        worker = asyncio.create_task(batcher.run())
+        await asyncio.sleep(0)  # both workers wait for requests
+        first = asyncio.ensure_future(batcher.submit(texts))
+        await asyncio.sleep(0)  # queued as two parts: still one request
+        assert len(batcher.waiting) == 2 and batcher.queued_requests() == 1
+        with pytest.raises(QueueFull):
+            await batcher.submit(["y"])
+        rewards, spread = await first
+        worker.cancel()
+        batcher.close()
+        return rewards, spread
+
+    rewards, spread = asyncio.run(main())
+    assert rewards.tolist() == [float(len(t)) for t in texts]  # in the request's order
+    assert np.allclose(spread, rewards / 10)
+    assert sorted(calls) == [2 * MIN_PART, 2 * MIN_PART + 1]
+
+
+def test_a_small_request_stays_whole():
+    calls: list[int] = []
+
+    def lengths(texts):
+        calls.append(len(texts))
+        n = np.array([float(len(t)) for t in texts])
+        return n, n
+
+    async def main():
+        batcher = DynamicBatcher(lengths, max_batch=256, max_wait_s=0, max_queue=4, workers=2)
+        worker = asyncio.create_task(batcher.run())
+        rewards, _ = await batcher.submit(["a"] * (2 * MIN_PART - 1))
+        worker.cancel()
+        batcher.close()
+        return rewards
+
+    assert asyncio.run(main()).tolist() == [1.0] * (2 * MIN_PART - 1)
+    assert calls == [2 * MIN_PART - 1]

@@ -6,7 +6,9 @@ the server is still reading (:meth:`DynamicBatcher.arriving`), then scores them 
 in its own thread (one worker by default, so the model is never entered twice at once;
 more for a scorer that allows concurrent calls, such as several model processes) and
 hands each request its slice. While a batch runs, new requests queue up and form the
-next batch.
+next batch. A request of at least ``2 * MIN_PART`` texts is queued as one part per
+worker, so one large request keeps every worker busy (one torch thread each) instead of
+one.
 
 Isolation: a batch that fails is scored again request by request, so a bad request
 fails alone and the others get their rewards. A request whose client has gone (its
@@ -28,6 +30,9 @@ import numpy as np
 
 log = logging.getLogger(__name__)
 
+# texts: a smaller part costs a model process's round trip for little work
+MIN_PART = 8
+
 
 class QueueFull(Exception):
     """The server holds ``max_queue`` requests already: the client should retry after
@@ -41,6 +46,7 @@ class QueueFull(Exception):
 @dataclass
 class _Request:
     texts: list[str]
+    origin: object  # the client request this is a part of (shared by its parts)
     future: asyncio.Future = field(
         default_factory=lambda: asyncio.get_running_loop().create_future()
     )
@@ -78,20 +84,36 @@ class DynamicBatcher:
     def retry_after(self) -> int:
         return max(1, math.ceil(self.queued_texts() * self.seconds_per_text / self.workers))
 
+    def _parts(self, texts: list[str]) -> list[_Request]:
+        """``texts`` as up to ``workers`` contiguous parts of at least ``MIN_PART``."""
+        n = max(1, min(self.workers, len(texts) // MIN_PART))
+        bounds = np.linspace(0, len(texts), n + 1).astype(int)
+        origin = object()
+        return [_Request(texts[a:b], origin) for a, b in zip(bounds[:-1], bounds[1:])]
+
+    def queued_requests(self) -> int:
+        """Client requests with a part still waiting (what ``max_queue`` bounds)."""
+        return len({id(p.origin) for p in self.waiting})
+
     async def submit(self, texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
         """Rewards and spread of ``texts``; cancelling the caller drops the request."""
-        if len(self.waiting) >= self.max_queue:
+        if self.queued_requests() >= self.max_queue:
             raise QueueFull(f"{self.max_queue} requests are queued already", self.retry_after())
-        request = _Request(texts)
-        self.waiting.append(request)
+        parts = self._parts(texts)
+        self.waiting.extend(parts)
         self.wakeup.set()
         try:
-            return await request.future
-        except asyncio.CancelledError:  # the client has gone: unqueue it if not yet taken
-            if request in self.waiting:
-                self.waiting.remove(request)
-                self.dropped += 1
+            results = await asyncio.gather(*(p.future for p in parts), return_exceptions=True)
+        except asyncio.CancelledError:  # the client has gone: unqueue what is not yet taken
+            queued = [p for p in parts if p in self.waiting]
+            for part in queued:
+                self.waiting.remove(part)
+            self.dropped += bool(queued)
             raise
+        failed = next((r for r in results if isinstance(r, BaseException)), None)
+        if failed is not None:
+            raise failed
+        return (np.concatenate([r for r, _ in results]), np.concatenate([s for _, s in results]))
 
     def _take(self, batch: list[_Request], size: int) -> int:
         """Move waiting requests into ``batch`` up to ``max_batch`` texts, or up to this

@@ -164,7 +164,7 @@ def create_app(model, limits: Limits = Limits(), token: str | None = None) -> Fa
             "device": str(model.device),
             "dtype": str(model.dtype).removeprefix("torch."),
             "model_processes": getattr(model, "live", "in process"),
-            "queued": len(batcher.waiting),
+            "queued": batcher.queued_requests(),
             "batches": batcher.batches,
             "texts_scored": batcher.texts_scored,
             "dropped_disconnected": batcher.dropped,
