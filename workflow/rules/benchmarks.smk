@@ -5,7 +5,7 @@ each experiment's ensemble into <experiment>/benchmark_eval/<name>.{json,md,png}
 
 rule prepare_benchmark:
     input:
-        source=benchmark_source,
+        source=local_source(benchmark_settings),
     output:
         pairs=data_layout.file_pattern("benchmarks", "pairs").replace("{split}", "test"),
         report=f"{data_layout.FOLDERS['benchmarks']}/report.json",

@@ -389,22 +389,9 @@ def ratings_file(wc):
         dataset=wc.dataset
     )
 def benchmark_settings(wc):
-    """evaluation.benchmarks.<name>; a local source relative to the working directory,
-    else to the repository (a hub id as it is)."""
-    settings = DATA.benchmark(wc.benchmark)
-    source = gen_models.resolve_file(settings["source"], workflow.basedir)
-    if not os.path.exists(source):
-        gen_preferences.check_source(
-            settings["source"], f"evaluation.benchmarks.{wc.benchmark}", "benchmark"
-        )
-        return settings
-    return {**settings, "source": source}
-
-
-def benchmark_source(wc):
-    """The local file a benchmark comes from (none for a hub dataset)."""
-    source = benchmark_settings(wc)["source"]
-    return [source] if os.path.exists(source) else []
+    """evaluation.benchmarks.<name>, its local source resolved."""
+    section = f"evaluation.benchmarks.{wc.benchmark}"
+    return resolved_source(DATA.benchmark(wc.benchmark), section, "benchmark")
 
 
 def benchmark_outputs(exp):
