@@ -388,6 +388,8 @@ def ratings_file(wc):
     return getattr(rules.prepare_ratings.output, f"{wc.split}_ratings").format(
         dataset=wc.dataset
     )
+
+
 def benchmark_settings(wc):
     """evaluation.benchmarks.<name>, its local source resolved."""
     section = f"evaluation.benchmarks.{wc.benchmark}"
@@ -396,7 +398,9 @@ def benchmark_settings(wc):
 
 def benchmark_outputs(exp):
     """Every benchmark output of one experiment folder."""
-    names = experiments.exp_config(config, exp, POINT_CONFIGS)["evaluation"]["benchmarks"]
+    names = experiments.exp_config(config, exp, POINT_CONFIGS)["evaluation"][
+        "benchmarks"
+    ]
     return [
         path.format(exp=exp, benchmark=name)
         for name in names
