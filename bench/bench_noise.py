@@ -19,7 +19,7 @@ import numpy as np
 import yaml
 from snakemake.utils import update_config
 
-from embrm.workflow.studies import expand
+from embrm.workflow.studies import study_folders
 
 from bench_core import ROOT, snakemake
 
@@ -35,7 +35,7 @@ def point_folders(configs: list[Path]) -> list[str]:
     merged: dict = {}
     for path in configs:
         update_config(merged, yaml.safe_load(path.read_text()) or {})
-    return list(expand({"studies": {STUDY: merged["studies"][STUDY]}})[STUDY])
+    return list(study_folders({"studies": {STUDY: merged["studies"][STUDY]}})[STUDY])
 
 
 def run(workdir: Path, cores: int, configs: list[Path] = CONFIGS) -> None:

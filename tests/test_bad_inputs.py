@@ -628,7 +628,7 @@ def test_10_study_values_mapping_to_one_folder_are_refused():
     cfg = small_config()
     cfg["studies"] = {"pol": {"grid": {"generation.policy": ["org/m", "org_m"]}}}
     with pytest.raises(InputError, match="share the folder 'policy=org_m'"):
-        studies.expand(cfg)
+        studies.study_folders(cfg)
 
 
 def test_10_grid_values_one_and_one_point_zero_are_one_point():
@@ -689,7 +689,8 @@ def bundle_inputs(tmp_path: Path, validation: dict) -> dict:
     np.savez(tmp_path / "split.npz", split=np.array([0, 0, 1, 2, 2]))
     files = dict(ensemble="ens.ckpt", student="student.ckpt", student_stats="stats.json")
     files.update(test_embeddings="test_emb.npy", test_rewards="test_rew.npy", split="split.npz")
-    files.update(teacher_map="map.json", student_map="map.json", calibration_plot="plot.png")
+    files.update(teacher_map_json="map.json", student_map_json="map.json")
+    files.update(calibration_plot="plot.png")
     files.update(distillation_config="distillation.json", validation="validation.json")
     return {k: tmp_path / v for k, v in files.items()}
 

@@ -412,7 +412,7 @@ def cpu_runs(cluster, tmp_path_factory):
 
 def test_each_study_point_is_one_slurm_job_in_the_cpu_partition(cpu_runs):
     run = cpu_runs[True]
-    points = studies.expand(run["config"])["quality"]
+    points = studies.study_folders(run["config"])["quality"]
     assert len(points) == 2
     groups = {cpu_resources.group_id(exp): exp for exp in points}
     jobs = run["jobs"]

@@ -17,7 +17,7 @@ from embrm.io.errors import InputError
 from embrm.workflow.config import with_overrides
 from embrm.workflow.cpu_resources import STEPS
 from embrm.workflow.schema import check_schema, fill_defaults
-from embrm.workflow.studies import EXPERIMENT, expand, point_config, study_points
+from embrm.workflow.studies import EXPERIMENT, point_config, study_folders, study_points
 from embrm.workflow.study_table import aggregate, summarise
 
 from conftest import (
@@ -98,7 +98,7 @@ def test_named_experiments_times_grid_times_seeds():
     assert point["generation"]["embedding"]["model"] == "tiny" and EXPERIMENT not in point
     cfg["studies"]["emb"]["grid"] = {"generation.embedding.model": ["minilm"]}
     with pytest.raises(InputError, match="experiment 'minilm' and the grid both set generation"):
-        expand(cfg)
+        study_folders(cfg)
 
 
 def test_study_table_names_experiments_and_groups_list_values(tmp_path):
@@ -136,12 +136,12 @@ def test_study_table_names_experiments_and_groups_list_values(tmp_path):
 def test_point_config_applies_overrides_and_checks_them():
     cfg = small_config()
     cfg["studies"] = {"q": {"grid": {"orm.annotation_quality": [0.5]}, "seeds": [3]}}
-    (exp,) = expand(cfg)["q"]
+    (exp,) = study_folders(cfg)["q"]
     point = point_config(cfg, exp)
     assert point["orm"]["annotation_quality"] == 0.5 and point["seed"] == 3
     assert cfg["orm"]["annotation_quality"] == 10  # the main config is untouched
     cfg["studies"] = {"big": {"grid": {"orm.n_sample": [10**6]}}}
-    (exp,) = expand(cfg)["big"]
+    (exp,) = study_folders(cfg)["big"]
     with pytest.raises(InputError, match="study 'big'.*orm.n_sample"):
         point_config(cfg, exp)
 
@@ -176,7 +176,7 @@ def test_two_models_that_would_share_a_folder_are_refused():
 def test_a_data_key_its_data_source_ignores_is_refused():
     cfg = small_config()  # synthetic data: the embedding model changes nothing
     cfg["studies"] = {"emb": {"grid": {"generation.embedding.model": ["minilm", "tiny"]}}}
-    exp = next(iter(expand(cfg)["emb"]))
+    exp = next(iter(study_folders(cfg)["emb"]))
     with pytest.raises(InputError, match="study 'emb': generation.embedding.model applies"):
         point_config(cfg, exp)
 
@@ -186,7 +186,7 @@ def test_the_task_varies_only_with_an_imported_release():
     cfg = small_generation_config()
     cfg["generation"]["golden"]["models"]["helpful"] = {"model": "tiny", "format": "raw"}
     cfg["studies"] = {"tasks": {"grid": {"task": ["harmless", "helpful"]}}}
-    exp = next(iter(expand(cfg)["tasks"]))
+    exp = next(iter(study_folders(cfg)["tasks"]))
     with pytest.raises(InputError, match="study 'tasks': task applies to data.source import"):
         point_config(cfg, exp)
 

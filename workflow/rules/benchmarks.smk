@@ -83,7 +83,7 @@ rule evaluate_benchmark:
         CPU_ENV
     threads: ALL_CORES
     params:
-        layout=lambda wc: DATA.benchmark(wc.benchmark)["layout"],
+        layout=lambda wc: DATA_VARIANTS.benchmark(wc.benchmark)["layout"],
         eval_cfg=lambda wc: cfg(wc)["evaluation"],
         seed=lambda wc: cfg(wc)["seed"],
         precision=lambda wc: cfg(wc)["precision"],

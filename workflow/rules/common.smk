@@ -20,7 +20,7 @@ from embrm.workflow.config import (
     check_config,
     retype_cli_config,
 )
-from embrm.workflow.paths import EXP_PATTERN, RESULTS
+from embrm.paths import EXP_PATTERN, RESULTS
 from embrm.workflow.schema import check_schema
 
 SCHEMA = f"{workflow.basedir}/workflow/schemas/config.schema.yaml"
@@ -42,13 +42,13 @@ POINT_CONFIGS = studies.all_point_configs(config)
 for _exp, _point in POINT_CONFIGS.items():
     check_schema(_point, SCHEMA, where=f"study point {_exp}: config")
 # the data-side settings behind every data folder the main run and the studies use
-DATA = data_layout.DataVariants(config, list(POINT_CONFIGS.values()))
+DATA_VARIANTS = data_layout.DataVariants(config, list(POINT_CONFIGS.values()))
 # human preference pairs end at step 6 (no golden reward for steps 7-8)
 PAIR_DATA = config["data"]["source"] == "pairs"
 # rated responses train the multi-objective heads only (ratings.smk)
 RATING_DATA = config["data"]["source"] == "ratings"
 
-# the main run's experiment folder; study points live under it (embrm.workflow.paths)
+# the main run's experiment folder; study points live under it (embrm.paths)
 MAIN = RESULTS
 CPU_ENV = "../../envs/cpu.yaml"
 GPU_ENV = "../../envs/gpu.yaml"
@@ -176,9 +176,9 @@ def outputs_of(rule, exp):
 def stage_model(role, wc):
     """The model name a generation stage uses for the data folder in ``wc``."""
     if role == "policy":
-        return DATA.policy(wc.policy)
+        return DATA_VARIANTS.policy(wc.policy)
     if role == "embedder":
-        return DATA.embedding(wc.embedder)["model"]
+        return DATA_VARIANTS.embedding(wc.embedder)["model"]
     return config["generation"]["golden"]["models"][config["task"]]["model"]
 
 
@@ -266,7 +266,7 @@ def bundle_embedding(wc):
             f"generate (or ratings, for the multi-objective bundle; is "
             f"{c['data']['source']})"
         )
-    return DATA.embedding(data_layout.embedder_tag(c))
+    return DATA_VARIANTS.embedding(data_layout.embedder_tag(c))
 
 
 def bundle_embedder_path(wc):
@@ -356,12 +356,12 @@ def resolved_source(settings, section, what):
 
 def pairs_settings(wc):
     """data.pairs of the folder, its local source resolved."""
-    return resolved_source(DATA.pairs(wc.dataset), "data.pairs", "preference")
+    return resolved_source(DATA_VARIANTS.pairs(wc.dataset), "data.pairs", "preference")
 
 
 def ratings_settings(wc):
     """data.ratings of the folder, its local source resolved."""
-    return resolved_source(DATA.ratings(wc.dataset), "data.ratings", "ratings")
+    return resolved_source(DATA_VARIANTS.ratings(wc.dataset), "data.ratings", "ratings")
 
 
 def local_source(settings):
@@ -393,7 +393,7 @@ def ratings_file(wc):
 def benchmark_settings(wc):
     """evaluation.benchmarks.<name>, its local source resolved."""
     section = f"evaluation.benchmarks.{wc.benchmark}"
-    return resolved_source(DATA.benchmark(wc.benchmark), section, "benchmark")
+    return resolved_source(DATA_VARIANTS.benchmark(wc.benchmark), section, "benchmark")
 
 
 def benchmark_outputs(exp):

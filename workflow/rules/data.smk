@@ -25,7 +25,7 @@ rule synthetic_data:
 
 rule import_release:
     input:
-        release=lambda wc: release_files(DATA.release(wc.tag), wc.split),
+        release=lambda wc: release_files(DATA_VARIANTS.release(wc.tag), wc.split),
     output:
         embeddings=data_layout.file_pattern("import", "embeddings"),
         rewards=data_layout.file_pattern("import", "rewards"),
@@ -37,6 +37,6 @@ rule import_release:
     conda:
         CPU_ENV
     params:
-        release=lambda wc: DATA.release(wc.tag),
+        release=lambda wc: DATA_VARIANTS.release(wc.tag),
     script:
         "../scripts/import_release.py"

@@ -252,7 +252,7 @@ rule embed_shard:
             samples_file=lambda wc, input, output: input.samples,
             out_file=lambda wc, input, output: output.shard,
             model_path=model_path("embedder"),
-            cfg=lambda wc: DATA.embedding(wc.embedder),
+            cfg=lambda wc: DATA_VARIANTS.embedding(wc.embedder),
             shard=lambda wc: int(wc.shard),
             shards=config["generation"]["embedding"]["shards"],
             trust_remote_code=config["generation"]["trust_remote_code"],

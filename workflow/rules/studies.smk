@@ -1,6 +1,6 @@
 """Studies: one target per study (`snakemake study_<name>`) and `all_studies`."""
 
-STUDIES = studies.expand(config)
+STUDIES = studies.study_folders(config)
 # a point's artifact linked from outside results/ would count as a finished step
 studies.check_point_links(POINT_CONFIGS)
 # what a study table reads from each point: step-6 and step-8 metrics (pair data:

@@ -29,7 +29,7 @@ from __future__ import annotations
 import re
 
 from embrm.io.errors import InputError
-from embrm.workflow.paths import RESULTS
+from embrm.paths import RESULTS
 
 DATA = f"{RESULTS}/data"
 # the data folder of each source; `{tag}`, `{policy}` are folder names (see below)

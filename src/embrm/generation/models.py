@@ -13,7 +13,7 @@ import os
 
 import torch
 
-from embrm.workflow.paths import RESULTS
+from embrm.paths import RESULTS
 
 TINY_POLICY = f"{RESULTS}/models/tiny/policy"
 TINY_GOLDEN = f"{RESULTS}/models/tiny/golden_rm"

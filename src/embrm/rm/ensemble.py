@@ -127,7 +127,7 @@ class ListData:
         return sa, sb, torch.ones(sa.shape[1:])
 
 
-def evaluate_pairs(
+def member_pair_metrics(
     data: PairData | ListData, model, mask: np.ndarray, loss, precision: str
 ) -> tuple[np.ndarray, np.ndarray]:
     """Per-member mean loss and accuracy (sign of the score difference; a ranking counts
@@ -216,7 +216,7 @@ def train_members(
         ema=orm.weight_average,
     )
     model.eval()
-    val_loss, val_acc = evaluate_pairs(data, model, val_mask, item_loss, precision)
+    val_loss, val_acc = member_pair_metrics(data, model, val_mask, item_loss, precision)
     names = member_names(orm, task, seeds)
     members = [
         {

@@ -179,8 +179,8 @@ def write_bundle(
     ensemble,
     student,
     student_stats,
-    teacher_map,
-    student_map,
+    teacher_map_json,
+    student_map_json,
     distillation_config,
     validation,
     calibration_plot,
@@ -211,7 +211,7 @@ def write_bundle(
         raise InputError(f"{student} and {ensemble} expect different embedding dimensions")
     save_head(student_mlp, tmp / STUDENT)
     save_head(teacher, tmp / ENSEMBLE)
-    for key, src in (("teacher", teacher_map), ("student", student_map)):
+    for key, src in (("teacher", teacher_map_json), ("student", student_map_json)):
         shutil.copyfile(src, tmp / MAPS[key])
     shutil.copyfile(calibration_plot, tmp / PLOT)
     config = {

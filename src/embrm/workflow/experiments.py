@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from embrm.io.errors import InputError
-from embrm.workflow.paths import RESULTS
+from embrm.paths import RESULTS
 from embrm.workflow.studies import point_config
 
 

@@ -19,8 +19,8 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from embrm.io.errors import InputError
+from embrm.paths import RESULTS, STUDY_ROOT
 from embrm.workflow.config import check_config, with_overrides
-from embrm.workflow.paths import RESULTS, STUDY_ROOT
 
 EXPERIMENT = "experiment"
 SAFE = re.compile(r"[^A-Za-z0-9.+-]")
@@ -58,7 +58,7 @@ def study_points(study: dict) -> list[tuple[str, dict]]:
     return points
 
 
-def expand(config: dict) -> dict[str, dict[str, dict]]:
+def study_folders(config: dict) -> dict[str, dict[str, dict]]:
     """``{study: {experiment folder: overrides}}`` for every configured study."""
     out = {}
     for name, study in (config.get("studies") or {}).items():
@@ -121,7 +121,7 @@ def all_point_configs(config: dict) -> dict[str, dict]:
     """``{point folder: effective, checked config}`` for every point of every study; two
     points of one study that run the same config are refused (:func:`check_distinct`)."""
     out = {}
-    for name, points in expand(config).items():
+    for name, points in study_folders(config).items():
         configs = {exp: _checked(config, name, exp, overrides) for exp, overrides in points.items()}
         check_distinct(name, configs, points)
         out.update(configs)
