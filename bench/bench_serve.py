@@ -31,7 +31,7 @@ import httpx
 import numpy as np
 
 from embrm import RewardModel
-from embrm.generation.builtin_prompts import dialogues
+from embrm.data.builtin_prompts import dialogues
 
 from bench_core import ROOT
 

@@ -4,7 +4,7 @@ tokenizer that renders them (the project's tiny BPE with the template's special 
 
 from __future__ import annotations
 
-from embrm.generation.prompts import dialogue_messages
+from embrm.data.prompts import dialogue_messages
 from embrm.generation.tiny_models import builtin_tokenizer
 
 # Qwen2-7B-Instruct (ChatML, with a default system turn)

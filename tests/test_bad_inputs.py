@@ -27,9 +27,9 @@ import yaml
 from snakemake.utils import update_config
 
 from embrm.calibrate.distill import FORMAT as STUDENT_FORMAT
+from embrm.data import preferences, prompts
 from embrm.data.importer import release_files
 from embrm.evaluate.evaluation import usable_bon_sizes
-from embrm.generation import preferences, prompts
 from embrm.io.errors import InputError
 from embrm.io.jsonio import write_json
 from embrm.rm.ensemble import save_ensemble

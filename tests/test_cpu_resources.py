@@ -15,8 +15,8 @@ import pytest
 import yaml
 
 from embrm.data.importer import release_files
-from embrm.workflow import cpu_resources
-from embrm.workflow.cpu_resources import DataShape, first_attempt, rule_resources, step_memory_mb
+from embrm.resources import cpu as cpu_resources
+from embrm.resources.cpu import DataShape, first_attempt, rule_resources, step_memory_mb
 
 ROOT = Path(__file__).resolve().parents[1]
 # bench/bench_core.py, docs/results.md "Growth with the data": peak RSS (MB) at 1x / 2x / 4x

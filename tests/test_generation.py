@@ -10,11 +10,12 @@ import numpy as np
 import pytest
 import torch
 
-from embrm.generation import golden, prompts, sampling, sft, texts
+from embrm.data import prompts, texts
+from embrm.data.texts import plain_text
+from embrm.generation import golden, sampling, sft
 from embrm.generation.embeddings import embed_texts, load_embedder
 from embrm.generation.encode import truncating
 from embrm.generation.models import resolve
-from embrm.generation.texts import plain_text
 from embrm.generation.tiny_models import build
 from embrm.io.errors import InputError
 

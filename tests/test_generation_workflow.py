@@ -5,7 +5,8 @@ import json
 import numpy as np
 import pytest
 
-from embrm.generation import golden, texts
+from embrm.data import texts
+from embrm.generation import golden
 from embrm.generation.embeddings import embed_texts, load_embedder
 
 from conftest import GEN_ARRAYS as ARRAYS

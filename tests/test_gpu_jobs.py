@@ -24,8 +24,9 @@ from datetime import datetime
 
 import pytest
 
-from embrm.generation import gpus, resources
+from embrm.generation import gpus
 from embrm.io.errors import InputError
+from embrm.resources import gpu as resources
 
 from conftest import GEN_ARRAYS, ROOT, planned_jobs, run_snakemake, small_generation_config
 
@@ -216,7 +217,7 @@ def test_no_two_gpu_jobs_ran_at_once_under_resources_gpu_1(gpu_run):
         ("generation/sampling.py", {"sample_shard"}, {"sft"}),
         ("generation/golden.py", {"annotate_shard"}, {"sft", "sample_shard", "embed_shard"}),
         ("generation/embeddings.py", {"embed_shard"}, {"sft", "sample_shard", "annotate_shard"}),
-        ("generation/texts.py", {"annotate_shard", "embed_shard"}, {"sft", "sample_shard"}),
+        ("data/texts.py", {"annotate_shard", "embed_shard"}, {"sft", "sample_shard"}),
         ("generation/sft.py", {"sft"}, set()),
         ("generation/sft_data.py", {"sft"}, set()),
         ("generation/gpus.py", GPU_RULES, set()),  # the entry itself imports it

@@ -17,11 +17,13 @@ import pytest
 import torch
 import yaml
 
-from embrm.generation import checks, golden, resources, sampling, sharded, texts
+from embrm.data import texts
+from embrm.generation import checks, golden, sampling, sharded
 from embrm.generation.embeddings import embed_shard
 from embrm.generation.models import resolve_dtype
 from embrm.generation.tiny_models import build, build_llama
 from embrm.io.errors import InputError
+from embrm.resources import gpu as resources
 
 from conftest import ROOT, planned_jobs, run_snakemake, small_generation_config
 

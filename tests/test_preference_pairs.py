@@ -13,18 +13,18 @@ import torch
 import yaml
 
 from embrm.data.layout import data_path
+from embrm.data.preferences import (
+    parse_pair,
+    parse_records,
+    prepare_pairs,
+    prompt_disjoint_split,
+)
 from embrm.evaluate.pair_evaluation import (
     evaluate_pairs,
     fit_baseline,
     mcnemar,
     subset_accuracy,
     wilson,
-)
-from embrm.generation.preferences import (
-    parse_pair,
-    parse_records,
-    prepare_pairs,
-    prompt_disjoint_split,
 )
 from embrm.io.errors import InputError
 from embrm.io.jsonio import read_json, read_jsonl

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from embrm.generation.ratings import parse_ratings, prepare_ratings
+from embrm.data.ratings import parse_ratings, prepare_ratings
 from embrm.io.errors import InputError
 from embrm.io.jsonio import read_json, read_jsonl
 from embrm.multi_objective.rating_pairs import rating_pairs

@@ -16,7 +16,7 @@ from embrm import RewardModel
 from embrm.data.layout import data_path
 from embrm.data.planted_rating_texts import planted_rating_records
 from embrm.data.planted_ratings import planted_ratings
-from embrm.generation.preferences import load_records, parse_records
+from embrm.data.preferences import load_records, parse_records
 from embrm.io.errors import InputError
 from embrm.io.jsonio import read_json, read_jsonl
 from embrm.multi_objective.heads import load_heads

@@ -25,8 +25,8 @@ import yaml
 from benchmark_files import v1_records, write
 
 from embrm import RewardModel
+from embrm.data.texts import cut_response
 from embrm.evaluate.metrics import per_prompt_spearman
-from embrm.generation.texts import cut_response
 from embrm.io.errors import InputError
 from embrm.io.jsonio import read_jsonl
 from embrm.serve.cli import main as cli_main

@@ -12,8 +12,8 @@ import pytest
 from sklearn.isotonic import IsotonicRegression
 
 from embrm.calibrate.map_json import apply_strict, strict_breakpoints
-from embrm.generation.builtin_prompts import dialogues
-from embrm.generation.prompts import dialogue_messages
+from embrm.data.builtin_prompts import dialogues
+from embrm.data.prompts import dialogue_messages
 from embrm.generation.tiny_models import builtin_tokenizer
 from embrm.serve.batching import MIN_PART, DynamicBatcher, QueueFull
 from embrm.serve.chat import BUILT_IN, template_format

@@ -24,7 +24,8 @@ import numpy as np
 import pytest
 import yaml
 
-from embrm.workflow import cpu_resources, studies
+from embrm.resources import cpu as cpu_resources
+from embrm.workflow import studies
 from embrm.workflow.config import with_overrides
 
 ROOT = Path(__file__).resolve().parents[1]

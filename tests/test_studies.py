@@ -14,8 +14,8 @@ from embrm.data.importer import release_paths
 from embrm.data.layout import DataVariants, data_path
 from embrm.evaluate.metrics import reliability
 from embrm.io.errors import InputError
+from embrm.resources.cpu import STEPS
 from embrm.workflow.config import with_overrides
-from embrm.workflow.cpu_resources import STEPS
 from embrm.workflow.schema import check_schema, fill_defaults
 from embrm.workflow.studies import EXPERIMENT, point_config, study_folders, study_points
 from embrm.workflow.study_table import aggregate, summarise

@@ -7,14 +7,14 @@ from embrm.data import layout as data_layout
 from embrm.data.importer import release_files
 from embrm.generation import checks as gen_checks
 from embrm.generation import models as gen_models
-from embrm.generation import preferences as gen_preferences
-from embrm.generation import resources as gen_resources
+from embrm.data import preferences as data_preferences
+from embrm.resources import gpu as gpu_requests
 from embrm.generation import sft_data as gen_sft_data
-from embrm.generation.resources import rule_resource, rule_resources
+from embrm.resources.gpu import rule_resource, rule_resources
 from embrm.rm.options import OrmSettings
 from embrm.workflow import experiments, studies
-from embrm.workflow.cpu_resources import group_id
-from embrm.workflow.cpu_resources import rule_resources as cpu_rule_resources
+from embrm.resources.cpu import group_id
+from embrm.resources.cpu import rule_resources as cpu_rule_resources
 from embrm.workflow.config import (
     check_active_training,
     check_config,
@@ -240,7 +240,7 @@ def sft_settings():
     """generation.sft as the SFT job reads it: the DeepSpeed file and the demonstrations
     resolved (embrm.generation.sft_data), without the settings that change no output."""
     return {
-        **gen_resources.output_settings(config, "sft"),
+        **gpu_requests.output_settings(config, "sft"),
         "deepspeed": sft_deepspeed(),
         "data": sft_data_settings(),
     }
@@ -307,7 +307,7 @@ def ratings_run(wc):
 
 
 def gpu_resources(stage):
-    """A GPU rule's `resources:` (cluster.gpu.<stage>, see embrm.generation.resources):
+    """A GPU rule's `resources:` (cluster.gpu.<stage>, see embrm.resources.gpu):
     partition -> slurm_partition (sbatch -p), account -> slurm_account (-A), nodes=1
     (--nodes), gpus -> gpu (--gpus; a local run counts it against --resources gpu=N),
     cpus_per_gpu (--cpus-per-gpu), mem_mb (--mem: gpus x mem_mb_per_gpu) and runtime
@@ -327,7 +327,7 @@ def cpu_threads():
 def cpu_resources(step):
     """A step 5-8 rule's `resources:` under cluster.cpu.submit (none otherwise):
     partition, account, mem_mb and runtime sized from the experiment's data and knobs
-    and growing with the attempt, and disk_mb (embrm.workflow.cpu_resources)."""
+    and growing with the attempt, and disk_mb (embrm.resources.cpu)."""
     if not CPU_SUBMIT:
         return {}
     return cpu_rule_resources(cfg, config, step, 1 + len(POINT_CONFIGS))
@@ -347,7 +347,7 @@ def resolved_source(settings, section, what):
     to the repository (so config/pairs_hh_harmless.yaml works with any --directory)."""
     source = gen_models.resolve_file(settings["source"], workflow.basedir)
     if not os.path.exists(source):
-        gen_preferences.check_source(
+        data_preferences.check_source(
             settings["source"], section, what
         )  # a hub id, or an error
         return settings

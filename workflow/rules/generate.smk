@@ -146,7 +146,7 @@ rule sample_shard:
             merged_dir=lambda wc, input, output: input.merged or None,
             base_dir=model_path("policy"),
             adapter_dir=lambda wc, input, output: input.adapter,
-            cfg=gen_resources.output_settings(config, "sample"),
+            cfg=gpu_requests.output_settings(config, "sample"),
             seed=config["seed"],
             trust_remote_code=config["generation"]["trust_remote_code"],
             max_lora_rank=config["generation"]["sft"]["lora_r"],

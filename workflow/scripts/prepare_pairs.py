@@ -1,4 +1,4 @@
-from embrm.generation.preferences import prepare_pairs
+from embrm.data.preferences import prepare_pairs
 from embrm.workflow.rule_io import run
 
 o = snakemake.output

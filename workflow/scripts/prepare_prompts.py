@@ -1,4 +1,4 @@
-from embrm.generation.prompts import prepare_prompts
+from embrm.data.prompts import prepare_prompts
 from embrm.workflow.rule_io import run
 
 p = snakemake.params

@@ -1,4 +1,4 @@
-from embrm.generation.ratings import prepare_ratings
+from embrm.data.ratings import prepare_ratings
 from embrm.workflow.rule_io import run
 
 o = snakemake.output

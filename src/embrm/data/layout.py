@@ -10,11 +10,11 @@ step 5-8 knobs share one folder, and points that change the data side get their 
 - synthetic: ``results/data/synthetic/``;
 - human preference pairs: ``results/data/pairs/<name>/{split}_{pairs.jsonl,preferences.npy}``
   and ``results/data/pairs/<name>/<embedder>_<pooling>/{split}_embeddings.npy``
-  (``(N, 2, D)``; see :mod:`embrm.generation.preferences`);
+  (``(N, 2, D)``; see :mod:`embrm.data.preferences`);
 - rated responses: ``results/data/ratings/<name>/{split}_{ratings.jsonl,attributes.npy}``
   and ``results/data/ratings/<name>/<embedder>_<pooling>/{split}_embeddings.npy``
   (``(R, 2, D)``: the prompt alone, then prompt + response; see
-  :mod:`embrm.generation.ratings`).
+  :mod:`embrm.data.ratings`).
 - standard benchmarks (``evaluation.benchmarks``, test only):
   ``results/data/benchmark_sets/<name>/test_pairs.jsonl`` and
   ``results/data/benchmark_sets/<name>/<embedder>_<pooling>/test_embeddings.npy``

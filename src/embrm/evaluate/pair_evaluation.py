@@ -1,7 +1,7 @@
 """Step 6 for human preference pairs: held-out accuracy against a logistic floor.
 
 Test pairs come as embeddings ``(N, 2, D)`` and preferences ``(N, 2)`` (1 marks the
-chosen column, in a seeded random order; see :mod:`embrm.generation.preferences`).
+chosen column, in a seeded random order; see :mod:`embrm.data.preferences`).
 
 - accuracy: a pair counts only when the chosen response scores strictly higher (a tie
   is wrong), with a Wilson 95 % interval; per ``subset`` too, and the subsets' scores

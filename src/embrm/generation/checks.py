@@ -13,8 +13,8 @@ import json
 from pathlib import Path
 
 from embrm.generation import sft_data
-from embrm.generation.resources import check_requests
 from embrm.io.errors import InputError
+from embrm.resources.gpu import check_requests
 
 # vllm 0.33: vllm.config.lora.MaxLoRARanks
 VLLM_LORA_RANKS = (1, 8, 16, 32, 64, 128, 256, 320, 512)

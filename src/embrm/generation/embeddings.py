@@ -15,10 +15,10 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from embrm.data.texts import texts_of
 from embrm.generation import sharded
 from embrm.generation.encode import batches_by_length, last_token, mean_pool
 from embrm.generation.models import load_for_scoring
-from embrm.generation.texts import texts_of
 from embrm.io.errors import InputError
 
 POOLING = {"last": last_token, "mean": mean_pool}

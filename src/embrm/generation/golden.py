@@ -16,10 +16,10 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from embrm.data.texts import chat_renderer, raw_text, texts_of
 from embrm.generation import sharded
 from embrm.generation.encode import batches_by_length
 from embrm.generation.models import load_for_scoring
-from embrm.generation.texts import chat_renderer, raw_text, texts_of
 from embrm.io.errors import InputError
 
 FORMATS = {"raw": lambda tok: raw_text, "chat_template": chat_renderer}

@@ -21,7 +21,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from embrm.generation.prompts import LOCAL_SUFFIXES, load_records
+from embrm.data.prompts import LOCAL_SUFFIXES, load_records
 from embrm.io.errors import InputError
 from embrm.io.jsonio import read_jsonl
 

@@ -24,7 +24,7 @@ from transformers import (
     PreTrainedTokenizerFast,
 )
 
-from embrm.generation.builtin_prompts import dialogues
+from embrm.data.builtin_prompts import dialogues
 from embrm.generation.checks import tiny_llama_heads
 
 EOS, PAD = "<|endoftext|>", "<pad>"

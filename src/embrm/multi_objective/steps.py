@@ -1,6 +1,6 @@
 """The workflow's multi-objective steps on rated responses (``data.source: ratings``).
 
-Each split is three files of :func:`embrm.generation.ratings.prepare_ratings` and step 4:
+Each split is three files of :func:`embrm.data.ratings.prepare_ratings` and step 4:
 ``{split}_ratings.jsonl`` (R rows: prompt, ``preference``), ``{split}_attributes.npy``
 ``(R, J)`` and ``{split}_embeddings.npy`` ``(R, 2, D)``, whose column 0 embeds the
 prompt alone (the gating's context) and column 1 prompt + response (what the attribute

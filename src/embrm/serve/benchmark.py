@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from embrm.data.texts import plain_text
 from embrm.evaluate.benchmarks.rewardbench import Item, item_outcomes
 from embrm.evaluate.benchmarks.scores import with_interval
 from embrm.evaluate.benchmarks.steps import BOOTSTRAP
-from embrm.generation.texts import plain_text
 
 
 def completion_rewards(model, texts: list[str], chunk: int) -> np.ndarray:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from embrm.generation.prompts import ASSISTANT, conversation_text
+from embrm.data.prompts import ASSISTANT, conversation_text
 
 ROLES = ("system", "user", "assistant")
 

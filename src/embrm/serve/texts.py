@@ -1,7 +1,7 @@
 """Turn what each caller sends into the exact text step 4 embedded.
 
 Step 4 embedded ``prompt + response`` with the response cut at its next
-``"\\n\\nHuman"`` turn (:func:`embrm.generation.texts.cut_response`); HH-style prompts end
+``"\\n\\nHuman"`` turn (:func:`embrm.data.texts.cut_response`); HH-style prompts end
 with ``"\\n\\nAssistant:"``. :class:`TextReader` reads every entry point's input into that
 form: a chat template's text (ChatML, Llama 3, Gemma, the bundle tokenizer's own
 template; see :mod:`embrm.serve.chat`) is rendered as the dialogue, TRL's
@@ -15,8 +15,8 @@ from __future__ import annotations
 import logging
 from collections import Counter
 
-from embrm.generation.prompts import ASSISTANT, TURN, conversation_text
-from embrm.generation.texts import cut_response
+from embrm.data.prompts import ASSISTANT, TURN, conversation_text
+from embrm.data.texts import cut_response
 from embrm.io.errors import InputError
 from embrm.serve.chat import BUILT_IN, ChatFormat, dialogue
 

@@ -2,7 +2,7 @@
 
 The JSON schema catches unknown keys, wrong types and out-of-range values; the checks
 here catch what a schema cannot (values that contradict each other, or the split sizes
-of :mod:`embrm.workflow.known_sizes`), before any job runs, and name the offending key.
+of :mod:`embrm.resources.known_sizes`), before any job runs, and name the offending key.
 Nothing here knows about folders: experiment lookup is in
 :mod:`embrm.workflow.experiments`, data locations in :mod:`embrm.data.layout`.
 """
@@ -15,8 +15,8 @@ from collections.abc import Mapping
 
 from embrm.data.layout import RATINGS_RUN
 from embrm.io.errors import InputError
+from embrm.resources.known_sizes import Size, check_known_sizes
 from embrm.rm.options import OrmSettings
-from embrm.workflow.known_sizes import Size, check_known_sizes
 
 
 def check_config(config: dict) -> None:

@@ -8,15 +8,15 @@ into checked :class:`~embrm.evaluate.benchmarks.rewardbench.Item` s.
   ``test``. A ``num_correct`` field, where present, must equal the chosen count.
 
 A prompt (string or ``[{role, content}]`` messages) and each completion are rendered
-as the pair data are (:mod:`embrm.generation.preferences`), so a benchmark is embedded
+as the pair data are (:mod:`embrm.data.preferences`), so a benchmark is embedded
 like the human pairs an ensemble may have learned from.
 """
 
 from __future__ import annotations
 
+from embrm.data.preferences import prompt_dialogue, reply
+from embrm.data.prompts import load_records, local_file
 from embrm.evaluate.benchmarks.rewardbench import Item, is_ties, ties_key
-from embrm.generation.preferences import prompt_dialogue, reply
-from embrm.generation.prompts import load_records, local_file
 from embrm.io.errors import InputError
 
 LAYOUTS = ("v1", "v2")

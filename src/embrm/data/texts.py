@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from embrm.generation.prompts import dialogue_messages
+from embrm.data.prompts import dialogue_messages
 from embrm.io.errors import InputError
 
 HUMAN = "\n\nHuman"

@@ -2,7 +2,7 @@
 multi-objective heads (``data.source: ratings``); step 4 embeds them like samples.
 
 A record is one response: a ``prompt`` and a ``response`` (strings, or ``[{role,
-content}]`` message lists, read as :mod:`embrm.generation.preferences` reads them) and
+content}]`` message lists, read as :mod:`embrm.data.preferences` reads them) and
 one number per attribute named in ``attributes`` (e.g. HelpSteer's ``helpfulness``,
 ``correctness``, ``coherence``, ``complexity``, ``verbosity``). A missing or
 non-numeric attribute is an error naming the file, the record and the field. Splits
@@ -29,7 +29,7 @@ from collections import Counter
 import numpy as np
 
 from embrm.data.arrays import save_array
-from embrm.generation.preferences import check_source, prompt_dialogue, reply, split_pairs
+from embrm.data.preferences import check_source, prompt_dialogue, reply, split_pairs
 from embrm.io.errors import InputError
 from embrm.io.jsonio import write_json, write_jsonl
 

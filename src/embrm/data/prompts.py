@@ -24,7 +24,7 @@ import logging
 import re
 from pathlib import Path
 
-from embrm.generation.builtin_prompts import dialogues
+from embrm.data.builtin_prompts import dialogues
 from embrm.io.errors import InputError
 from embrm.io.jsonio import check_utf8, iter_jsonl, write_jsonl
 

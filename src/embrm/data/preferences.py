@@ -36,7 +36,7 @@ from pathlib import Path
 import numpy as np
 
 from embrm.data.arrays import save_array
-from embrm.generation.prompts import (
+from embrm.data.prompts import (
     ASSISTANT,
     LOCAL_SUFFIXES,
     TURN,
@@ -45,7 +45,7 @@ from embrm.generation.prompts import (
     local_file,
     split_dialogue,
 )
-from embrm.generation.texts import plain_text
+from embrm.data.texts import plain_text
 from embrm.io.errors import InputError
 from embrm.io.jsonio import write_json, write_jsonl
 

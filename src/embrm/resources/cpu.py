@@ -9,7 +9,7 @@ the **largest** ``mem_mb`` and ``threads`` (--cpus-per-task) of its steps and th
 times the attempt, so the profile's retry asks for twice as much.
 
 Estimates (``mem_mb`` in MiB, ``runtime`` in minutes), from the sizes known before any
-job runs (:mod:`embrm.workflow.known_sizes`: the config for synthetic data, the
+job runs (:mod:`embrm.resources.known_sizes`: the config for synthetic data, the
 release's ``.npy`` headers for an import; generated data fall back to ``FALLBACK`` for
 what is unknown at parse time) and the step's knobs:
 
@@ -36,7 +36,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from embrm.workflow.known_sizes import known_sizes
+from embrm.resources.known_sizes import known_sizes
 
 STEPS = (
     "train_orm",
