@@ -4,23 +4,24 @@ import sys
 from snakemake_interface_executor_plugins.settings import DeploymentMethod
 
 from embrm.data import layout as data_layout
+from embrm.data import preferences as data_preferences
 from embrm.data.importer import release_files
 from embrm.generation import checks as gen_checks
 from embrm.generation import models as gen_models
-from embrm.data import preferences as data_preferences
-from embrm.resources import gpu as gpu_requests
 from embrm.generation import sft_data as gen_sft_data
-from embrm.resources.gpu import rule_resource, rule_resources
-from embrm.rm.options import OrmSettings
-from embrm.workflow import experiments, studies
+from embrm.paths import EXP_PATTERN, RESULTS
+from embrm.resources import gpu as gpu_requests
 from embrm.resources.cpu import group_id
 from embrm.resources.cpu import rule_resources as cpu_rule_resources
+from embrm.resources.gpu import rule_resource, rule_resources
+from embrm.rm.options import OrmSettings
+from embrm.serve import model_card
+from embrm.workflow import experiments, studies
 from embrm.workflow.config import (
     check_active_training,
     check_config,
     retype_cli_config,
 )
-from embrm.paths import EXP_PATTERN, RESULTS
 from embrm.workflow.schema import check_schema
 
 SCHEMA = f"{workflow.basedir}/workflow/schemas/config.schema.yaml"
@@ -274,36 +275,13 @@ def bundle_embedder_path(wc):
 
 
 def bundle_run(wc):
-    """Task, objective and a one-line description of the data, for the model card."""
-    c = cfg(wc)
-    gen = c["generation"]
-    return {
-        "task": c["task"],
-        "objective": c["orm"]["objective"],
-        "data": (
-            f"Policy `{gen['policy']}`, prompts from `{gen['prompts']['source']}` "
-            f"({gen['prompts']['max_train_prompts']} train / "
-            f"{gen['prompts']['max_test_prompts']} test prompts at most, "
-            f"{gen['sampling']['k_train']} / {gen['sampling']['k_test']} responses each), "
-            f"golden reward model `{gen['golden']['models'][c['task']]['model']}`; "
-            f"ORM pairs from {c['orm']['n_sample']} train prompts, annotation quality "
-            f"{c['orm']['annotation_quality']}."
-        ),
-    }
+    """Task, objective and the data's description, for the model card."""
+    return model_card.run_description(cfg(wc))
 
 
 def ratings_run(wc):
-    """Task and a one-line description of the rated responses, for the bundle's config."""
-    c = cfg(wc)
-    ratings = c["data"]["ratings"]
-    return {
-        "task": c["task"],
-        "data": (
-            f"Rated responses from `{ratings['source']}`, attributes "
-            f"{', '.join(ratings['attributes'])}; gating pairs by {ratings['pair_recipe']} "
-            f"of {ratings['preference'] or 'the mean of the attributes'}."
-        ),
-    }
+    """Task and the rated responses' description, for the bundle's config."""
+    return model_card.ratings_description(cfg(wc))
 
 
 def gpu_resources(stage):

@@ -10,6 +10,40 @@ import yaml
 METRICS = ("global_spearman", "per_prompt_spearman", "pairwise_accuracy", "mse")
 
 
+def run_description(config: dict) -> dict:
+    """Task, objective and a one-line description of a generated run's data (a
+    completed config), for the model card."""
+    gen = config["generation"]
+    golden = gen["golden"]["models"][config["task"]]["model"]
+    return {
+        "task": config["task"],
+        "objective": config["orm"]["objective"],
+        "data": (
+            f"Policy `{gen['policy']}`, prompts from `{gen['prompts']['source']}` "
+            f"({gen['prompts']['max_train_prompts']} train / "
+            f"{gen['prompts']['max_test_prompts']} test prompts at most, "
+            f"{gen['sampling']['k_train']} / {gen['sampling']['k_test']} responses each), "
+            f"golden reward model `{golden}`; "
+            f"ORM pairs from {config['orm']['n_sample']} train prompts, annotation quality "
+            f"{config['orm']['annotation_quality']}."
+        ),
+    }
+
+
+def ratings_description(config: dict) -> dict:
+    """Task and a one-line description of the rated responses, for a multi-objective
+    bundle's config."""
+    ratings = config["data"]["ratings"]
+    return {
+        "task": config["task"],
+        "data": (
+            f"Rated responses from `{ratings['source']}`, attributes "
+            f"{', '.join(ratings['attributes'])}; gating pairs by {ratings['pair_recipe']} "
+            f"of {ratings['preference'] or 'the mean of the attributes'}."
+        ),
+    }
+
+
 def cell(m: dict, key: str) -> str:
     """One metric of a variant; null (undefined, e.g. a correlation of constant scores,
     see the validation file's ``null_reasons``) is written as such."""
