@@ -252,7 +252,7 @@ def planned_jobs(output: str) -> dict[str, int]:
 @contextmanager
 def embrm_serve(bundle: Path, logfile: Path, *args: str):
     """The real `embrm serve` of ``bundle`` on a free loopback port, its output in
-    ``logfile``: yields the base URL; the server is stopped on exit."""
+    ``logfile``: yields ``(base URL, process)``; the server is stopped on exit."""
     import httpx
 
     with socket.socket() as s:
@@ -273,7 +273,7 @@ def embrm_serve(bundle: Path, logfile: Path, *args: str):
                 time.sleep(0.5)
         else:
             raise AssertionError(f"server did not start:\n{logfile.read_text()}")
-        yield url
+        yield url, proc
     finally:
         proc.terminate()
         proc.wait(timeout=30)

@@ -184,7 +184,7 @@ def check_served_bundle(workdir, rows, emb, weights):
     expected, _ = heads.score(emb[:6, 1], emb[:6, 0])
     np.testing.assert_allclose(reward, expected, rtol=1e-4, atol=1e-4)
     np.testing.assert_allclose(extras[:, 2:], weights[:6], atol=1e-4)
-    with embrm_serve(bundle, workdir / "serve.log") as url:
+    with embrm_serve(bundle, workdir / "serve.log") as (url, _):
         payload = {"query": texts, "prompts": [r["prompt"] for r in rows[:6]]}
         reply = httpx.post(f"{url}/get_reward", json=payload, timeout=60)
         assert reply.status_code == 200, reply.text

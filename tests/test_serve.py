@@ -33,7 +33,7 @@ from embrm.serve.cli import main as cli_main
 from embrm.serve.server import Limits, create_app
 
 from chat_templates import TEMPLATES, openrlhf_query, templated_tokenizer
-from conftest import GEN_DATA, run_snakemake
+from conftest import GEN_DATA, embrm_serve, run_snakemake
 
 pytestmark = pytest.mark.workflow
 BUNDLE = "results/reward_model"
@@ -254,26 +254,10 @@ def _free_port() -> int:
 def server(run_dir, tmp_path_factory):
     """`embrm serve` on a loopback port with its access log, stopped after the module:
     ``(url, process, log file)``."""
-    port = _free_port()
     logfile = tmp_path_factory.mktemp("serve") / "serve.log"
-    cmd = [EMBRM, "serve", str(run_dir / BUNDLE), "--port", str(port), "--access-log",
-           "--max-texts", "8", "--max-body-bytes", "65536"]  # fmt: skip
-    with logfile.open("w") as out:
-        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, text=True)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 180
-    while time.monotonic() < deadline and proc.poll() is None:
-        try:
-            if httpx.get(f"{url}/health", timeout=2).status_code == 200:
-                break
-        except httpx.TransportError:
-            time.sleep(0.5)
-    else:
-        proc.kill()
-        pytest.fail(f"server did not start:\n{logfile.read_text()}")
-    yield url, proc, logfile
-    proc.terminate()
-    proc.wait(timeout=30)
+    limits = ["--access-log", "--max-texts", "8", "--max-body-bytes", "65536"]
+    with embrm_serve(run_dir / BUNDLE, logfile, *limits) as (url, proc):
+        yield url, proc, logfile
 
 
 def openrlhf_post(url: str, payload: dict) -> httpx.Response:
