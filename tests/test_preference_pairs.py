@@ -379,7 +379,7 @@ def test_pair_settings_are_checked_before_any_job():
         data_path(cfg, "rewards", "test")
 
 
-@pytest.mark.parametrize("preset", ["pairs_hh_harmless", "pairs_hh_hub"])
+@pytest.mark.parametrize("preset", ["pairs_hh_harmless", "pairs_hh_hub", "rating_pairs_planted"])
 def test_pair_presets_plan_steps_4_to_6_only(tmp_path, preset):
     """Both presets validate and plan the pair DAG (the hub one without the hub: its
     data are read when prepare_pairs runs); nothing of steps 7-8 is planned."""

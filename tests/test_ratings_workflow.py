@@ -13,13 +13,14 @@ import yaml
 from snakemake.utils import update_config
 
 from embrm import RewardModel
-from embrm.data.layout import data_path
+from embrm.data.layout import DataVariants, data_path
 from embrm.data.planted_rating_texts import planted_rating_records
 from embrm.data.planted_ratings import planted_ratings
 from embrm.data.preferences import load_records, parse_records
 from embrm.io.errors import InputError
 from embrm.io.jsonio import read_json, read_jsonl
 from embrm.multi_objective.heads import load_heads
+from embrm.multi_objective.pair_source import prepare_rating_pairs
 from embrm.multi_objective.steps import evaluate_multi_objective, fit_multi_objective
 from embrm.workflow.config import check_config
 from embrm.workflow.schema import check_schema
@@ -245,3 +246,109 @@ def test_a_real_data_check_on_the_shipped_hh_pairs(tmp_path):
     assert res["pairs"]["pairs"] == res["prompts"]  # one chosen/rejected pair per prompt
     assert res["attributes"]["words"]["spearman"] > 0.3
     assert 0 <= res["pair_accuracy"] <= 1 and res["mean_weights"].keys() == {"harmless", "words"}
+
+
+def rated_rows(prompt, ratings, texts=None):
+    """Rows of a prepared ``{split}_ratings.jsonl`` for one prompt: preference values
+    ``ratings``, responses ``texts`` (default: distinct ones)."""
+    texts = texts or [f"answer {i} to {prompt}" for i in range(len(ratings))]
+    return [
+        {"id": f"{prompt}-{i}", "prompt": prompt, "responses": ["", t], "preference": r}
+        | {"ratings": {"overall": r}}
+        for i, (r, t) in enumerate(zip(ratings, texts))
+    ]
+
+
+def test_rated_responses_become_pairs_whose_margin_is_the_rating_gap(tmp_path):
+    train = rated_rows("p0", [3.0, 1.0, 1.0]) + rated_rows("p1", [2.0, 2.0])
+    train += rated_rows("p2", [5.0, 0.5], texts=["same words", "same words"])
+    test = rated_rows("q0", [0.0, 4.0])
+    files = {split: tmp_path / f"{split}_ratings.jsonl" for split in ("train", "test")}
+    for split, rows in (("train", train), ("test", test)):
+        files[split].write_text("".join(json.dumps(r) + "\n" for r in rows))
+    cfg = {"seed": 0, "max_pairs": None, "from_ratings": True}
+    cfg["ratings"] = {"name": "r", "source": "r.jsonl", "preference": None}
+    cfg["ratings"]["pair_recipe"] = "all_pairs"
+    out = {
+        kind: {split: str(tmp_path / f"{split}_{kind}.{ext}") for split in files}
+        for kind, ext in (("pairs", "jsonl"), ("preferences", "npy"))
+    }
+    run = dict(ratings=files, out_pairs=out["pairs"], out_preferences=out["preferences"])
+    report = prepare_rating_pairs(cfg=cfg, report=tmp_path / "report.json", **run)
+    # p0: 3 > 1 twice, the 1-1 tie dropped; p1 is one tie; p2 contradicts itself
+    assert (report["ties_dropped"], report["dropped_identical"]) == (2, 1)
+    assert report["splits"]["train"]["pairs"] == 2 and report["splits"]["test"]["pairs"] == 1
+    assert report["splits"]["train"]["margin"] == {"mean": 2.0, "min": 2.0, "max": 2.0}
+    for split, rows in (("train", train), ("test", test)):
+        by_text = {r["responses"][1]: r["preference"] for r in rows}
+        prefs = np.load(out["preferences"][split])
+        for row, pref in zip(read_jsonl(out["pairs"][split]), prefs):
+            chosen, rejected = row["responses"][row["chosen"]], row["responses"][1 - row["chosen"]]
+            assert pref[row["chosen"]] == 1
+            assert row["margin"] == by_text[chosen] - by_text[rejected] > 0
+    # a split without any differently rated responses gives no pair: named by its file
+    files["test"].write_text(json.dumps(rated_rows("q0", [1.0, 1.0])[0]) + "\n")
+    with pytest.raises(InputError, match="test_ratings.jsonl: the test split gives no pair"):
+        prepare_rating_pairs(cfg=cfg, report=tmp_path / "report.json", **run)
+
+
+def rating_pairs_config() -> dict:
+    """The planted-ratings preset as the pairs of a small ORM ensemble with a margin loss
+    on the rating gaps."""
+    cfg = ratings_config()
+    cfg["data"]["source"] = "pairs"
+    cfg["data"]["pairs"].update(name="planted-rated", from_ratings=True, max_pairs=None)
+    cfg["orm"].update(n_sample=None, ensemble_number=3, hidden_sizes=[64], max_epochs=10)
+    cfg["orm"].update(loss="margin", margin_source="given", margin_scale=0.5)
+    return cfg
+
+
+@pytest.mark.workflow
+def test_rating_pairs_train_the_orm_ensemble_with_their_rating_gap_margins(tmp_path):
+    cfg = rating_pairs_config()
+    run_snakemake(tmp_path, cfg, "all")
+    data = tmp_path / "results" / "data"
+    report = read_json(data / "pairs" / "planted-rated" / "report.json")
+    assert report["pair_recipe"] == "all_pairs" and report["source"].startswith("data.ratings")
+    for split in ("train", "test"):
+        rated = read_jsonl(data / "ratings" / "planted" / f"{split}_ratings.jsonl")
+        pairs = read_jsonl(data / "pairs" / "planted-rated" / f"{split}_pairs.jsonl")
+        assert {p["prompt"] for p in pairs} <= {r["prompt"] for r in rated}  # same split
+        value = {(r["prompt"], r["responses"][1]): r["preference"] for r in rated}
+        for p in pairs:
+            chosen, rejected = (p["responses"][p["chosen"]], p["responses"][1 - p["chosen"]])
+            assert p["margin"] == value[p["prompt"], chosen] - value[p["prompt"], rejected]
+    # the margin loss read those gaps, times orm.margin_scale
+    gaps = [p["margin"] for p in read_jsonl(data / "pairs" / "planted-rated" / "train_pairs.jsonl")]
+    training = read_json(tmp_path / "results" / "orm" / "training.json")
+    assert training["n_pairs"] == len(gaps)
+    assert training["margin"]["mean"] == pytest.approx(0.5 * np.mean(gaps), rel=1e-6)
+    assert training["margin"]["min"] == pytest.approx(0.5 * min(gaps), rel=1e-6)
+    res = read_json(tmp_path / "results" / "pair_eval_results.json")
+    assert res["test_pairs"] == report["splits"]["test"]["pairs"]
+    assert res["ensemble"]["accuracy"] > 0.8
+    # the pairs follow the ratings they come from: another recipe prepares them again
+    cfg["data"]["ratings"]["pair_recipe"] = "best_vs_random"
+    jobs = planned_jobs(run_snakemake(tmp_path, cfg, "all", "-n").stdout)
+    assert jobs["prepare_pairs"] == 1 and "prepare_ratings" not in jobs
+
+
+def test_rating_pairs_are_refused_without_ratings_or_with_two_ratings_for_one_folder():
+    cfg = rating_pairs_config()
+    check_schema(cfg, SCHEMA)
+    check_config(cfg)
+    bad = copy.deepcopy(cfg)
+    del bad["data"]["ratings"]
+    with pytest.raises(InputError, match="data.pairs.from_ratings derives the pairs from"):
+        check_config(bad)
+    other = copy.deepcopy(cfg)
+    other["data"]["ratings"]["pair_recipe"] = "best_vs_random"
+    with pytest.raises(InputError, match="data.pairs.name: .* would share the data folder"):
+        DataVariants(cfg, [other])
+    # under another pairs name, both recipes share the one folder of rated responses
+    other["data"]["pairs"]["name"] = "planted-best"
+    variants = DataVariants(cfg, [other])
+    assert variants.ratings("planted") == {
+        k: v for k, v in cfg["data"]["ratings"].items() if k != "pair_recipe"
+    }
+    assert variants.pairs("planted-best")["ratings"]["pair_recipe"] == "best_vs_random"

@@ -333,8 +333,12 @@ def resolved_source(settings, section, what):
 
 
 def pairs_settings(wc):
-    """data.pairs of the folder, its local source resolved."""
-    return resolved_source(DATA_VARIANTS.pairs(wc.dataset), "data.pairs", "preference")
+    """data.pairs of the folder, its local source resolved (with from_ratings, the pairs
+    come from data.ratings, under its "ratings" key, and the source is not read)."""
+    pairs = DATA_VARIANTS.pairs(wc.dataset)
+    if pairs["from_ratings"]:
+        return pairs
+    return resolved_source(pairs, "data.pairs", "preference")
 
 
 def ratings_settings(wc):
@@ -351,6 +355,21 @@ def local_source(settings):
         return [source] if os.path.exists(source) else []
 
     return files
+
+
+def pairs_source(wc):
+    """Input function (unpacked): what prepare_pairs reads: the local pairs file (none for
+    a hub dataset), or with data.pairs.from_ratings each split's prepared rated responses.
+    """
+    pairs = pairs_settings(wc)
+    if not pairs["from_ratings"]:
+        return {"source": local_source(pairs_settings)(wc)}
+    return {
+        f"{split}_ratings": getattr(
+            rules.prepare_ratings.output, f"{split}_ratings"
+        ).format(dataset=pairs["ratings"]["name"])
+        for split in ("train", "test")
+    }
 
 
 def pairs_file(wc):

@@ -1,5 +1,6 @@
-"""Human preference pairs (data.source: pairs): read and split them, embed them with the
-step-4 rules (same embedder settings, shards and GPU requests), and evaluate step 5's
+"""Human preference pairs (data.source: pairs): read and split them (or, with
+data.pairs.from_ratings, derive them from the prepared rated responses of data.ratings,
+each with its rating gap as margin), embed them with the step-4 rules (same embedder settings, shards and GPU requests), and evaluate step 5's
 ensemble on the held-out pairs against a logistic-regression floor. Steps 7-8,
 best-of-N and the report figures need golden rewards and are not run for pair data.
 """
@@ -7,7 +8,7 @@ best-of-N and the report figures need golden rewards and are not run for pair da
 
 rule prepare_pairs:
     input:
-        source=local_source(pairs_settings),
+        unpack(pairs_source),
     output:
         **{
             f"{split}_{kind}": data_layout.file_pattern("pairs", kind).replace(

@@ -151,12 +151,15 @@ class DataVariants:
             if source in ("generate", "pairs", "ratings"):
                 emb = {k: cfg["generation"]["embedding"][k] for k in ("model", "pooling")}
                 self._add(self.embedders, embedder_tag(cfg), emb, "generation.embedding.model")
+            ratings = cfg["data"].get("ratings")
             if source == "pairs":
                 pairs = cfg["data"]["pairs"]
+                if pairs["from_ratings"]:  # the folder depends on the ratings it derives from
+                    pairs = {**pairs, "ratings": ratings}
+                    self._add_ratings(ratings)
                 self._add(self.pair_sets, pairs["name"], pairs, "data.pairs.name")
             elif source == "ratings":
-                ratings = cfg["data"]["ratings"]
-                self._add(self.rating_sets, ratings["name"], ratings, "data.ratings.name")
+                self._add_ratings(ratings)
             elif source == "import":
                 self._add(self.imports, import_tag(cfg), cfg["data"]["import"], "data.import")
 
@@ -167,6 +170,12 @@ class DataVariants:
                 f"config key {key}: {index[tag]!r} and {value!r} would share the data "
                 f"folder {tag!r}; rename one of them"
             )
+
+    def _add_ratings(self, ratings: dict) -> None:
+        """A ratings folder holds the rated responses, whatever pairs are made of them
+        later: points that differ only in ``pair_recipe`` share it."""
+        prepared = {k: v for k, v in ratings.items() if k != "pair_recipe"}
+        self._add(self.rating_sets, ratings["name"], prepared, "data.ratings.name")
 
     @staticmethod
     def _lookup(index: dict, tag: str, what: str):
@@ -186,11 +195,13 @@ class DataVariants:
         }
 
     def pairs(self, name: str) -> dict:
-        """The ``data.pairs`` section behind a ``results/data/pairs/<name>`` folder."""
+        """The ``data.pairs`` section behind a ``results/data/pairs/<name>`` folder (with
+        ``from_ratings``, the ``data.ratings`` section it derives from under ``ratings``)."""
         return self._lookup(self.pair_sets, name, "pairs")
 
     def ratings(self, name: str) -> dict:
-        """The ``data.ratings`` section behind a ``results/data/ratings/<name>`` folder."""
+        """The ``data.ratings`` section behind a ``results/data/ratings/<name>`` folder,
+        less ``pair_recipe`` (the steps that make pairs read it from their own config)."""
         return self._lookup(self.rating_sets, name, "ratings")
 
     def benchmark(self, name: str) -> dict:

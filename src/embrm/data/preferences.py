@@ -245,6 +245,26 @@ def oriented(pairs: list[dict], seed: int, split: str) -> tuple[list[dict], np.n
     return rows, prefs
 
 
+def write_pair_splits(
+    splits: dict[str, list[dict]], *, seed: int, out_pairs: dict, out_preferences: dict
+) -> dict:
+    """Write each split's pairs ``{id, prompt, chosen, rejected, ...}`` as
+    ``{split}_pairs.jsonl`` and ``{split}_preferences.npy`` ``(N, 2)`` (:func:`oriented`);
+    returns per split the pairs, prompts, chosen-in-column-0 and pairs per subset."""
+    summary = {}
+    for split, pairs in splits.items():
+        rows, prefs = oriented(pairs, seed, split)
+        write_jsonl(out_pairs[split], rows)
+        save_array(out_preferences[split], prefs)
+        summary[split] = {
+            "pairs": len(rows),
+            "prompts": len({r["prompt"] for r in rows}),
+            "chosen_in_column_0": int(prefs[:, 0].sum()),
+            "subsets": dict(Counter(r["subset"] for r in rows if "subset" in r)),
+        }
+    return summary
+
+
 def prepare_pairs(*, cfg: dict, out_pairs: dict, out_preferences: dict, report) -> dict:
     """Read, check, split and write the pairs of ``data.pairs`` (``cfg``).
 
@@ -260,18 +280,10 @@ def prepare_pairs(*, cfg: dict, out_pairs: dict, out_preferences: dict, report) 
         "records": counts["records"],
         "dropped_identical": counts["dropped_identical"],
         "dropped_no_shared_prompt": counts["dropped_no_shared_prompt"],
-        "splits": {},
+        "splits": write_pair_splits(
+            splits, seed=cfg["seed"], out_pairs=out_pairs, out_preferences=out_preferences
+        ),
     }
-    for split, pairs in splits.items():
-        rows, prefs = oriented(pairs, cfg["seed"], split)
-        write_jsonl(out_pairs[split], rows)
-        save_array(out_preferences[split], prefs)
-        summary["splits"][split] = {
-            "pairs": len(rows),
-            "prompts": len({r["prompt"] for r in rows}),
-            "chosen_in_column_0": int(prefs[:, 0].sum()),
-            "subsets": dict(Counter(r["subset"] for r in rows if "subset" in r)),
-        }
     if summary["dropped_identical"]:
         log.warning("%d pairs with identical texts dropped", summary["dropped_identical"])
     if summary["dropped_no_shared_prompt"]:

@@ -333,6 +333,7 @@ def train_on_pairs(
         # pair data have no golden reward (scale None): their labels are the data
         "label_agreement_with_golden": None if scale is None else _label_agreement(rew, pairs),
         **({"noise_remedy": remedy} if remedy else {}),
+        **({"margin": margin_summary(margin)} if margin is not None else {}),
         "members": members,
         "steps_per_epoch": result.steps_per_epoch,
         "history": result.history,
@@ -340,6 +341,11 @@ def train_on_pairs(
     save_ensemble(ckpt, model, orm.objective, members)
     write_json(summary_json, summary)
     return summary
+
+
+def margin_summary(margin: np.ndarray) -> dict:
+    """What the margin loss read ``(P,)``: its mean, least and greatest value."""
+    return {"mean": float(margin.mean()), "min": float(margin.min()), "max": float(margin.max())}
 
 
 def _label_agreement(rewards: np.ndarray, pairs: Pairs) -> float:

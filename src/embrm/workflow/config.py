@@ -39,6 +39,12 @@ def check_config(config: dict) -> None:
             )
     if source == "pairs" and "pairs" not in config["data"]:
         raise InputError("config key data.pairs must describe the preference data for source=pairs")
+    if source == "pairs" and config["data"]["pairs"]["from_ratings"]:
+        if "ratings" not in config["data"]:
+            raise InputError(
+                "config key data.pairs.from_ratings derives the pairs from data.ratings, "
+                "which this config has not: describe the rated responses there"
+            )
     if settings.given_margin_source and source != "pairs":
         raise InputError(
             "config key orm.margin_source=given reads the margin field of human pairs: it "
