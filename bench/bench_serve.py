@@ -36,6 +36,7 @@ from embrm.data.builtin_prompts import dialogues
 from bench_core import ROOT
 
 SERVERS = ("embrm", "plain")
+MODES = ("rollout", "batch")  # one text per request (OpenRLHF 0.11), or --batch-texts
 
 
 def texts(n: int) -> tuple[list[str], list[str]]:
@@ -177,13 +178,14 @@ def main() -> None:
     ap.add_argument("--batch-texts", type=int, default=32, help="texts per batch-mode request")
     ap.add_argument("--repeats", type=int, default=3, help="runs per cell (median reported)")
     ap.add_argument("--servers", nargs="+", choices=SERVERS, default=list(SERVERS))
+    ap.add_argument("--modes", nargs="+", choices=MODES, default=list(MODES))
     ap.add_argument("--serve-args", default="", help="extra `embrm serve` flags, one string")
     ap.add_argument("--out", type=Path, default=ROOT / "bench/out/bench_serve.json")
     args = ap.parse_args()
     prompts, responses = texts(args.texts)
     rm = RewardModel.from_pretrained(args.bundle)
     want = np.asarray(rm.score(prompts, responses))
-    modes = {"rollout": 1, "batch": args.batch_texts}
+    modes = {mode: {"rollout": 1, "batch": args.batch_texts}[mode] for mode in args.modes}
     servers = {}
     try:  # both servers up at once, idle while the other is measured: the runs alternate,
         # so the machine's other load falls on both alike

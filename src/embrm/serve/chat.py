@@ -10,6 +10,7 @@ through the template (:func:`template_format`).
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 
@@ -28,14 +29,16 @@ class ChatFormat:
     headers: dict[str, str]
     ends: tuple[str, ...]
 
+    @functools.cached_property
     def _pattern(self) -> re.Pattern:
+        """Any header, the longest first (built once: every query is tried on it)."""
         alternatives = sorted(self.headers.items(), key=lambda kv: -len(kv[1]))
         return re.compile("|".join(f"(?P<{role}>{re.escape(h)})" for role, h in alternatives))
 
     def turns(self, text: str) -> list[dict] | None:
         """The ``{"role", "content"}`` turns of ``text``, or None if it holds no user or
         assistant header of this format. Text before the first header (BOS) is dropped."""
-        found = list(self._pattern().finditer(text))
+        found = list(self._pattern.finditer(text))
         if not any(m.lastgroup in ("user", "assistant") for m in found):
             return None
         out = []
