@@ -22,6 +22,7 @@ from embrm.data.texts import plain_text
 from embrm.io.errors import InputError
 from embrm.io.jsonio import read_jsonl, write_json
 from embrm.multi_objective.rating_pairs import rating_pairs
+from embrm.rm.pairs import margin_summary
 
 log = logging.getLogger(__name__)
 
@@ -93,12 +94,7 @@ def prepare_rating_pairs(
         ),
     }
     for split, pairs in splits.items():
-        gaps = np.array([p["margin"] for p in pairs])
-        summary["splits"][split]["margin"] = {
-            "mean": float(gaps.mean()),
-            "min": float(gaps.min()),
-            "max": float(gaps.max()),
-        }
+        summary["splits"][split]["margin"] = margin_summary(np.array([p["margin"] for p in pairs]))
     if summary["dropped_identical"]:
         log.warning(
             "%d pairs of identical texts rated differently dropped", counts["dropped_identical"]

@@ -26,6 +26,7 @@ from embrm.rm.pairs import (
     given_margin,
     given_pairs,
     golden_margin,
+    margin_summary,
     mislabelled,
 )
 from embrm.rm.precision import resolve, storage_dtype
@@ -341,11 +342,6 @@ def train_on_pairs(
     save_ensemble(ckpt, model, orm.objective, members)
     write_json(summary_json, summary)
     return summary
-
-
-def margin_summary(margin: np.ndarray) -> dict:
-    """What the margin loss read ``(P,)``: its mean, least and greatest value."""
-    return {"mean": float(margin.mean()), "min": float(margin.min()), "max": float(margin.max())}
 
 
 def _label_agreement(rewards: np.ndarray, pairs: Pairs) -> float:

@@ -199,3 +199,9 @@ def given_margin(rows_path, pairs: Pairs, margin_scale: float) -> np.ndarray:
             f"(pair {rows[int(np.argmax(margin < 0))].get('id')})"
         )
     return (margin_scale * margin).astype(np.float32)
+
+
+def margin_summary(margin: np.ndarray) -> dict:
+    """Mean, least and greatest value of margins ``(P,)`` (what a margin loss read, what
+    a pairs file holds)."""
+    return {"mean": float(margin.mean()), "min": float(margin.min()), "max": float(margin.max())}
