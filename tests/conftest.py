@@ -17,6 +17,23 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 SCHEMA = ROOT / "workflow/schemas/config.schema.yaml"
 
+# Under pytest-xdist (pyproject's addopts: ``-n``, ``--dist loadfile``) a file's tests run
+# on one worker, so a module fixture (one snakemake run that a file's tests read) is
+# built once, and the files run in collection order. The files that take longest go
+# first, so the workers end together; the SLURM tests first of all: they mostly wait for
+# the cluster while the other worker computes.
+LONGEST_FIRST = ("test_slurm", "test_workflow", "test_ratings_workflow", "test_benchmarks")
+
+
+def pytest_collection_modifyitems(items):
+    """The longest files first; the order inside a file is kept."""
+
+    def rank(item) -> int:
+        module = Path(item.nodeid.split("::")[0]).stem
+        return LONGEST_FIRST.index(module) if module in LONGEST_FIRST else len(LONGEST_FIRST)
+
+    items.sort(key=rank)  # stable
+
 
 def with_defaults(config: dict) -> dict:
     """``config`` with the schema's defaults filled in (in place), as the workflow
