@@ -29,7 +29,7 @@ def pytest_collection_modifyitems(items):
     """The longest files first; the order inside a file is kept."""
 
     def rank(item) -> int:
-        module = Path(item.nodeid.split("::")[0]).stem
+        module = item.path.stem
         return LONGEST_FIRST.index(module) if module in LONGEST_FIRST else len(LONGEST_FIRST)
 
     items.sort(key=rank)  # stable
