@@ -69,6 +69,30 @@ def test_batched_pooling_equals_one_text_at_a_time(tiny, pooling):
             assert np.allclose(vec, ref, atol=1e-5)
 
 
+def test_scoring_loads_gelu_new_as_the_fused_kernel_with_the_same_outputs(tiny):
+    """GPT-2's Python-composed tanh GELU is loaded as transformers' one-kernel GELU; the
+    states match the model as saved (loaded plainly) to float rounding."""
+    from transformers import AutoModel, AutoModelForSequenceClassification
+    from transformers.activations import GELUTanh, NewGELUActivation
+
+    for path, auto_class, load in [
+        (tiny / "policy", AutoModel, load_embedder),
+        (tiny / "golden", AutoModelForSequenceClassification, golden.load_reward_model),
+    ]:
+        assert json.loads((path / "config.json").read_text())["activation_function"] == "gelu_new"
+        tok, model = load(str(path), trust_remote_code=False)
+        acts = [m for m in model.modules() if isinstance(m, (GELUTanh, NewGELUActivation))]
+        assert acts and all(isinstance(m, GELUTanh) for m in acts)
+        plain = auto_class.from_pretrained(path).eval()
+        plain.resize_token_embeddings(len(tok))
+        assert any(isinstance(m, NewGELUActivation) for m in plain.modules())
+        enc = tok(TEXTS, padding=True, return_tensors="pt")
+        with torch.no_grad():
+            out, ref = model(**enc), plain(**enc)
+        key = "last_hidden_state" if auto_class is AutoModel else "logits"
+        assert torch.allclose(out[key], ref[key], atol=1e-5)
+
+
 def test_golden_scores_do_not_depend_on_batch_or_padding(tiny):
     tok, model = golden.load_reward_model(str(tiny / "golden"), trust_remote_code=False)
     assert tok.pad_token_id != tok.eos_token_id
@@ -398,6 +422,35 @@ def test_length_sorting_tokenises_in_chunks_without_changing_lengths(tiny):
     tok = sft.load_tokenizer(str(tiny / "policy"), False, "right")
     whole = [len(x) for x in tok(TEXTS * 3, truncation=True, max_length=16)["input_ids"]]
     assert token_lengths(tok, TEXTS * 3, 16, chunk=5).tolist() == whole
+
+
+@pytest.mark.parametrize("which", ["tiny", "minilm"])
+def test_tokenised_once_batches_equal_the_tokenisers_own_padding(which, request, monkeypatch):
+    """A server's batch (tokenised once, padded per batch) and a split's (tokenised twice)
+    give the same batches, and each equals ``tok(..., padding=True)`` in every field
+    (MiniLM's ``token_type_ids`` too), on either padding side."""
+    from embrm.generation import encode
+
+    if which == "tiny":
+        tok, _ = load_embedder(str(request.getfixturevalue("tiny") / "policy"), False)
+    else:
+        tok, _ = request.getfixturevalue("minilm")
+    texts = [t * (1 + i % 3) for i, t in enumerate(TEXTS * 3)]
+    once = list(encode.batches_by_length(tok, texts, 5, 24))
+    monkeypatch.setattr(encode, "TOKENISE_CHUNK", 4)
+    twice = list(encode.batches_by_length(tok, texts, 5, 24))
+    assert len(once) == len(twice) == 3
+    for (idx, enc), (idx2, enc2) in zip(once, twice):
+        assert idx.tolist() == idx2.tolist()
+        assert set(enc.keys()) == set(enc2.keys()) >= {"input_ids", "attention_mask"}
+        for key in enc2:
+            assert torch.equal(enc[key], enc2[key]), key
+    monkeypatch.setattr(tok, "padding_side", "left")
+    with encode.truncating(tok, "keep_response"):
+        rows = tok(texts, truncation=True, max_length=24)
+        ref = tok(texts, truncation=True, max_length=24, padding=True, return_tensors="pt")
+    left = encode.padded(tok, dict(rows))
+    assert all(torch.equal(left[k], ref[k]) for k in ref)
 
 
 def test_config_named_files_resolve_against_the_repository(tmp_path, monkeypatch):

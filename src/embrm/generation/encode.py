@@ -23,6 +23,7 @@ import torch
 from embrm.io.errors import InputError
 
 SIDES = {"keep_response": "left", "right": "right"}
+TOKENISE_CHUNK = 4096  # texts whose token lists are held at once
 
 
 @contextmanager
@@ -39,7 +40,7 @@ def truncating(tok, truncation: str):
 
 
 def token_lengths(
-    tok, texts, max_length: int, truncation: str = "keep_response", chunk: int = 4096
+    tok, texts, max_length: int, truncation: str = "keep_response", chunk: int = TOKENISE_CHUNK
 ) -> np.ndarray:
     """Truncated token count of every text, tokenised a chunk at a time: only the counts
     are kept, so a million texts cost a million integers, not a million token lists."""
@@ -57,7 +58,12 @@ def batch_plan(
 ) -> list[np.ndarray]:
     """Text indices of every batch, in order of token length: a function of the texts
     alone, so shards and GPUs that split the list compute exactly the same batches."""
-    order = np.argsort(token_lengths(tok, texts, max_length, truncation), kind="stable")
+    return plan_of_lengths(token_lengths(tok, texts, max_length, truncation), batch_size)
+
+
+def plan_of_lengths(lengths: np.ndarray, batch_size: int) -> list[np.ndarray]:
+    """Batches of ``batch_size`` text indices in stable order of ``lengths`` ``(n,)``."""
+    order = np.argsort(lengths, kind="stable")
     return [order[start : start + batch_size] for start in range(0, len(order), batch_size)]
 
 
@@ -76,14 +82,44 @@ def encode_batch(tok, texts, idx, max_length: int, truncation: str = "keep_respo
 def batches_by_length(
     tok, texts, batch_size: int, max_length: int, truncation: str = "keep_response"
 ):
-    """Yield ``(indices, encoded batch)`` in order of token length; texts that fit in one
-    batch are encoded as one, in their order (tokenised once: nothing to sort)."""
+    """Yield ``(indices, encoded batch)`` in order of token length (the batches of
+    :func:`batch_plan`). Texts that fit in one batch are encoded as one, in their order;
+    up to ``TOKENISE_CHUNK`` texts are tokenised once and padded batch by batch (a
+    server's batches); more are tokenised twice, for the lengths and then per batch, so
+    only a chunk's token lists are ever held."""
     if len(texts) <= batch_size:
         idx = np.arange(len(texts))
         yield idx, encode_batch(tok, texts, idx, max_length, truncation)
         return
-    for idx in batch_plan(tok, texts, batch_size, max_length, truncation):
-        yield idx, encode_batch(tok, texts, idx, max_length, truncation)
+    if len(texts) > TOKENISE_CHUNK:
+        for idx in batch_plan(tok, texts, batch_size, max_length, truncation):
+            yield idx, encode_batch(tok, texts, idx, max_length, truncation)
+        return
+    with truncating(tok, truncation):
+        enc = tok(list(texts), truncation=True, max_length=max_length)
+    for idx in plan_of_lengths(np.array([len(x) for x in enc["input_ids"]]), batch_size):
+        yield idx, padded(tok, {k: [v[i] for i in idx] for k, v in enc.items()})
+
+
+def padded(tok, rows: dict[str, list[list[int]]]):
+    """Token lists (``input_ids``, ``attention_mask``, ...) as ``(b, longest)`` tensors,
+    padded on ``tok.padding_side`` with its pad token (0 in every other field): what
+    ``tok(..., padding=True, return_tensors="pt")`` returns, without its Python loop
+    over every token."""
+    from transformers import BatchEncoding
+
+    lengths = [len(x) for x in rows["input_ids"]]
+    width, left = max(lengths), tok.padding_side == "left"
+    out = {}
+    for key, lists in rows.items():
+        a = np.full((len(lists), width), tok.pad_token_id if key == "input_ids" else 0)
+        for i, (row, n) in enumerate(zip(lists, lengths)):
+            if left:
+                a[i, width - n :] = row
+            else:
+                a[i, :n] = row
+        out[key] = torch.from_numpy(a)
+    return BatchEncoding(out)
 
 
 def last_token(hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:

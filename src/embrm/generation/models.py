@@ -20,6 +20,10 @@ TINY_GOLDEN = f"{RESULTS}/models/tiny/golden_rm"
 TINY_LLAMA = f"{RESULTS}/models/tiny-llama/policy"
 BUILT = ("tiny", "tiny-llama")  # model names the workflow builds itself
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+# activations computed elementwise in Python -> transformers' one-kernel name for the same
+# function (``gelu_new`` is GPT-2's tanh GELU: five elementwise passes against one)
+FUSED_ACTIVATIONS = {"gelu_new": "gelu_pytorch_tanh"}
+ACTIVATION_KEYS = ("activation_function", "hidden_act")
 
 
 def resolve(name: str, role: str) -> str:
@@ -94,6 +98,17 @@ def load_scoring_tokenizer(path: str, trust_remote_code: bool):
     return load_tokenizer(path, trust_remote_code, padding_side="right", distinct_pad=True)
 
 
+def fused_activation(config):
+    """``config`` with a Python-composed activation replaced by transformers' fused kernel
+    of the same function (:data:`FUSED_ACTIVATIONS`): scoring a GPT-2-style model then
+    spends a third less time per token on a CPU, at float rounding distance."""
+    for key in ACTIVATION_KEYS:
+        name = getattr(config, key, None)
+        if isinstance(name, str) and name in FUSED_ACTIVATIONS:
+            setattr(config, key, FUSED_ACTIVATIONS[name])
+    return config
+
+
 def load_for_scoring(
     auto_class, path: str, trust_remote_code: bool, dev: str | None = None, dtype: str = "auto"
 ):
@@ -102,10 +117,13 @@ def load_for_scoring(
 
     Shared by golden annotation and embedding: both read a batch of right-padded texts.
     """
+    from transformers import AutoConfig
+
     dev = torch.device(dev) if dev else device()
     tok = load_scoring_tokenizer(path, trust_remote_code)
+    config = fused_activation(AutoConfig.from_pretrained(path, trust_remote_code=trust_remote_code))
     model = auto_class.from_pretrained(
-        path, dtype=resolve_dtype(dtype, dev), trust_remote_code=trust_remote_code
+        path, config=config, dtype=resolve_dtype(dtype, dev), trust_remote_code=trust_remote_code
     )
     if len(tok) > model.get_input_embeddings().num_embeddings:
         model.resize_token_embeddings(len(tok))
