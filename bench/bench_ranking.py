@@ -15,17 +15,23 @@ ensemble mean and of the first and worst member, pairwise accuracy of the mean, 
 golden reward of best-of-100, and the held-out MSE of the isotonic-calibrated teacher
 (fit on this run's calibration prompts; the teacher is the ensemble mean here and member
 0 in the published code). The published scores are cached per family and quality under
-the work folder (they depend only on the data). Prints one table, writes JSON and a
-Markdown table; points of earlier runs in the same JSON are kept (a point run again
-replaces its earlier self), so the grid can be filled one family or quality at a time.
+the work folder (they depend only on the data). ``--published-from`` takes the
+published row of a point without cached scores from an earlier run's JSON instead of
+emulating it again (15-50 minutes a point on 2 cores): the point then names that file,
+and a point whose earlier self recorded a different data fingerprint (a SHA-256 of the
+pairs and the test rewards) is refused. Prints one table, writes JSON and a Markdown
+table; points of earlier runs in the same JSON are kept (a point run again replaces its
+earlier self), so the grid can be filled one family or quality at a time.
 Usage:
 
     python bench/bench_ranking.py [--families smooth rough prompt_heavy] [--qualities 10 1 0.5]
+                                  [--published-from earlier.json]
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import time
 from pathlib import Path
@@ -99,7 +105,33 @@ def published_scores(cfg: dict, data: Path, cache: Path) -> tuple[np.ndarray, di
     return scores, fit
 
 
-def run_point(family: str, quality: float, workdir: Path) -> dict:
+def data_fingerprint(cfg: dict, data: Path) -> str:
+    """SHA-256 of the point's train pairs (both sides and labels) and test rewards: what
+    the published procedure's result depends on."""
+    _, rew = load_split(data / "train_embeddings.npy", data / "train_rewards.npy")
+    pairs, _ = golden_pairs(rew, OrmSettings.of(cfg["orm"]), cfg["seed"])
+    digest = hashlib.sha256()
+    for a in (pairs.first, pairs.second, pairs.label, np.load(data / "test_rewards.npy")):
+        digest.update(np.ascontiguousarray(a).tobytes())
+    return digest.hexdigest()
+
+
+def earlier_published(path: Path, family: str, quality: float, fingerprint: str) -> dict:
+    """The published row and fit of this point in an earlier run's JSON ``path``."""
+    found = [p for p in earlier_points(path) if (p["family"], p["quality"]) == (family, quality)]
+    if not found:
+        raise SystemExit(f"{path}: no point {family} q={quality:g} to take the published row from")
+    point = found[0]
+    if point.get("data_sha256", fingerprint) != fingerprint:
+        raise SystemExit(f"{path}: point {family} q={quality:g} was measured on other data")
+    return {
+        "published": point["published"],
+        "published_fit": point["published_fit"],
+        "published_from": point.get("published_from", str(path)),
+    }
+
+
+def run_point(family: str, quality: float, workdir: Path, published_from: Path | None) -> dict:
     """Both procedures on one family and quality; the workflow's folder is reused across
     qualities, so the data are generated once per family."""
     cfg = paper_config(family, quality)
@@ -110,13 +142,21 @@ def run_point(family: str, quality: float, workdir: Path) -> dict:
     our_scores = np.load(res / "eval/test_scores.npy")
     cache = workdir / "published" / f"{family}_q{quality}"
     cache.parent.mkdir(parents=True, exist_ok=True)
-    pub_scores, pub_fit = published_scores(cfg, res / "data/synthetic", cache)
+    fingerprint = data_fingerprint(cfg, res / "data/synthetic")
+    if published_from is not None and not cache.with_suffix(".npy").is_file():
+        published = earlier_published(published_from, family, quality, fingerprint)
+    else:
+        pub_scores, pub_fit = published_scores(cfg, res / "data/synthetic", cache)
+        published = {
+            "published": quality_row(pub_scores, pub_scores[..., 0], golden, split),
+            "published_fit": pub_fit,
+        }
     return {
         "family": family,
         "quality": quality,
+        "data_sha256": fingerprint,
         "ours": quality_row(our_scores, our_scores.mean(-1), golden, split),
-        "published": quality_row(pub_scores, pub_scores[..., 0], golden, split),
-        "published_fit": pub_fit,
+        **published,
         "steps_5_8_s": ours["sum_of_stages_s"],
         "peak_rss_mb": ours["peak_rss_mb"],
         "precision": ours["precision"],
@@ -177,11 +217,12 @@ def main() -> None:
     ap.add_argument("--qualities", nargs="+", type=float, default=QUALITIES)
     ap.add_argument("--workdir", type=Path, default=ROOT / "bench/out/ranking")
     ap.add_argument("--json", type=Path, default=ROOT / "bench/out/bench_ranking.json")
+    ap.add_argument("--published-from", type=Path, help="an earlier run's JSON (see above)")
     args = ap.parse_args()
     points = earlier_points(args.json)
     for family in args.families:
         for quality in args.qualities:
-            points = merged(points, run_point(family, quality, args.workdir))
+            points = merged(points, run_point(family, quality, args.workdir, args.published_from))
             write(points, args.json)  # a long run keeps every point it finished
     print(table(points))
     missed = targets(points)

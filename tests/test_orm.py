@@ -199,6 +199,23 @@ def test_without_restore_a_member_keeps_its_weights_at_its_last_check():
     assert final[0] > res.best_val_score[0] * 1.01  # member 0 got worse after its best
 
 
+def test_members_stopping_together_keep_the_check_best_on_their_mean():
+    """With ``together``, the members stop at one step and keep the weights of the check
+    whose mean score is lowest, though member 1's own score kept falling."""
+    _, val, item_loss = _drifting_task()
+    _, each = _fit_drifting([0, 1], [0, 1])
+    model, res = _fit_drifting([0, 1], [0, 1], together=True)
+    assert res.steps_run[0] == res.steps_run[1] and res.best_step[0] == res.best_step[1]
+    means = [np.mean(h["val_score"]) for h in res.history]
+    best = int(np.argmin(means))
+    assert res.best_step[0] == res.history[best]["step"]
+    assert len(res.history) - 1 - best == 2  # patience 2: stopped two checks later
+    assert each.steps_run[1] > res.steps_run[1]  # alone, member 1 ran on: the mean ended it
+    final = _final_val_loss(model, item_loss, val)
+    assert np.allclose(final, res.history[best]["val_score"], rtol=1e-5)
+    assert np.allclose(res.best_val_score, res.history[best]["val_score"], rtol=1e-5)
+
+
 def test_weight_average_validates_and_keeps_the_averaged_weights():
     _, val, item_loss = _drifting_task()
     plain, _ = _fit_drifting([0, 1], [0, 1])

@@ -215,6 +215,7 @@ def train_members(
         seed=seed,
         precision=precision,
         ema=orm.weight_average,
+        together=orm.stopping_scope == "ensemble",
     )
     model.eval()
     val_loss, val_acc = member_pair_metrics(data, model, val_mask, item_loss, precision)

@@ -43,6 +43,7 @@ class OrmSettings:
     remedy_fraction: float
     listwise: bool
     stopping: str
+    stopping_scope: str
     weight_average: float
 
     @classmethod

@@ -16,7 +16,10 @@ Validation runs ``checks_per_epoch`` times per epoch and scores each member with
 else, e.g. ranking). A member stops after ``patience`` checks without improvement and
 gets its best weights back at once (``restore=False`` keeps its last weights instead);
 it then leaves the model, so stopped members cost no compute and their weights never
-change again.
+change again. ``together=True`` stops the members as one instead: on the mean of their
+validation scores (each still on its own items), so the decision rests on every
+member's validation items and one member's noisy check cannot end it early; all
+members run the same steps and keep the weights of the same check.
 """
 
 from __future__ import annotations
@@ -202,6 +205,7 @@ def fit(
     restore: bool = True,
     replacement: bool = False,
     ema: float = 0.0,
+    together: bool = False,
 ) -> FitResult:
     """Train ``model`` in place; every member ends with its best-validation weights
     (its last weights with ``restore=False``).
@@ -214,6 +218,7 @@ def fit(
     Validation runs every ``ceil(steps_per_epoch / checks_per_epoch)`` optimizer steps;
     ``patience`` counts checks. ``ema`` > 0 validates and keeps an exponential moving
     average of each member's weights (decay ``ema`` per step) instead of the weights.
+    ``together``: one stop for all members, on the mean of their scores.
     """
     if val_score is None:
 
@@ -227,6 +232,7 @@ def fit(
     total_steps = max_epochs * steps_per_epoch
     members = _Members(model, lr, ema)
     best_score = np.full(m, np.inf)
+    best_criterion = np.full(m, np.inf)  # what improves: the score, or the members' mean
     best_step = np.zeros(m, dtype=int)
     steps_run = np.full(m, total_steps)
     since_best = np.zeros(m, dtype=int)
@@ -239,7 +245,9 @@ def fit(
         act = members.active
         val = val_score(members.scored.eval(), val_mask[act])
         members.model.train()
-        improved = val < best_score[act]
+        criterion = np.full(len(act), val.mean()) if together else val
+        improved = criterion < best_criterion[act]
+        best_criterion[act[improved]] = criterion[improved]
         best_score[act[improved]] = val[improved]
         best_step[act[improved]] = step
         since_best[act] = np.where(improved, 0, since_best[act] + 1)
