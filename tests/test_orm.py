@@ -216,6 +216,18 @@ def test_members_stopping_together_keep_the_check_best_on_their_mean():
     assert np.allclose(res.best_val_score, res.history[best]["val_score"], rtol=1e-5)
 
 
+def test_checks_begin_after_min_epochs():
+    """Member 0 is best at its first check (step 4); with ``min_epochs=1`` no check runs
+    before the end of epoch 1 (12 steps), the earliest weights a member can keep."""
+    _, each = _fit_drifting([0, 1], [0, 1])
+    _, res = _fit_drifting([0, 1], [0, 1], min_epochs=1)
+    assert each.best_step[0] == 4 and each.history[0]["step"] == 4
+    assert res.history[0]["step"] == 12 == res.steps_per_epoch
+    assert res.best_step.min() >= 12
+    _, capped = _fit_drifting([0, 1], [0, 1], min_epochs=9)  # past max_epochs (4)
+    assert [h["step"] for h in capped.history] == [48]
+
+
 def test_weight_average_validates_and_keeps_the_averaged_weights():
     _, val, item_loss = _drifting_task()
     plain, _ = _fit_drifting([0, 1], [0, 1])

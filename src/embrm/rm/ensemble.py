@@ -216,6 +216,7 @@ def train_members(
         precision=precision,
         ema=orm.weight_average,
         together=orm.stopping_scope == "ensemble",
+        min_epochs=orm.min_epochs,
     )
     model.eval()
     val_loss, val_acc = member_pair_metrics(data, model, val_mask, item_loss, precision)

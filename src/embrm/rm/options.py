@@ -44,6 +44,7 @@ class OrmSettings:
     listwise: bool
     stopping: str
     stopping_scope: str
+    min_epochs: int
     weight_average: float
 
     @classmethod

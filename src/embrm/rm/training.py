@@ -19,7 +19,10 @@ it then leaves the model, so stopped members cost no compute and their weights n
 change again. ``together=True`` stops the members as one instead: on the mean of their
 validation scores (each still on its own items), so the decision rests on every
 member's validation items and one member's noisy check cannot end it early; all
-members run the same steps and keep the weights of the same check.
+members run the same steps and keep the weights of the same check. Checks begin after
+``min_epochs`` epochs: Adam's first steps overshoot (a member ranks worse after its
+fourth step than after its second), so an earlier check is neither kept nor a reason
+to stop.
 """
 
 from __future__ import annotations
@@ -206,6 +209,7 @@ def fit(
     replacement: bool = False,
     ema: float = 0.0,
     together: bool = False,
+    min_epochs: int = 0,
 ) -> FitResult:
     """Train ``model`` in place; every member ends with its best-validation weights
     (its last weights with ``restore=False``).
@@ -218,7 +222,8 @@ def fit(
     Validation runs every ``ceil(steps_per_epoch / checks_per_epoch)`` optimizer steps;
     ``patience`` counts checks. ``ema`` > 0 validates and keeps an exponential moving
     average of each member's weights (decay ``ema`` per step) instead of the weights.
-    ``together``: one stop for all members, on the mean of their scores.
+    ``together``: one stop for all members, on the mean of their scores. No check runs
+    before step ``min_epochs * steps_per_epoch`` (the last step always has one).
     """
     if val_score is None:
 
@@ -230,6 +235,7 @@ def fit(
     steps_per_epoch = math.ceil(max(len(it) for it in streams.items) / batch_size)
     check_every = max(1, math.ceil(steps_per_epoch / checks_per_epoch))
     total_steps = max_epochs * steps_per_epoch
+    first_check = min(min_epochs * steps_per_epoch, total_steps)
     members = _Members(model, lr, ema)
     best_score = np.full(m, np.inf)
     best_criterion = np.full(m, np.inf)  # what improves: the score, or the members' mean
@@ -240,7 +246,7 @@ def fit(
     for step in range(1, total_steps + 1):
         batch = streams.next_batch(members.active, batch_size)
         _train_step(members, item_loss, batch, precision)
-        if step % check_every and step < total_steps:
+        if (step % check_every or step < first_check) and step < total_steps:
             continue
         act = members.active
         val = val_score(members.scored.eval(), val_mask[act])
