@@ -39,7 +39,7 @@ def test_the_schema_fills_its_defaults_into_the_run_and_every_study_point():
     cfg["evaluation"]["uncertainty"] = True  # a given value stays
     cfg["studies"] = {"s": {"grid": {"orm.stopping": ["accuracy"]}}}
     check_schema(cfg, SCHEMA)
-    assert cfg["orm"]["loss"] is None and cfg["orm"]["stopping"] == "loss"
+    assert cfg["orm"]["loss"] is None and cfg["orm"]["stopping"] == "calibrated_loss"
     assert cfg["cluster"]["gpu"]["account"] is None and cfg["evaluation"]["uncertainty"] is True
     assert cfg["active"]["enabled"] is False and cfg["active"]["seeds"] == [0, 1, 2]
     point = point_config(cfg, "results/studies/s/stopping=accuracy")
