@@ -90,8 +90,22 @@ def snakemake(workdir: Path, config: dict, *args: str, label: str, check: bool =
     if proc.returncode in (124, 137, -9):
         raise AssertionError(f"snakemake ({label}) was killed after {RUN_TIMEOUT_S}s (hang?)")
     if check and proc.returncode != 0:
-        raise AssertionError(f"snakemake ({label}) failed ({proc.returncode}):\n{proc.stdout}")
+        raise AssertionError(
+            f"snakemake ({label}) failed ({proc.returncode}):\n{proc.stdout}"
+            + failed_job_logs(proc.stdout)
+        )
     return proc
+
+
+def failed_job_logs(log: str, lines: int = 40) -> str:
+    """The last ``lines`` of every SLURM job log a failed run names: the job's own
+    snakemake output, which the submit host's log does not show."""
+    tails = []
+    for path in dict.fromkeys(re.findall(r"(\S+/slurm_logs/\S+\.log)", log)):
+        text = Path(path).read_text(errors="replace") if Path(path).is_file() else "(missing)"
+        tail = "\n".join(text.splitlines()[-lines:])
+        tails.append(f"\n--- {path}, last {lines} lines ---\n{tail}")
+    return "".join(tails)
 
 
 def on_cluster(*args: str) -> list[str]:
@@ -201,8 +215,8 @@ def mtimes(workdir: Path) -> dict[str, int]:
 
 @pytest.fixture(scope="module")
 def cluster():
-    """The local cluster: started (idempotently) unless it already runs; stopped only if
-    this fixture started it."""
+    """The local cluster: started (idempotently) unless it already runs, with no fault
+    injection left from an earlier run; stopped only if this fixture started it."""
     if not shutil.which("bash") or not CLUSTER_SH.exists():
         pytest.fail(f"{CLUSTER_SH} is missing")
     was_up = subprocess.run([str(CLUSTER_SH), "status"], check=False, timeout=60).returncode == 0
@@ -216,6 +230,9 @@ def cluster():
                 f"root and apt or the Debian packages munge slurmctld slurmd slurm-client):\n"
                 f"{proc.stdout}\n{proc.stderr}"
             )
+    # a run killed during the fault-injection test leaves its injection behind, and the
+    # next run on this cluster would see its jobs of that rule fail
+    (SLURM_DIR / "inject" / "fail_rules").unlink(missing_ok=True)
     yield SLURM_DIR
     if not was_up:
         subprocess.run([str(CLUSTER_SH), "stop"], timeout=120, check=True)
