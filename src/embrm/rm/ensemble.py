@@ -98,7 +98,8 @@ class PairData:
         """Scores ``(M, b)`` of both sides of pairs ``idx`` and the labels: ``idx`` ``(b,)``
         is scored by every member, ``idx`` ``(M, b)`` gives each member its own pairs."""
         idx = torch.as_tensor(idx)
-        s = model(torch.cat([self.bank[self.a[idx]], self.bank[self.b[idx]]], dim=-2))
+        rows = torch.cat([self.a[idx], self.b[idx]], dim=-1)  # (..., 2b): one gather
+        s = model(self.bank.index_select(0, rows.reshape(-1)).view(*rows.shape, -1))
         b = idx.shape[-1]
         return s[:, :b], s[:, b:], self.label[idx]
 
