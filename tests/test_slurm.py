@@ -31,6 +31,8 @@ from embrm.workflow.config import with_overrides
 ROOT = Path(__file__).resolve().parents[1]
 CLUSTER_SH = ROOT / "tests" / "slurm" / "cluster.sh"
 SLURM_DIR = Path(os.environ.get("EMBRM_SLURM_DIR", "/tmp/embrm-slurm"))
+# the rules whose jobs the cluster's TaskProlog fails (tests/slurm/cluster.sh)
+FAIL_RULES = SLURM_DIR / "inject" / "fail_rules"
 SNAKEFILE = ROOT / "Snakefile"
 PROFILE = ROOT / "profiles" / "slurm"
 TEST_PROFILE = ROOT / "profiles" / "slurm-local"
@@ -232,7 +234,7 @@ def cluster():
             )
     # a run killed during the fault-injection test leaves its injection behind, and the
     # next run on this cluster would see its jobs of that rule fail
-    (SLURM_DIR / "inject" / "fail_rules").unlink(missing_ok=True)
+    FAIL_RULES.unlink(missing_ok=True)
     yield SLURM_DIR
     if not was_up:
         subprocess.run([str(CLUSTER_SH), "stop"], timeout=120, check=True)
@@ -363,13 +365,12 @@ def test_failed_slurm_job_fails_the_run_and_a_rerun_resumes(cluster, dry_run, lo
     target = max(sorted(gpu_rules), key=lambda rule: len(upstream[rule] & gpu_rules))
     downstream = {rule for rule, ups in upstream.items() if target in ups}
 
-    inject = cluster / "inject" / "fail_rules"
-    inject.parent.mkdir(parents=True, exist_ok=True)
-    inject.write_text(f"{target}\n")
+    FAIL_RULES.parent.mkdir(parents=True, exist_ok=True)
+    FAIL_RULES.write_text(f"{target}\n")
     try:
         failed = snakemake(tmp_path, config, *on_cluster(), label="fail", check=False)
     finally:
-        inject.unlink()
+        FAIL_RULES.unlink()
     log = failed.stdout
     assert failed.returncode == 1, log
     assert f"Error in rule {target}:" in log, log
